@@ -1,0 +1,83 @@
+# socklab: `make up` runs the lab, `make test` runs the tests. `make help` lists the rest.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PROJECT      ?= socklab
+COMPOSE_FILE := compose/lab.yml
+PYTHON       ?= python3
+HOSTPY       := PYTHONPATH=services $(PYTHON)
+VENV         := .venv
+VENV_STAMP   := $(VENV)/.installed-$(shell sha256sum pyproject.toml 2>/dev/null | cut -c1-12)
+# Extra pytest arguments, e.g. make test PYTEST_ARGS='-k ftp -x'
+PYTEST_ARGS  ?=
+
+# Compose v2 (docker compose) if present, else v1 (docker-compose).
+COMPOSE := $(shell if docker compose version >/dev/null 2>&1; then echo "docker compose"; \
+             elif command -v docker-compose >/dev/null 2>&1; then echo docker-compose; fi)
+DC = $(COMPOSE) -p $(PROJECT) -f $(COMPOSE_FILE)
+
+# Builds what is missing (tags are hashes of the inputs) and exports SOCKLAB_IMAGE.
+WITH_IMAGE = eval "$$($(HOSTPY) -m socklab.build images)"; export SOCKLAB_IMAGE;
+
+.PHONY: help up down shell ps logs test lint unit images clean check-docker check-compose
+
+help: ## list the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+
+check-docker:
+	@command -v docker >/dev/null || { echo "socklab: the docker command is missing: install Docker Engine (Debian: apt-get install docker.io)" >&2; exit 1; }
+	@docker info >/dev/null 2>&1 || { echo "socklab: the Docker engine is not running or not reachable (docker info failed): start it, e.g. systemctl start docker" >&2; exit 1; }
+
+check-compose: check-docker
+	@[ -n "$(COMPOSE)" ] || { echo "socklab: no Compose tool: install 'docker compose' (v2) or docker-compose (v1, Debian: apt-get install docker-compose)" >&2; exit 1; }
+
+images: check-docker ## build the base and lab images if missing
+	@$(HOSTPY) -m socklab.build images >/dev/null
+
+up: check-compose ## build what is missing, start the lab, wait for health, print the lab map
+	@$(WITH_IMAGE) \
+	echo "socklab: starting the lab with $$SOCKLAB_IMAGE ($(COMPOSE))" >&2; \
+	$(DC) up -d --remove-orphans; \
+	$(HOSTPY) -m socklab.hostctl wait --project $(PROJECT); \
+	echo; $(HOSTPY) -m socklab.hostctl map --project $(PROJECT)
+
+down: check-compose ## stop and remove the lab (uploads are kept in their volume)
+	$(DC) down --remove-orphans
+
+shell: check-compose ## a shell on client-1
+	$(DC) exec client-1 bash
+
+ps: check-compose ## the lab's containers and the lab map
+	@$(HOSTPY) -m socklab.hostctl map --project $(PROJECT)
+
+logs: check-compose ## follow the servers' logs (one line per connection event)
+	$(DC) logs --follow --tail 50
+
+$(VENV_STAMP): pyproject.toml
+	@echo "socklab: creating the test environment in $(VENV)" >&2
+	@rm -rf $(VENV)
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --upgrade pip
+	$(VENV)/bin/pip install --quiet -e '.[test]'
+	@touch $@
+
+lint: $(VENV_STAMP) ## ruff over the package and the tests
+	$(VENV)/bin/ruff check services tests
+
+unit: $(VENV_STAMP) ## the unit tests only (no Docker)
+	$(VENV)/bin/pytest -n auto tests/unit $(PYTEST_ARGS)
+
+test: check-docker $(VENV_STAMP) lint ## everything: lint, unit and integration tests (pytest -n auto)
+	@$(WITH_IMAGE) \
+	run="$$(date +%Y%m%d%H%M%S)-$$$$"; \
+	trap '$(VENV)/bin/python -m integration.harness sweep "$$run"' EXIT INT TERM; \
+	echo "socklab: test run $$run with $$SOCKLAB_IMAGE" >&2; \
+	SOCKLAB_TEST_RUN="$$run" PYTHONPATH=services:tests $(VENV)/bin/pytest -n auto $(PYTEST_ARGS)
+
+clean: ## remove everything the project created: lab, test leftovers, images, venv
+	-@if [ -n "$(COMPOSE)" ] && docker info >/dev/null 2>&1; then $(DC) down -v --remove-orphans; fi
+	-@if [ -x $(VENV)/bin/python ] && docker info >/dev/null 2>&1; then PYTHONPATH=services:tests $(VENV)/bin/python -m integration.harness sweep all; fi
+	-@docker images --format '{{.Repository}}:{{.Tag}}' | grep -E '^socklab-(lab|base):' | xargs -r docker rmi
+	rm -rf $(VENV) .pytest_cache .ruff_cache test-reports

@@ -1,0 +1,5 @@
+"""Entry point for ``python3 -m socklab``."""
+
+from socklab.cli import main
+
+raise SystemExit(main())

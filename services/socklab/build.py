@@ -1,0 +1,461 @@
+"""Build the socklab container images on the host, without any container registry.
+
+Two images are made:
+
+* ``socklab-base:<hash12>``: a Debian root filesystem made by ``mmdebstrap`` and
+  loaded with ``docker import`` (no registry is reachable, so no ``FROM debian``);
+* ``socklab-lab:<hash12>``: ``services/Dockerfile`` built on top of the base image,
+  adding the socklab package, its users and its directories (no network used).
+
+Both tags are content hashes of their inputs, so running this again with the same
+inputs builds nothing. Usage (from the repository root)::
+
+    PYTHONPATH=services python3 -m socklab.build [images] [--force]
+    PYTHONPATH=services python3 -m socklab.build tag
+
+``images`` prints only ``SOCKLAB_IMAGE=socklab-lab:<hash12>`` on stdout (for ``eval``);
+all progress goes to stderr. ``tag`` prints the lab tag that would be built.
+
+This module runs on a bare host: it uses the standard library only and imports no
+other socklab module (they may need Twisted).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+
+Log = Callable[[str], None]
+
+# Packages of the base image (mmdebstrap --include), on top of the "apt" variant
+# (Essential: yes packages + apt). Each one is there for the lab:
+BASE_PACKAGES: tuple[str, ...] = (
+    "python3",  # the socklab servers, clients and probes are Python
+    "python3-twisted",  # their networking framework
+    "iproute2",  # ip, ss, tc: inspect and shape the lab networks
+    "iputils-ping",  # ping
+    "procps",  # ps, top, pkill
+    "tcpdump",  # packet capture
+    "iperf3",  # throughput measurements
+    "netcat-openbsd",  # nc: hand-made TCP/UDP clients and servers
+)
+# Bump when the recipe changes in a way the other hashed inputs do not show.
+BASE_RECIPE_VERSION = 1
+DEFAULT_SUITE = "bookworm"  # Debian 12; python3 is 3.11, like the project
+DEFAULT_MIRROR = "http://deb.debian.org/debian"  # used when the host names none
+# "apt" = Essential packages + apt, so apt works inside the containers.
+MMDEBSTRAP_VARIANT = "apt"
+# Documentation, manual pages and translations are dead weight in a lab image.
+DPKG_OPTIONS: tuple[str, ...] = (
+    "path-exclude=/usr/share/doc/*",
+    "path-exclude=/usr/share/man/*",
+    "path-exclude=/usr/share/locale/*",
+)
+# docker import makes an image with no configuration at all; these give it one.
+IMPORT_CHANGES: tuple[str, ...] = (
+    "ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+    "ENV LANG=C.UTF-8",
+    "ENV PYTHONUNBUFFERED=1",
+    'CMD ["/bin/bash"]',
+)
+
+BASE_REPO = "socklab-base"
+LAB_REPO = "socklab-lab"
+LATEST = "latest"  # convenience tag also put on the newest images
+HASH_LENGTH = 12  # hex digits of sha256 in a tag: ample for a handful of images
+MIRROR_ENV = "SOCKLAB_DEBIAN_MIRROR"
+SUITE_ENV = "SOCKLAB_DEBIAN_SUITE"
+SERVICES_DIR = "services"  # docker build context, relative to the repository root
+HASHED_DIRS = ("socklab", "bin")  # copied into the lab image, relative to services/
+HASHED_FILES = ("Dockerfile", ".dockerignore")  # relative to services/
+SKIPPED_DIR_NAMES = frozenset({"__pycache__"})  # also in services/.dockerignore
+SKIPPED_SUFFIXES = (".pyc",)  # also in services/.dockerignore
+APT_SOURCES_LIST = Path("/etc/apt/sources.list")
+APT_SOURCES_DIR = Path("/etc/apt/sources.list.d")
+URI_SCHEMES = ("http://", "https://")  # what mmdebstrap and the image can both fetch
+BASE_BUILD_ESTIMATE = "about 40 s"  # measured: 38 s on a fast link to deb.debian.org
+ERROR_TAIL_LINES = 15  # output lines of a failed command repeated in its error
+PREFIX = "[socklab]"
+DEFAULT_ROOT = Path(__file__).resolve().parents[2]  # services/socklab/build.py -> repo
+
+
+class BuildError(Exception):
+    """A build step failed; ``status`` is the exit status the CLI should end with."""
+
+    def __init__(self, message: str, status: int = 1) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def log_stderr(message: str) -> None:
+    """Default progress sink: one prefixed line on stderr."""
+    print(f"{PREFIX} {message}", file=sys.stderr, flush=True)
+
+
+# --- Debian mirror: from the environment or the host's apt sources -----------------
+
+
+def _strip_comment(line: str) -> str:
+    return line.split("#", 1)[0].strip()
+
+
+def _one_line_entries(text: str) -> Iterator[tuple[list[str], list[str]]]:
+    """Yield ([uri], [suite]) for each ``deb [options] URI SUITE COMPONENTS...`` line."""
+    for raw in text.splitlines():
+        line = _strip_comment(raw)
+        if not re.match(r"deb\s", line):
+            continue  # deb-src, blank or malformed lines
+        rest = line[3:].strip()
+        if rest.startswith("["):  # options may contain spaces: [ arch=amd64 ]
+            rest = rest.partition("]")[2].strip()
+        words = rest.split()
+        if len(words) >= 2:
+            yield [words[0]], [words[1]]
+
+
+def _deb822_stanzas(text: str) -> Iterator[dict[str, str]]:
+    """Yield each deb822 stanza as {lowercased field: value}; comments are dropped."""
+    fields: dict[str, str] = {}
+    last = ""
+    for raw in [*text.splitlines(), ""]:
+        if raw.startswith("#"):
+            continue
+        if not raw.strip():
+            if fields:
+                yield fields
+            fields, last = {}, ""
+        elif raw[0].isspace() and last:  # continuation line
+            fields[last] += " " + raw.strip()
+        elif ":" in raw:
+            name, _, value = raw.partition(":")
+            last = name.strip().lower()
+            fields[last] = value.strip()
+
+
+def _deb822_entries(text: str) -> Iterator[tuple[list[str], list[str]]]:
+    """Yield (URIs, Suites) of each enabled ``Types: deb`` stanza."""
+    for stanza in _deb822_stanzas(text):
+        if "deb" not in stanza.get("types", "").split():
+            continue
+        if stanza.get("enabled", "yes").lower() == "no":
+            continue
+        yield stanza.get("uris", "").split(), stanza.get("suites", "").split()
+
+
+def _is_security(uri: str, suite: str) -> bool:
+    return suite.endswith("-security") or uri.rstrip("/").endswith("-security")
+
+
+def mirror_from_sources(texts: list[tuple[str, str]], suite: str = DEFAULT_SUITE) -> str | None:
+    """First http(s) URI serving ``suite`` (not a security archive), or None.
+
+    ``texts`` holds (filename, content) pairs in apt's reading order; files named
+    ``*.sources`` are deb822, all others one-line ``sources.list`` format.
+    """
+    for filename, content in texts:
+        parse = _deb822_entries if filename.endswith(".sources") else _one_line_entries
+        for uris, suites in parse(content):
+            if suite not in suites:
+                continue
+            for uri in uris:
+                if uri.startswith(URI_SCHEMES) and not _is_security(uri, suite):
+                    return uri.rstrip("/")
+    return None
+
+
+def host_apt_sources() -> list[tuple[str, str]]:
+    """(filename, content) of the host's apt source files, in apt's reading order."""
+    paths = [APT_SOURCES_LIST]
+    if APT_SOURCES_DIR.is_dir():
+        paths += sorted(p for p in APT_SOURCES_DIR.iterdir() if p.suffix in (".list", ".sources"))
+    texts = []
+    for path in paths:
+        try:
+            texts.append((path.name, path.read_text(errors="replace")))
+        except OSError:
+            continue  # absent or unreadable: apt would not use it either
+    return texts
+
+
+def debian_suite() -> str:
+    return os.environ.get(SUITE_ENV) or DEFAULT_SUITE
+
+
+def debian_mirror(suite: str) -> str:
+    """The mirror to bootstrap from: $SOCKLAB_DEBIAN_MIRROR, the host's, or the default."""
+    from_env = os.environ.get(MIRROR_ENV)
+    if from_env:
+        return from_env.rstrip("/")
+    return mirror_from_sources(host_apt_sources(), suite) or DEFAULT_MIRROR
+
+
+# --- Content-hash tags ---------------------------------------------------------------
+
+
+def _short_hash(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()[:HASH_LENGTH]
+
+
+def base_recipe(suite: str, mirror: str) -> dict[str, object]:
+    """Everything the base image is made from; its tag is a hash of this."""
+    return {
+        "packages": list(BASE_PACKAGES),
+        "suite": suite,
+        "variant": MMDEBSTRAP_VARIANT,
+        "mirror": mirror,
+        "dpkg_options": list(DPKG_OPTIONS),
+        "import_changes": list(IMPORT_CHANGES),
+        "recipe_version": BASE_RECIPE_VERSION,
+    }
+
+
+def base_tag(suite: str, mirror: str) -> str:
+    recipe = json.dumps(base_recipe(suite, mirror), sort_keys=True).encode()
+    return f"{BASE_REPO}:{_short_hash(recipe)}"
+
+
+def _is_hashed(path: Path, top: Path) -> bool:
+    parts = path.relative_to(top).parts
+    return not SKIPPED_DIR_NAMES.intersection(parts) and not path.name.endswith(SKIPPED_SUFFIXES)
+
+
+def lab_input_files(services: Path) -> list[Path]:
+    """The files the lab image is made from, relative to ``services``, sorted."""
+    files = [Path(name) for name in HASHED_FILES]
+    for dirname in HASHED_DIRS:
+        top = services / dirname
+        found = (p for p in top.rglob("*") if p.is_file() and _is_hashed(p, top))
+        files += sorted(p.relative_to(services) for p in found)
+    return files
+
+
+def _lab_digest(services: Path, base: str) -> str:
+    digest = hashlib.sha256(base.encode() + b"\0")
+    for relative in lab_input_files(services):
+        path = services / relative
+        content = path.read_bytes() if path.is_file() else b""  # absent: empty
+        # COPY keeps the mode; only the executable bit is tracked by git, so only it counts.
+        executable = path.is_file() and os.access(path, os.X_OK)
+        # Length-prefixed path and content, so no two trees hash alike.
+        header = f"{relative.as_posix()}\0{executable:d}\0{len(content)}\0"
+        digest.update(header.encode() + content)
+    return digest.hexdigest()[:HASH_LENGTH]
+
+
+def lab_tag_for(root: Path, base: str) -> str:
+    return f"{LAB_REPO}:{_lab_digest(root / SERVICES_DIR, base)}"
+
+
+def lab_tag(root: Path = DEFAULT_ROOT) -> str:
+    """The lab image tag for the repository at ``root`` (no Docker needed)."""
+    suite = debian_suite()
+    return lab_tag_for(root, base_tag(suite, debian_mirror(suite)))
+
+
+# --- Running commands ----------------------------------------------------------------
+
+
+def _command_failed(step: str, status: int, tail: Iterable[str] = ()) -> BuildError:
+    details = "".join(f"\n    {line}" for line in tail)
+    return BuildError(f"{step} failed with exit code {status}{details}")
+
+
+def run_quiet(cmd: list[str], step: str) -> str:
+    """Run ``cmd``, capturing its output; return stdout, raise BuildError on failure."""
+    try:
+        done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    except OSError as error:
+        raise BuildError(f"{step}: cannot run {cmd[0]}: {error}") from error
+    if done.returncode != 0:
+        tail = done.stderr.strip().splitlines()[-ERROR_TAIL_LINES:]
+        raise _command_failed(step, done.returncode, tail)
+    return done.stdout
+
+
+def run_streamed(
+    cmd: list[str], step: str, log: Log, label: str, env: dict[str, str] | None = None
+) -> None:
+    """Run ``cmd``, relaying each line it prints (stdout and stderr) to ``log``."""
+    try:
+        proc = subprocess.Popen(
+            cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
+        )
+    except OSError as error:
+        raise BuildError(f"{step}: cannot run {cmd[0]}: {error}") from error
+    with proc:
+        assert proc.stdout is not None  # stdout=PIPE
+        for line in proc.stdout:
+            if line.strip():
+                log(f"{label}: {line.rstrip()}")
+    if proc.returncode != 0:  # its output is already shown above: no need to repeat it
+        raise _command_failed(step, proc.returncode)
+
+
+def _elapsed(start: float) -> str:
+    return f"{time.monotonic() - start:.1f} s"
+
+
+# --- Preconditions -------------------------------------------------------------------
+
+
+def check_docker() -> None:
+    """Raise BuildError (exit status 2) unless the Docker engine answers."""
+    try:
+        done = subprocess.run(["docker", "info"], capture_output=True, text=True, check=False)
+    except OSError as error:
+        reason = f"cannot run docker ({error.strerror})"
+        raise BuildError(f"Docker engine is not running or not reachable: {reason}", 2) from error
+    if done.returncode != 0:
+        lines = [line.strip() for line in done.stderr.splitlines() if line.strip()]
+        reason = next((line for line in lines if "error" in line.lower()), None)
+        reason = reason or (lines[-1] if lines else f"docker info exit code {done.returncode}")
+        raise BuildError(f"Docker engine is not running or not reachable: {reason}", 2)
+
+
+def ensure_mmdebstrap(log: Log) -> None:
+    """Install mmdebstrap with apt-get when missing (as root), else explain how."""
+    if shutil.which("mmdebstrap"):
+        return
+    if os.geteuid() != 0:
+        raise BuildError(
+            "mmdebstrap is missing; install it first: "
+            "sudo apt-get update && sudo apt-get install -y mmdebstrap"
+        )
+    log("mmdebstrap is missing: installing it with apt-get (Debian package mmdebstrap)")
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    run_streamed(["apt-get", "update"], "apt-get update", log, "apt-get", env=env)
+    install = ["apt-get", "install", "-y", "mmdebstrap"]
+    run_streamed(install, "apt-get install mmdebstrap", log, "apt-get", env=env)
+
+
+def image_exists(tag: str) -> bool:
+    done = subprocess.run(["docker", "image", "inspect", tag], capture_output=True, check=False)
+    return done.returncode == 0
+
+
+def tag_latest(tag: str) -> None:
+    repo = tag.partition(":")[0]
+    run_quiet(["docker", "tag", tag, f"{repo}:{LATEST}"], f"docker tag {repo}:{LATEST}")
+
+
+# --- The two images ------------------------------------------------------------------
+
+
+def mmdebstrap_command(suite: str, mirror: str, target: Path) -> list[str]:
+    return [
+        "mmdebstrap",
+        f"--variant={MMDEBSTRAP_VARIANT}",
+        f"--include={','.join(BASE_PACKAGES)}",
+        *(f"--dpkgopt={option}" for option in DPKG_OPTIONS),
+        suite,
+        str(target),
+        mirror,
+    ]
+
+
+def import_command(tarball: Path, tag: str) -> list[str]:
+    changes = [arg for change in IMPORT_CHANGES for arg in ("--change", change)]
+    return ["docker", "import", *changes, str(tarball), tag]
+
+
+def build_base(tag: str, suite: str, mirror: str, log: Log) -> None:
+    """Bootstrap Debian into a temporary tarball, then ``docker import`` it as ``tag``."""
+    ensure_mmdebstrap(log)
+    log(f"base image {tag}: building with mmdebstrap from {mirror} ({BASE_BUILD_ESTIMATE})")
+    if mirror.startswith("https://"):
+        log(f"note: {mirror} is https; containers may only reach plain http mirrors")
+    # A file rather than a pipe: a failed mmdebstrap must not import half a rootfs.
+    with tempfile.TemporaryDirectory(prefix="socklab-rootfs-") as scratch:
+        tarball = Path(scratch) / "rootfs.tar"
+        start = time.monotonic()
+        run_streamed(mmdebstrap_command(suite, mirror, tarball), "mmdebstrap", log, "mmdebstrap")
+        log(f"base image {tag}: root filesystem ready in {_elapsed(start)}; importing")
+        start = time.monotonic()
+        run_quiet(import_command(tarball, tag), "docker import")
+        log(f"base image {tag}: imported in {_elapsed(start)}")
+
+
+def build_lab(tag: str, base: str, root: Path, log: Log) -> None:
+    """``docker build`` services/Dockerfile on top of ``base`` as ``tag``."""
+    services = root / SERVICES_DIR
+    log(f"lab image {tag}: building on {base} with docker build")
+    start = time.monotonic()
+    cmd = ["docker", "build", "--build-arg", f"BASE={base}", "--tag", tag]
+    cmd += ["--file", str(services / "Dockerfile"), str(services)]
+    run_streamed(cmd, "docker build", log, "docker build")
+    log(f"lab image {tag}: built in {_elapsed(start)}")
+
+
+def ensure_base(suite: str, mirror: str, *, force: bool, log: Log) -> str:
+    tag = base_tag(suite, mirror)
+    if not force and image_exists(tag):
+        log(f"base image {tag}: already built, skipping")
+    else:
+        build_base(tag, suite, mirror, log)
+    tag_latest(tag)
+    return tag
+
+
+def ensure_images(root: Path = DEFAULT_ROOT, *, force: bool = False, log: Log = log_stderr) -> str:
+    """Build whichever of the two images is missing (both if ``force``); return the lab tag."""
+    check_docker()
+    suite = debian_suite()
+    mirror = debian_mirror(suite)
+    tag = lab_tag_for(root, base_tag(suite, mirror))
+    if not force and image_exists(tag):
+        log(f"lab image {tag}: already built, skipping (base image not needed)")
+    else:
+        base = ensure_base(suite, mirror, force=force, log=log)
+        build_lab(tag, base, root, log)
+    tag_latest(tag)
+    return tag
+
+
+# --- Command line --------------------------------------------------------------------
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python3 -m socklab.build", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument(
+        "command",
+        nargs="?",
+        default="images",
+        choices=("images", "tag"),
+        help="images: build what is missing, print SOCKLAB_IMAGE=<tag> (default); "
+        "tag: print the lab tag that would be built, without Docker",
+    )
+    parser.add_argument("--force", action="store_true", help="rebuild both images")
+    parser.add_argument("--root", type=Path, default=DEFAULT_ROOT, help="repository root")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.command == "tag":
+        print(lab_tag(args.root))
+        return 0
+    start = time.monotonic()
+    try:
+        tag = ensure_images(args.root, force=args.force)
+    except BuildError as error:
+        log_stderr(f"error: {error}")
+        return error.status
+    log_stderr(f"images ready in {_elapsed(start)}")
+    print(f"SOCKLAB_IMAGE={tag}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,124 @@
+"""The one command: ``socklab serve VARIANT``, ``socklab client VARIANT``.
+
+Server and client code is imported only for the command that runs, so
+``--help`` is fast and the host needs nothing but the standard library.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from socklab.variants import VARIANTS
+
+EPILOG = "Host names and ports follow PROTOCOLS.md; see docs/protocols.md for the wire formats."
+
+
+def _add_serve(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    serve = commands.add_parser("serve", help="run one server variant (in the foreground)",
+                                description="Run one server variant. It logs one line per "
+                                "connection event and stops cleanly on SIGTERM.")
+    variants = serve.add_subparsers(dest="variant", required=True, metavar="VARIANT")
+    for variant in VARIANTS.values():
+        sub = variants.add_parser(variant.name, help=variant.summary, description=variant.summary)
+        sub.add_argument("--host", default="0.0.0.0", help="address to bind (default: %(default)s)")
+        sub.add_argument("--port", type=int, default=variant.ports[0],
+                         help="port to listen on (default: %(default)s)")
+        if variant.transport == "tcp":
+            sub.add_argument("--backlog", type=int, default=128,
+                             help="listen backlog; the kernel caps it at net.core.somaxconn "
+                             "(default: %(default)s)")
+    _variant_options(variants)
+
+
+def _variant_options(variants: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    epoll = variants.choices["epoll"]
+    epoll.add_argument("--edge", action="store_true", help="edge-triggered (EPOLLET) mode")
+    exec_ = variants.choices["exec"]
+    exec_.add_argument("--handshake-port", type=int, default=9001,
+                       help="port of the Ready|n / start framing (default: %(default)s)")
+    exec_.add_argument("--framed-port", type=int, default=9002,
+                       help="port of the length-prefixed framing (default: %(default)s)")
+    exec_.add_argument("--run-as", default=None, metavar="USER",
+                       help="unprivileged user the commands run as (required when root)")
+    exec_.add_argument("--workdir", default=".", help="the commands' working directory")
+    exec_.add_argument("--timeout", type=float, default=30.0,
+                       help="seconds before a command's process group is killed")
+    ftp = variants.choices["ftp"]
+    ftp.add_argument("--upload-dir", default="/srv/uploads", help="where uploads are stored")
+    ftp.add_argument("--max-size", type=int, default=4 << 30, help="largest upload in bytes")
+
+
+def _add_client(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    client = commands.add_parser("client", help="talk to a server from a client host",
+                                 description="Interactive clients, like the tutorial's: "
+                                 "type a line, read the answer, 'exit' to leave.")
+    variants = client.add_subparsers(dest="variant", required=True, metavar="VARIANT")
+    for variant in VARIANTS.values():
+        sub = variants.add_parser(variant.name, help=f"client of {variant.host}")
+        sub.add_argument("--host", default=variant.host, help="server (default: %(default)s)")
+        sub.add_argument("--port", type=int, default=None,
+                         help=f"server port (default: {variant.ports[0]})")
+    exec_ = variants.choices["exec"]
+    exec_.add_argument("--mode", choices=("naive", "handshake", "framed"), default="handshake",
+                       help="framing: naive=9000, handshake=9001, framed=9002 "
+                       "(default: %(default)s)")
+    exec_.add_argument("-c", "--command", action="append", default=[],
+                       help="run this command and exit (repeatable) instead of prompting")
+    ftp = variants.choices["ftp"]
+    ftp.add_argument("action", choices=("put", "get", "ls"), help="upload, download or list")
+    ftp.add_argument("names", nargs="*", help="files to put, or names to get")
+    ftp.add_argument("-o", "--output", help="where to save a single get")
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="socklab", description="socklab: a network "
+                                  "programming lab of servers, clients and probes.", epilog=EPILOG)
+    commands = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_serve(commands)
+    _add_client(commands)
+    return top
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    from socklab import log as lablog
+    from socklab.runner import RunAsRootError
+    from socklab.variants import SERVE
+
+    log = lablog.setup(VARIANTS[args.variant].host)
+    try:
+        SERVE[args.variant](args, log)
+    except (OSError, RunAsRootError, KeyError) as error:
+        log.error("cannot serve: %s", error)
+        return 1
+    return 0
+
+
+EXEC_PORTS = {"naive": 9000, "handshake": 9001, "framed": 9002}
+
+
+def run_client(args: argparse.Namespace) -> int:
+    from socklab.clients import interactive as ui
+
+    variant = VARIANTS[args.variant]
+    port = args.port or (EXEC_PORTS[args.mode] if variant.name == "exec" else variant.ports[0])
+    actions = {
+        "udp": lambda: ui.udp_repl(args.host, port),
+        "exec": lambda: ui.exec_repl(args.host, port, args.mode, args.command),
+        "ftp": lambda: ui.ftp_command(args.host, port, args.action, args.names, args.output),
+    }
+    greets = variant.name in ("select", "epoll")
+    default = lambda: ui.echo_repl(args.host, port, greets)  # noqa: E731
+    return ui.run_safely(actions.get(variant.name, default))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    if args.command == "serve":
+        return run_serve(args)
+    return run_client(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Clients: protocol clients (``core``), the learner's REPLs and scripted checks."""

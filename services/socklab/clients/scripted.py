@@ -1,0 +1,197 @@
+"""Scripted clients: each runs one exchange on a client host and returns a dict.
+
+The integration suite calls these inside a client container (``python3 -m
+socklab.clients.scripted NAME '<json kwargs>'`` prints the dict as JSON), so
+what they measure is measured across the lab network, host to host.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import random
+import socket
+import sys
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from socklab.clients.core import (
+    TUTORIAL_RECV,
+    FramedClient,
+    FtpClient,
+    HandshakeClient,
+    open_connection,
+    recv_exact,
+    recv_some,
+)
+
+Result = dict[str, Any]
+
+
+def _payload(size: int, seed: int) -> bytes:
+    """Reproducible bytes with every value 0-255, so upper() changes some of them."""
+    return random.Random(seed).randbytes(size)
+
+
+def _digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def echo(host: str, port: int, size: int = 1024, greeting: str = "", upper: bool = True,
+         seed: int = 1) -> Result:
+    """Send ``size`` bytes while reading the reply in parallel; compare."""
+    payload = _payload(size, seed)
+    expected = payload.upper() if upper else payload
+    started = time.monotonic()
+    with open_connection(host, port) as sock:
+        hello = recv_exact(sock, len(greeting)) if greeting else b""
+        sender = threading.Thread(target=sock.sendall, args=(payload,))
+        sender.start()
+        reply = recv_exact(sock, len(expected))
+        sender.join()
+    return {"greeting": hello.decode("latin-1"), "sent": size, "received": len(reply),
+            "intact": reply == expected, "sha256_expected": _digest(expected),
+            "sha256_received": _digest(reply), "seconds": time.monotonic() - started}
+
+
+def tcp_one_at_a_time(host: str, port: int, wait: float = 1.0) -> Result:
+    """Two clients: does the second get an answer while the first is connected?"""
+    first = open_connection(host, port)
+    first.sendall(b"first")
+    first_reply = recv_some(first)
+    second = open_connection(host, port)  # completes: the kernel queues it
+    second.sendall(b"second")
+    second.settimeout(wait)
+    try:
+        early = recv_some(second)
+    except TimeoutError:
+        early = b""
+    first.close()
+    left_at = time.monotonic()
+    second.settimeout(10)
+    late = early or recv_some(second)
+    second.close()
+    return {"first_reply": first_reply.decode(), "second_reply_while_first_connected":
+            early.decode(), "second_reply_after_first_left": late.decode(),
+            "second_waited_after_first_left": time.monotonic() - left_at}
+
+
+def udp(host: str, port: int, count: int = 10, size: int = 16, timeout: float = 2.0) -> Result:
+    """Send ``count`` datagrams, collect the answers until ``timeout`` of silence."""
+    replies = []
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.settimeout(timeout)
+        for index in range(count):
+            sock.sendto(_payload(size, index), (host, port))
+        try:
+            while len(replies) < count:
+                replies.append(sock.recvfrom(65535)[0])
+        except TimeoutError:
+            pass
+    return {"sent": count, "answered": len(replies),
+            "distinct_replies": sorted({r.decode("latin-1") for r in replies})}
+
+
+def exec_handshake(host: str, port: int, command: str, recv_size: int = 100) -> Result:
+    """The tutorial's handshake client: header via recv(1024), body via recv(100)."""
+    with open_connection(host, port) as sock:
+        header, output = HandshakeClient(sock, recv_size).run(command)
+    return {"size": header.size, "status": header.status, "received": len(output),
+            "sha256": _digest(output), "text": output[:4096].decode("utf-8", "replace")}
+
+
+def exec_naive(host: str, port: int, commands: list[str], pause: float = 0.3,
+               recv_size: int = TUTORIAL_RECV) -> Result:
+    """Send each command ``pause`` apart without reading, then read as the tutorial does."""
+    with open_connection(host, port) as sock:
+        banner = recv_some(sock, TUTORIAL_RECV)
+        for command in commands:
+            sock.sendall(command.encode())
+            time.sleep(pause)
+        chunks = [recv_some(sock, recv_size)]
+        sock.settimeout(pause)
+        try:
+            while True:
+                chunks.append(recv_some(sock, recv_size))
+        except TimeoutError:
+            pass
+    return {"banner": banner.decode("utf-8", "replace"),
+            "chunks": [c.decode("utf-8", "replace") for c in chunks]}
+
+
+def exec_framed(host: str, port: int, command: str) -> Result:
+    with open_connection(host, port) as sock:
+        reply = FramedClient(sock).run(command)
+    return {**reply.header(), "stdout_sha256": _digest(reply.stdout),
+            "stdout": reply.stdout[:4096].decode("utf-8", "replace"),
+            "stderr": reply.stderr[:4096].decode("utf-8", "replace")}
+
+
+def ftp_put(host: str, port: int, filename: str, size: int, seed: int = 1,
+            send_sha256: bool = False) -> Result:
+    """Upload ``size`` reproducible bytes under ``filename``."""
+    data = _payload(size, seed)
+    digest = _digest(data)
+    with open_connection(host, port) as sock:
+        client = FtpClient(sock)
+        chunks = (data[i : i + 65536] for i in range(0, size, 65536))
+        answer = client.put(filename, size, chunks, digest if send_sha256 else None)
+    return {"banner": client.banner, "answer": answer, "sha256": digest}
+
+
+def ftp_get(host: str, port: int, filename: str) -> Result:
+    sink = io.BytesIO()
+    with open_connection(host, port) as sock:
+        answer = FtpClient(sock).get(filename, sink)
+    return {"answer": answer, "received": sink.tell(), "sha256": _digest(sink.getvalue())}
+
+
+def ftp_requests(host: str, port: int, requests: list[Any]) -> Result:
+    """Send raw requests on one connection; return every answer (4xx keeps it usable)."""
+    with open_connection(host, port) as sock:
+        client = FtpClient(sock)
+        answers = []
+        for request in requests:
+            raw = request if isinstance(request, str) else json.dumps(request)
+            sock.sendall(raw.encode())
+            answers.append(client.answer())
+    return {"answers": answers}
+
+
+def many_clients(host: str, port: int, count: int = 100, greeting: str = "",
+                 size: int = 64) -> Result:
+    """Open ``count`` connections at once, then have each do one exchange."""
+    started = time.monotonic()
+    socks = [open_connection(host, port) for _ in range(count)]
+    connected = time.monotonic() - started
+    greeted = sum(recv_exact(s, len(greeting)) == greeting.encode() for s in socks)
+    payloads = [_payload(size, index) for index in range(count)]
+    for sock, payload in zip(socks, payloads, strict=True):
+        sock.sendall(payload)
+    correct = sum(recv_exact(s, size) == p.upper() for s, p in zip(socks, payloads, strict=True))
+    for sock in socks:
+        sock.close()
+    return {"count": count, "greeted": greeted, "correct": correct,
+            "connect_seconds": connected, "seconds": time.monotonic() - started}
+
+
+CHECKS: dict[str, Callable[..., Result]] = {
+    f.__name__: f for f in (echo, tcp_one_at_a_time, udp, exec_handshake, exec_naive,
+                            exec_framed, ftp_put, ftp_get, ftp_requests, many_clients)
+}
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 2 or argv[0] not in CHECKS:
+        print(f"usage: python3 -m socklab.clients.scripted {{{','.join(CHECKS)}}} JSON",
+              file=sys.stderr)
+        return 2
+    print(json.dumps(CHECKS[argv[0]](**json.loads(argv[1]))))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

@@ -1,0 +1,13 @@
+"""The two ways a protocol exchange can go wrong: their fault or ours."""
+
+
+class ProtocolError(Exception):
+    """Base class of every protocol violation."""
+
+
+class RemoteProtocolError(ProtocolError):
+    """The peer sent something the protocol does not allow (their fault)."""
+
+
+class LocalProtocolError(ProtocolError):
+    """We were asked to send something the protocol does not allow (our fault)."""

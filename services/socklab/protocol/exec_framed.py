@@ -1,0 +1,77 @@
+"""The JSON messages of exec port 9002, carried in length-prefixed frames.
+
+Request: one frame holding ``{"cmd": "<shell command>"}``.
+Reply: three frames: a JSON header, then stdout, then stderr::
+
+    {"exit_status": 0, "stdout_bytes": 12, "stderr_bytes": 0,
+     "truncated": false, "timed_out": false}
+
+A request the server cannot use gets the same three frames, with
+``"error": "<why>"`` and ``"exit_status": null`` in the header and both data
+frames empty, so a client always reads exactly three frames per request.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from socklab.protocol.errors import RemoteProtocolError
+from socklab.protocol.framing import encode_frame
+
+REPLY_FRAMES = 3
+
+
+@dataclass(frozen=True)
+class ExecReply:
+    exit_status: int | None
+    stdout: bytes
+    stderr: bytes
+    truncated: bool = False
+    timed_out: bool = False
+    error: str | None = None
+
+    def header(self) -> dict[str, Any]:
+        fields: dict[str, Any] = {
+            "exit_status": self.exit_status,
+            "stdout_bytes": len(self.stdout),
+            "stderr_bytes": len(self.stderr),
+            "truncated": self.truncated,
+            "timed_out": self.timed_out,
+        }
+        if self.error is not None:
+            fields["error"] = self.error
+        return fields
+
+    def encode(self) -> list[bytes]:
+        header = json.dumps(self.header()).encode()
+        return [encode_frame(header), encode_frame(self.stdout), encode_frame(self.stderr)]
+
+
+def encode_request(command: str) -> bytes:
+    return encode_frame(json.dumps({"cmd": command}).encode())
+
+
+def decode_request(payload: bytes) -> bytes:
+    """The command a request frame names, as bytes for the shell."""
+    try:
+        fields = json.loads(payload.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise RemoteProtocolError(f"request is not UTF-8 JSON: {error}") from None
+    if not isinstance(fields, dict) or not isinstance(fields.get("cmd"), str):
+        raise RemoteProtocolError('request must be a JSON object with a string "cmd"')
+    return fields["cmd"].encode("utf-8")
+
+
+def decode_reply(frames: list[bytes]) -> ExecReply:
+    """Rebuild a reply from its three frames, checking the header against them."""
+    header_frame, stdout, stderr = frames
+    try:
+        header = json.loads(header_frame)
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise RemoteProtocolError(f"reply header is not JSON: {error}") from None
+    if header.get("stdout_bytes") != len(stdout) or header.get("stderr_bytes") != len(stderr):
+        raise RemoteProtocolError("reply header sizes do not match its frames")
+    return ExecReply(header.get("exit_status"), stdout, stderr, bool(header.get("truncated")),
+                     bool(header.get("timed_out")), header.get("error"))

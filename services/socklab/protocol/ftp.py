@@ -1,0 +1,282 @@
+"""The ftp-server's messages: JSON requests, JSON answers, and sized bodies.
+
+A request is one JSON object (the tutorial sends it in one chunk; we accept
+it split or glued to what follows). Every answer is one JSON object on one
+line. After ``put`` is answered with status 200 the client sends exactly
+``filesize`` bytes; after ``get`` is answered with 200 the server does.
+
+``FtpServerConnection`` is the server's state machine: feed it bytes, get
+``Request``/``BodyData``/``BodyEnd`` events back. Names are checked here too,
+so no file system code ever sees a name that could leave the upload directory.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from socklab.protocol.body import SizedBody
+from socklab.protocol.errors import RemoteProtocolError
+
+# A request is a few short fields; the tutorial's server reads it with a single
+# recv(2014). 8 KiB leaves room for long names and extra fields and bounds what
+# one silent client can make us buffer.
+MAX_REQUEST = 8 << 10
+
+# An answer line, as a client buffers it (a listing of many files is longest).
+MAX_ANSWER = 4 << 20
+
+# NAME_MAX of Linux file systems: one path component is at most 255 bytes.
+MAX_NAME_BYTES = 255
+
+# Default upload limit; the server may set a lower one. Large enough for the
+# 1 GiB benchmark transfer, small enough to be a limit at all.
+DEFAULT_MAX_FILE_SIZE = 4 << 30
+
+# Uploads in progress live under this prefix in the upload directory and are
+# never listed, served, or accepted as a client's name.
+PARTIAL_PREFIX = ".socklab-partial-"
+
+SHA256_HEX = re.compile(r"[0-9a-f]{64}")
+
+OK = 200
+CREATED = 201
+BAD_REQUEST = 400
+NOT_FOUND = 404
+TOO_LARGE = 413
+DIGEST_MISMATCH = 422
+SERVER_ERROR = 500
+INSUFFICIENT_STORAGE = 507
+
+
+class FtpError(Exception):
+    """A request that gets a 4xx or 5xx answer; the connection stays usable."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+    def answer(self) -> bytes:
+        return answer(self.status, message=self.message)
+
+
+def answer(status: int, **fields: Any) -> bytes:
+    """Encode one answer line."""
+    return json.dumps({"status": status, **fields}, ensure_ascii=False).encode() + b"\n"
+
+
+def object_end(buffer: bytes | bytearray) -> int | None:
+    """Index just past the first complete JSON object in ``buffer``, or None.
+
+    Scans braces outside strings. Works on UTF-8 bytes because ``{``, ``}``,
+    ``"`` and ``\\`` never occur inside a multi-byte sequence.
+    """
+    start = len(buffer) - len(bytes(buffer).lstrip())
+    if start == len(buffer):
+        return None
+    if buffer[start] != ord("{"):
+        raise FtpError(BAD_REQUEST, "a request is one JSON object")
+    depth, in_string, escaped = 0, False, False
+    for index in range(start, len(buffer)):
+        byte = buffer[index]
+        if in_string:
+            escaped, in_string = (False, True) if escaped else (byte == 0x5C, byte != 0x22)
+        elif byte == 0x22:
+            in_string = True
+        elif byte in (0x7B, 0x7D):
+            depth += 1 if byte == 0x7B else -1
+            if depth == 0:
+                return index + 1
+    return None
+
+
+class State(enum.Enum):
+    AWAIT_REQUEST = "await-request"
+    RECEIVING_BODY = "receiving-body"
+
+
+@dataclass(frozen=True)
+class Request:
+    fields: dict[str, Any]
+
+    @property
+    def action(self) -> str:
+        return str(self.fields.get("action", ""))
+
+
+@dataclass(frozen=True)
+class BodyData:
+    data: bytes
+
+
+@dataclass(frozen=True)
+class BodyEnd:
+    pass
+
+
+@dataclass(frozen=True)
+class BadRequest:
+    error: FtpError
+
+
+Event = Request | BodyData | BodyEnd | BadRequest
+
+
+class FtpServerConnection:
+    """Splits the client's byte stream into requests and upload bodies."""
+
+    def __init__(self) -> None:
+        self.state = State.AWAIT_REQUEST
+        self._buffer = bytearray()
+        self._body: SizedBody | None = None
+
+    def expect_body(self, size: int) -> list[Event]:
+        """After answering 200 to a put: the next ``size`` bytes are the file."""
+        self._body = SizedBody(size)
+        self.state = State.RECEIVING_BODY
+        pending = bytes(self._buffer)
+        self._buffer.clear()
+        return self.receive(pending)
+
+    def resume(self) -> list[Event]:
+        """After refusing a put: go on with the requests already buffered."""
+        events: list[Event] = []
+        self._receive_requests(events)
+        return events
+
+    def receive(self, data: bytes) -> list[Event]:
+        events: list[Event] = []
+        while data or (self.state is State.RECEIVING_BODY and self._body_done()):
+            if self.state is State.RECEIVING_BODY:
+                data = self._receive_body(data, events)
+            else:
+                self._buffer += data
+                data = b""
+                self._receive_requests(events)
+                if self.state is State.RECEIVING_BODY:
+                    break
+        return events
+
+    def _body_done(self) -> bool:
+        return self._body is not None and self._body.done
+
+    def _receive_body(self, data: bytes, events: list[Event]) -> bytes:
+        assert self._body is not None
+        part, rest = self._body.feed(data)
+        if part:
+            events.append(BodyData(part))
+        if self._body.done:
+            events.append(BodyEnd())
+            self._body = None
+            self.state = State.AWAIT_REQUEST
+        return rest
+
+    def _receive_requests(self, events: list[Event]) -> None:
+        while self.state is State.AWAIT_REQUEST:
+            try:
+                request = self._next_request()
+            except FtpError as error:
+                self._buffer.clear()
+                events.append(BadRequest(error))
+                return
+            if request is None:
+                return
+            events.append(request)
+            if request.action == "put":
+                return  # the session decides whether a body follows
+
+    def _next_request(self) -> Request | None:
+        end = object_end(self._buffer)
+        if end is None:
+            if len(self._buffer) > MAX_REQUEST:
+                raise FtpError(BAD_REQUEST, f"request longer than {MAX_REQUEST} bytes")
+            return None
+        raw = bytes(self._buffer[:end])
+        del self._buffer[:end]
+        return Request(decode_request(raw))
+
+
+def decode_request(raw: bytes) -> dict[str, Any]:
+    if len(raw) > MAX_REQUEST:
+        raise FtpError(BAD_REQUEST, f"request longer than {MAX_REQUEST} bytes")
+    try:
+        fields = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise FtpError(BAD_REQUEST, f"request is not valid UTF-8 JSON: {error}") from None
+    if not isinstance(fields, dict):
+        raise FtpError(BAD_REQUEST, "a request is one JSON object")
+    return fields
+
+
+def check_filename(name: object) -> str:
+    """Return ``name`` if it is a plain file name; else raise a 400 FtpError."""
+    if not isinstance(name, str) or not name:
+        raise FtpError(BAD_REQUEST, "filename must be a non-empty string")
+    if "/" in name or "\x00" in name or name in (".", ".."):
+        raise FtpError(BAD_REQUEST, f"filename {name!r} is not a plain file name")
+    if name.startswith(PARTIAL_PREFIX):
+        raise FtpError(BAD_REQUEST, f"names starting with {PARTIAL_PREFIX!r} are reserved")
+    try:
+        encoded = name.encode("utf-8")
+    except UnicodeEncodeError:
+        raise FtpError(BAD_REQUEST, "filename is not valid UTF-8") from None
+    if len(encoded) > MAX_NAME_BYTES:
+        raise FtpError(BAD_REQUEST, f"filename longer than {MAX_NAME_BYTES} bytes")
+    return name
+
+
+@dataclass(frozen=True)
+class PutRequest:
+    filename: str
+    filesize: int
+    sha256: str | None
+
+
+def parse_put(fields: dict[str, Any], max_size: int = DEFAULT_MAX_FILE_SIZE) -> PutRequest:
+    name = check_filename(fields.get("filename"))
+    size = fields.get("filesize")
+    if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+        raise FtpError(BAD_REQUEST, "filesize must be a whole number of bytes")
+    if size > max_size:
+        raise FtpError(TOO_LARGE, f"filesize {size} exceeds the limit of {max_size} bytes")
+    digest = fields.get("sha256")
+    if digest is not None and not (isinstance(digest, str) and SHA256_HEX.fullmatch(digest)):
+        raise FtpError(BAD_REQUEST, "sha256 must be 64 lower-case hex digits")
+    return PutRequest(name, size, digest)
+
+
+class AnswerReader:
+    """The client's side: answer lines out of a byte stream, bytes after kept."""
+
+    def __init__(self, max_line: int = MAX_ANSWER) -> None:
+        self.max_line = max_line
+        self.buffer = bytearray()
+
+    def feed(self, data: bytes) -> None:
+        self.buffer += data
+
+    def next_line(self) -> bytes | None:
+        end = self.buffer.find(b"\n")
+        if end < 0:
+            if len(self.buffer) > self.max_line:
+                raise RemoteProtocolError(f"answer line longer than {self.max_line} bytes")
+            return None
+        line = bytes(self.buffer[:end])
+        del self.buffer[: end + 1]
+        return line
+
+    def next_answer(self) -> dict[str, Any] | None:
+        line = self.next_line()
+        if line is None:
+            return None
+        try:
+            answer_fields = json.loads(line)
+        except (UnicodeDecodeError, json.JSONDecodeError) as error:
+            raise RemoteProtocolError(f"answer is not JSON: {line[:80]!r}") from error
+        if not isinstance(answer_fields, dict) or "status" not in answer_fields:
+            raise RemoteProtocolError(f"answer has no status: {line[:80]!r}")
+        return answer_fields

@@ -1,0 +1,118 @@
+"""The exec handshake of port 9001: ``Ready|<n>``, then ``start``, then n bytes.
+
+The tutorial's fix for sticky packets. The client sends a command; the server
+answers ``Ready|<n>|<exit status>``; the client answers ``start``; the server
+sends exactly ``<n>`` bytes. The header is one chunk by construction: the
+server sends nothing else until it hears ``start``, so the client may read it
+with a single ``recv``. Every command gets a header, even an empty output
+(``Ready|0|0``), so the tutorial's client never hangs.
+
+Server side is a state machine; its transitions are the table below.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+from socklab.protocol.errors import LocalProtocolError, RemoteProtocolError
+
+START = b"start"
+READY = b"Ready"
+
+# A Ready header is "Ready|" plus two decimal numbers: 64 bytes is generous and
+# bounds what a client buffers while waiting for it.
+MAX_HEADER = 64
+
+
+class State(enum.Enum):
+    AWAIT_COMMAND = "await-command"
+    RUNNING = "running"
+    AWAIT_START = "await-start"
+
+
+class Event(enum.Enum):
+    COMMAND = "command"
+    READY = "ready"
+    START = "start"
+
+
+# Anything but "start" while an output waits cancels that output and is taken
+# as the next command: the tutorial's server behaves the same way.
+TRANSITIONS: dict[tuple[State, Event], State] = {
+    (State.AWAIT_COMMAND, Event.COMMAND): State.RUNNING,
+    (State.RUNNING, Event.READY): State.AWAIT_START,
+    (State.AWAIT_START, Event.START): State.AWAIT_COMMAND,
+    (State.AWAIT_START, Event.COMMAND): State.RUNNING,
+}
+
+
+@dataclass(frozen=True)
+class Command:
+    """The client asked to run ``line``."""
+
+    line: bytes
+
+
+@dataclass(frozen=True)
+class SendOutput:
+    """The client said ``start``: send ``data`` now."""
+
+    data: bytes
+
+
+def format_ready(size: int, status: int) -> bytes:
+    return b"Ready|%d|%d" % (size, status)
+
+
+class HandshakeServer:
+    """The server's half of the handshake."""
+
+    def __init__(self) -> None:
+        self.state = State.AWAIT_COMMAND
+        self._pending = b""
+
+    def _move(self, event: Event) -> None:
+        try:
+            self.state = TRANSITIONS[(self.state, event)]
+        except KeyError:
+            message = f"{event.value} is not allowed in {self.state.value}"
+            raise LocalProtocolError(message) from None
+
+    def receive(self, chunk: bytes) -> list[Command | SendOutput]:
+        """Interpret one chunk from the client."""
+        if self.state is State.AWAIT_START and chunk.startswith(START):
+            self._move(Event.START)
+            events: list[Command | SendOutput] = [SendOutput(self._pending)]
+            self._pending = b""
+            rest = chunk[len(START) :]
+            if rest.strip():
+                self._move(Event.COMMAND)
+                events.append(Command(rest))
+            return events
+        self._pending = b""
+        self._move(Event.COMMAND)
+        return [Command(chunk)]
+
+    def ready(self, output: bytes, status: int) -> bytes:
+        """Record the command's output; return the header to send."""
+        self._move(Event.READY)
+        self._pending = output
+        return format_ready(len(output), status)
+
+
+@dataclass(frozen=True)
+class ReadyHeader:
+    size: int
+    status: int | None
+
+
+def parse_ready(header: bytes) -> ReadyHeader:
+    """Parse ``Ready|<n>[|<status>…]`` as the client receives it."""
+    if len(header) > MAX_HEADER:
+        raise RemoteProtocolError(f"Ready header longer than {MAX_HEADER} bytes")
+    fields = header.strip().split(b"|")
+    if fields[0] != READY or len(fields) < 2 or not fields[1].isdigit():
+        raise RemoteProtocolError(f"expected Ready|<n>, got {header[:MAX_HEADER]!r}")
+    status = int(fields[2]) if len(fields) > 2 and fields[2].lstrip(b"-").isdigit() else None
+    return ReadyHeader(size=int(fields[1]), status=status)

@@ -1,0 +1,1 @@
+"""Server loops: each only accepts and dispatches; sessions hold the behaviour."""

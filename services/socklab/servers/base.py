@@ -1,0 +1,109 @@
+"""What every server loop shares: the listening socket, shutdown, one connection.
+
+Errors are translated here, at one boundary: the errnos a peer can cause on an
+established connection are a named set and end that connection quietly; the
+errnos ``accept`` may return under load are another named set and are logged
+and survived. Anything else is our fault and propagates.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import logging
+import signal
+import socket
+from collections.abc import Iterator
+from types import FrameType
+
+from socklab.log import peer_name
+from socklab.sessions import Session
+
+# One recv: 64 KiB is the loopback MTU and a typical socket buffer quantum.
+RECV_SIZE = 64 << 10
+
+# Default listen backlog. The kernel caps it at net.core.somaxconn and the
+# accept queue then holds min(backlog, somaxconn) + 1 connections.
+DEFAULT_BACKLOG = 128
+
+# A peer closing or resetting a connection is normal life for a server.
+PEER_GONE_ERRNOS = frozenset({errno.ECONNRESET, errno.EPIPE, errno.ECONNABORTED,
+                              errno.ETIMEDOUT, errno.EHOSTUNREACH, errno.ENETUNREACH})
+
+# accept() failures caused by load, not by a bug: out of descriptors or
+# memory, or a connection that died in the queue. Trio names the same set.
+ACCEPT_CAPACITY_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOMEM,
+                                    errno.ENOBUFS, errno.ECONNABORTED, errno.EPROTO})
+
+
+class ServerStopped(BaseException):
+    """Raised in the main thread by SIGTERM or SIGINT: unwind and close."""
+
+
+def _raise_stopped(signum: int, frame: FrameType | None) -> None:
+    raise ServerStopped(signal.Signals(signum).name)
+
+
+@contextlib.contextmanager
+def stop_on_signals(log: logging.Logger) -> Iterator[None]:
+    """Turn SIGTERM/SIGINT into ``ServerStopped``; log the stop, exit cleanly."""
+    previous = {sig: signal.signal(sig, _raise_stopped) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    except ServerStopped as stop:
+        log.info("stop signal=%s", stop)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def open_listener(host: str, port: int, backlog: int = DEFAULT_BACKLOG,
+                  kind: socket.SocketKind = socket.SOCK_STREAM,
+                  reuse_address: bool = True) -> socket.socket:
+    """A bound (and, for TCP, listening) socket; closed again if any step fails."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, kind)
+    try:
+        if reuse_address:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        if kind == socket.SOCK_STREAM:
+            sock.listen(backlog)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def send_all(conn: socket.socket, chunks: Iterator[bytes] | list[bytes]) -> int:
+    sent = 0
+    for chunk in chunks:
+        if chunk:
+            conn.sendall(chunk)
+            sent += len(chunk)
+    return sent
+
+
+def serve_connection(conn: socket.socket, session: Session, log: logging.Logger) -> None:
+    """Drive one session over a blocking socket until EOF, error or ``finished``."""
+    peer = peer_name(conn.getpeername())
+    received = sent = 0
+    reason = "eof"
+    try:
+        sent += send_all(conn, [session.greeting()])
+        while not session.finished:
+            data = conn.recv(RECV_SIZE)
+            if not data:
+                break
+            received += len(data)
+            sent += send_all(conn, session.feed(data))
+        else:
+            reason = "finished"
+    except OSError as error:
+        if error.errno not in PEER_GONE_ERRNOS:
+            raise
+        reason = errno.errorcode.get(error.errno or 0, str(error))
+    finally:
+        session.close()
+        conn.close()
+        log.info("close peer=%s reason=%s bytes_in=%d bytes_out=%d", peer, reason, received, sent)

@@ -1,0 +1,44 @@
+"""The blocking ``socket`` server: one client at a time, on purpose.
+
+While one client is connected, the next waits in the kernel's accept queue:
+its ``connect()`` already succeeded (the handshake is done by the kernel), but
+nobody reads what it sends until the first client leaves. That is the lesson
+every other variant answers.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import time
+
+from socklab.log import peer_name
+from socklab.servers.base import ACCEPT_CAPACITY_ERRNOS, serve_connection
+from socklab.sessions import SessionFactory
+
+# After accept() fails for lack of descriptors or memory, wait this long
+# before trying again, instead of spinning on a queue we cannot drain.
+ACCEPT_RETRY_DELAY = 0.1
+
+
+def accept_one(listener: socket.socket, log: logging.Logger) -> socket.socket | None:
+    """Accept the next connection; ``None`` after a load error, which is logged."""
+    try:
+        conn, address = listener.accept()
+    except OSError as error:
+        if error.errno not in ACCEPT_CAPACITY_ERRNOS:
+            raise
+        log.warning("accept failed: %s; retrying in %.1fs", error.strerror, ACCEPT_RETRY_DELAY)
+        time.sleep(ACCEPT_RETRY_DELAY)
+        return None
+    log.info("accept peer=%s", peer_name(address))
+    return conn
+
+
+def serve_blocking(listener: socket.socket, new_session: SessionFactory,
+                   log: logging.Logger) -> None:
+    """Accept a client, serve it until it leaves, then accept the next."""
+    while True:
+        conn = accept_one(listener, log)
+        if conn is not None:
+            serve_connection(conn, new_session(), log)

@@ -1,0 +1,241 @@
+"""One thread, many clients: a readiness loop over ``select.select`` or ``epoll``.
+
+The loop is written once; a *poller* says which descriptors are ready, and the
+loop then reads and writes each of them until the kernel says EAGAIN. The
+select and epoll variants differ only in the poller, the way CPython's
+``EpollSelector`` differs from ``PollSelector`` by a few attributes.
+
+Every socket is non-blocking. On readiness the loop reads until EAGAIN and
+writes until EAGAIN, which is what edge-triggered epoll requires and is
+harmless for level-triggered pollers. A client that does not read its replies
+makes its output buffer grow only up to ``OUTPUT_CAP``; past that the loop
+stops reading from it until it catches up (back-pressure, not dropping).
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import select
+import socket
+import time
+from dataclasses import dataclass, field
+
+from socklab.log import peer_name
+from socklab.servers.base import ACCEPT_CAPACITY_ERRNOS, PEER_GONE_ERRNOS, RECV_SIZE
+from socklab.servers.blocking import ACCEPT_RETRY_DELAY
+from socklab.sessions import Session, SessionFactory
+
+# Reply bytes we hold for one slow reader before we stop reading its requests.
+OUTPUT_CAP = 4 << 20
+
+# FD_SETSIZE of glibc: select() works on a bitmap of this many descriptors and
+# CPython refuses any descriptor numbered this or higher ("filedescriptor out
+# of range in select()"). epoll has no such limit.
+FD_SETSIZE = 1024
+
+
+class Poller:
+    """Which of the registered descriptors are ready. Subclasses pick the syscall."""
+
+    name = "poller"
+    edge_triggered = False
+
+    def can_watch(self, fd: int) -> bool:
+        return True
+
+    def register(self, fd: int, read: bool, write: bool) -> None:
+        raise NotImplementedError
+
+    def modify(self, fd: int, read: bool, write: bool) -> None:
+        raise NotImplementedError
+
+    def unregister(self, fd: int) -> None:
+        raise NotImplementedError
+
+    def poll(self) -> list[int]:
+        """Block until something is ready; return the ready descriptors."""
+        raise NotImplementedError
+
+
+class SelectPoller(Poller):
+    name = "select"
+
+    def __init__(self) -> None:
+        self.readers: set[int] = set()
+        self.writers: set[int] = set()
+
+    def can_watch(self, fd: int) -> bool:
+        return fd < FD_SETSIZE  # select's bitmap ends here; see FD_SETSIZE
+
+    def register(self, fd: int, read: bool, write: bool) -> None:
+        self.modify(fd, read, write)
+
+    def modify(self, fd: int, read: bool, write: bool) -> None:
+        (self.readers.add if read else self.readers.discard)(fd)
+        (self.writers.add if write else self.writers.discard)(fd)
+
+    def unregister(self, fd: int) -> None:
+        self.readers.discard(fd)
+        self.writers.discard(fd)
+
+    def poll(self) -> list[int]:
+        readable, writable, _ = select.select(self.readers, self.writers, [])
+        return list(set(readable) | set(writable))
+
+
+class EpollPoller(Poller):
+    name = "epoll"
+
+    def __init__(self, edge_triggered: bool = False) -> None:
+        self.epoll = select.epoll()
+        self.edge_triggered = edge_triggered
+
+    def _mask(self, read: bool, write: bool) -> int:
+        if self.edge_triggered:  # registered once for both: edges are never re-armed
+            return select.EPOLLIN | select.EPOLLOUT | select.EPOLLRDHUP | select.EPOLLET
+        return (select.EPOLLIN | select.EPOLLRDHUP if read else 0) | (
+            select.EPOLLOUT if write else 0)
+
+    def register(self, fd: int, read: bool, write: bool) -> None:
+        self.epoll.register(fd, self._mask(read, write))
+
+    def modify(self, fd: int, read: bool, write: bool) -> None:
+        if not self.edge_triggered:
+            self.epoll.modify(fd, self._mask(read, write))
+
+    def unregister(self, fd: int) -> None:
+        self.epoll.unregister(fd)
+
+    def poll(self) -> list[int]:
+        # An error or hang-up needs no flag: the next recv() or send() reports it.
+        return [fd for fd, _events in self.epoll.poll()]
+
+
+@dataclass
+class Connection:
+    sock: socket.socket
+    session: Session
+    peer: str
+    out: bytearray = field(default_factory=bytearray)
+    interest: tuple[bool, bool] = (True, False)
+    eof: bool = False
+    bytes_in: int = 0
+    bytes_out: int = 0
+
+    def wants(self) -> tuple[bool, bool]:
+        """(read, write) interest: stop reading past the cap or after EOF."""
+        return (not self.eof and len(self.out) < OUTPUT_CAP, bool(self.out))
+
+
+class ReadinessServer:
+    """Accepts and serves every client from one thread."""
+
+    def __init__(self, listener: socket.socket, new_session: SessionFactory,
+                 poller: Poller, log: logging.Logger) -> None:
+        self.listener = listener
+        self.new_session = new_session
+        self.poller = poller
+        self.log = log
+        self.connections: dict[int, Connection] = {}
+        listener.setblocking(False)
+        poller.register(listener.fileno(), True, False)
+
+    def serve_forever(self) -> None:
+        listener_fd = self.listener.fileno()
+        while True:
+            for fd in self.poller.poll():
+                if fd == listener_fd:
+                    self._accept_all()
+                elif fd in self.connections:
+                    self._service(self.connections[fd])
+
+    def close(self) -> None:
+        for conn in list(self.connections.values()):
+            self._close(conn, "server-stop")
+
+    def _accept_all(self) -> None:
+        while True:
+            try:
+                sock, address = self.listener.accept()
+            except BlockingIOError:
+                return
+            except OSError as error:
+                if error.errno not in ACCEPT_CAPACITY_ERRNOS:
+                    raise
+                self.log.warning("accept failed: %s", error.strerror)
+                time.sleep(ACCEPT_RETRY_DELAY)  # no busy loop on EMFILE
+                return
+            self._adopt(sock, peer_name(address))
+
+    def _adopt(self, sock: socket.socket, peer: str) -> None:
+        fd = sock.fileno()
+        if not self.poller.can_watch(fd):
+            self.log.warning("refuse peer=%s fd=%d: %s cannot watch descriptors >= %d",
+                             peer, fd, self.poller.name, FD_SETSIZE)
+            sock.close()
+            return
+        sock.setblocking(False)
+        conn = Connection(sock, self.new_session(), peer)
+        self.connections[fd] = conn
+        self.poller.register(fd, True, False)
+        self.log.info("accept peer=%s fd=%d open=%d", peer, fd, len(self.connections))
+        conn.out += conn.session.greeting()
+        self._service(conn)
+
+    def _service(self, conn: Connection) -> None:
+        """Write and read until the socket would block, then update interest."""
+        try:
+            while True:
+                self._flush(conn)
+                if conn.out and (conn.eof or len(conn.out) >= OUTPUT_CAP):
+                    break
+                if conn.eof or conn.session.finished or not self._read(conn):
+                    break
+        except OSError as error:
+            if error.errno not in PEER_GONE_ERRNOS:
+                raise
+            self._close(conn, errno.errorcode.get(error.errno or 0, "error"))
+            return
+        if not conn.out and (conn.eof or conn.session.finished):
+            self._close(conn, "eof" if conn.eof else "finished")
+            return
+        self._update_interest(conn)
+
+    def _read(self, conn: Connection) -> bool:
+        """One recv; False when it would block."""
+        try:
+            data = conn.sock.recv(RECV_SIZE)
+        except BlockingIOError:
+            return False
+        if not data:
+            conn.eof = True  # half-close: finish sending what we owe, then close
+            return False
+        conn.bytes_in += len(data)
+        for chunk in conn.session.feed(data):
+            conn.out += chunk
+        return True
+
+    def _flush(self, conn: Connection) -> None:
+        while conn.out:
+            try:
+                sent = conn.sock.send(conn.out)
+            except BlockingIOError:
+                return
+            del conn.out[:sent]
+            conn.bytes_out += sent
+
+    def _update_interest(self, conn: Connection) -> None:
+        wants = conn.wants()
+        if wants != conn.interest:
+            self.poller.modify(conn.sock.fileno(), *wants)
+            conn.interest = wants
+
+    def _close(self, conn: Connection, reason: str) -> None:
+        fd = conn.sock.fileno()
+        self.connections.pop(fd, None)
+        self.poller.unregister(fd)
+        conn.session.close()
+        conn.sock.close()
+        self.log.info("close peer=%s reason=%s bytes_in=%d bytes_out=%d open=%d", conn.peer,
+                      reason, conn.bytes_in, conn.bytes_out, len(self.connections))

@@ -1,0 +1,72 @@
+"""``socketserver.ThreadingTCPServer``: one thread per client (ftp and exec).
+
+This is the tutorial's socketserver: ``serve_forever`` waits for the listening
+socket to become readable and hands every accepted connection to a new
+thread, which drives one session with blocking calls.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import socket
+import socketserver
+import threading
+
+from socklab.log import peer_name
+from socklab.servers.base import ACCEPT_CAPACITY_ERRNOS, serve_connection, stop_on_signals
+from socklab.servers.blocking import ACCEPT_RETRY_DELAY
+from socklab.sessions import SessionFactory
+
+# How often serve_forever checks for shutdown(): stopping takes at most this.
+POLL_INTERVAL = 0.1
+
+
+class SessionHandler(socketserver.BaseRequestHandler):
+    server: SessionServer
+
+    def handle(self) -> None:
+        self.server.log.info("accept peer=%s", peer_name(self.client_address))
+        serve_connection(self.request, self.server.new_session(), self.server.log)
+
+
+class SessionServer(socketserver.ThreadingTCPServer):
+    """A ThreadingTCPServer whose handler drives a ``Session``."""
+
+    daemon_threads = True  # a stop does not wait for connected clients
+    block_on_close = False
+    allow_reuse_address = True
+
+    def __init__(self, address: tuple[str, int], new_session: SessionFactory,
+                 log: logging.Logger, backlog: int) -> None:
+        self.request_queue_size = backlog
+        self.new_session = new_session
+        self.log = log
+        self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
+        super().__init__(address, SessionHandler)
+
+    def get_request(self) -> tuple[socket.socket, object]:
+        try:
+            return super().get_request()
+        except OSError as error:
+            if error.errno in ACCEPT_CAPACITY_ERRNOS:
+                self.log.warning("accept failed: %s", error.strerror)
+                threading.Event().wait(ACCEPT_RETRY_DELAY)  # no busy loop on EMFILE
+            raise
+
+
+def serve_threaded(servers: list[SessionServer], log: logging.Logger) -> None:
+    """Run every server in its own thread until SIGTERM/SIGINT, then close them all."""
+    threads = [threading.Thread(target=s.serve_forever, args=(POLL_INTERVAL,), daemon=True,
+                                name=f"serve-{s.server_address[1]}") for s in servers]
+    try:
+        with stop_on_signals(log):
+            for thread in threads:
+                thread.start()
+            while True:
+                signal.pause()
+    finally:
+        for server, thread in zip(servers, threads, strict=True):
+            if thread.is_alive():  # shutdown() would wait forever for a loop never started
+                server.shutdown()
+            server.server_close()

@@ -1,0 +1,31 @@
+"""What a server says to one client, written once and driven by every loop.
+
+A session is the behaviour of one connection without the I/O: the loop hands
+it the bytes that arrived, the session returns the bytes to send. The blocking,
+threaded, select, epoll and Twisted loops all drive the same sessions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+
+class Session:
+    """One client's conversation. Subclasses override ``feed``."""
+
+    #: Set when the server should close the connection once its output is sent.
+    finished: bool = False
+
+    def greeting(self) -> bytes:
+        """Bytes to send as soon as the client connects."""
+        return b""
+
+    def feed(self, data: bytes) -> Iterable[bytes]:
+        """Take one chunk from the client; return the chunks to send back."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """The connection is gone: release what the session holds."""
+
+
+SessionFactory = Callable[[], Session]

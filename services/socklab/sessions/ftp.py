@@ -1,0 +1,117 @@
+"""The ftp-server's conversation: put, get and list over JSON answers."""
+
+from __future__ import annotations
+
+import errno
+from collections.abc import Iterable, Iterator
+
+from socklab.protocol import ftp
+from socklab.sessions import Session
+from socklab.storage import Upload, UploadDir, read_chunks
+
+FTP_BANNER = b"Welcome to socklab ftp-server: send a JSON request (put, get, list).\n"
+
+
+def storage_error(error: OSError) -> ftp.FtpError:
+    """Translate a file system error into the answer the client gets."""
+    if error.errno in (errno.ENOSPC, errno.EDQUOT):
+        return ftp.FtpError(ftp.INSUFFICIENT_STORAGE, "no space left on the server")
+    if error.errno in (errno.ENOENT, errno.ELOOP, errno.EISDIR):
+        return ftp.FtpError(ftp.NOT_FOUND, "no such file")
+    return ftp.FtpError(ftp.SERVER_ERROR, f"storage error: {error.strerror}")
+
+
+class FtpSession(Session):
+    def __init__(self, uploads: UploadDir, max_size: int = ftp.DEFAULT_MAX_FILE_SIZE) -> None:
+        self.uploads = uploads
+        self.max_size = max_size
+        self.connection = ftp.FtpServerConnection()
+        self.upload: Upload | None = None
+        self.upload_failure: ftp.FtpError | None = None
+        self.expected_sha256: str | None = None
+
+    def greeting(self) -> bytes:
+        return FTP_BANNER
+
+    def feed(self, data: bytes) -> Iterator[bytes]:
+        yield from self._process(self.connection.receive(data))
+
+    def close(self) -> None:
+        if self.upload is not None:
+            self.upload.abort()
+            self.upload = None
+
+    def _process(self, events: Iterable[ftp.Event]) -> Iterator[bytes]:
+        for event in events:
+            if isinstance(event, ftp.Request):
+                yield from self._request(event)
+            elif isinstance(event, ftp.BodyData):
+                self._write(event.data)
+            elif isinstance(event, ftp.BodyEnd):
+                yield self._finish_upload()
+            else:
+                yield event.error.answer()
+
+    def _request(self, request: ftp.Request) -> Iterator[bytes]:
+        handler = {"put": self._put, "get": self._get, "list": self._list}.get(request.action)
+        if handler is None:
+            yield ftp.answer(ftp.BAD_REQUEST, message=f"unknown action {request.action!r}",
+                             actions=["put", "get", "list"])
+            return
+        try:
+            yield from handler(request.fields)
+        except ftp.FtpError as error:
+            yield error.answer()
+            if request.action == "put":
+                yield from self._process(self.connection.resume())
+
+    def _put(self, fields: dict[str, object]) -> Iterator[bytes]:
+        put = ftp.parse_put(fields, self.max_size)
+        try:
+            self.upload = self.uploads.begin(put.filename)
+        except OSError as error:
+            raise storage_error(error) from error
+        self.expected_sha256 = put.sha256
+        self.upload_failure = None
+        yield ftp.answer(ftp.OK)
+        yield from self._process(self.connection.expect_body(put.filesize))
+
+    def _write(self, data: bytes) -> None:
+        if self.upload is None or self.upload_failure is not None:
+            return  # a failed upload's remaining bytes are read and dropped
+        try:
+            self.upload.write(data)
+        except OSError as error:
+            self.upload_failure = storage_error(error)
+            self.close()
+
+    def _finish_upload(self) -> bytes:
+        upload, self.upload = self.upload, None
+        if upload is None:
+            return (self.upload_failure or storage_error(OSError(errno.EIO, "lost"))).answer()
+        if self.expected_sha256 and upload.sha256.hexdigest() != self.expected_sha256:
+            upload.abort()
+            return ftp.answer(ftp.DIGEST_MISMATCH, message="sha256 does not match; nothing kept",
+                              sha256=upload.sha256.hexdigest())
+        try:
+            digest = upload.commit()
+        except OSError as error:
+            upload.abort()
+            return storage_error(error).answer()
+        return ftp.answer(ftp.CREATED, filename=upload.name, filesize=upload.size, sha256=digest)
+
+    def _get(self, fields: dict[str, object]) -> Iterator[bytes]:
+        name = ftp.check_filename(fields.get("filename"))
+        try:
+            fd, size = self.uploads.open_read(name)
+        except OSError as error:
+            raise storage_error(error) from error
+        yield ftp.answer(ftp.OK, filename=name, filesize=size)
+        yield from read_chunks(fd)
+
+    def _list(self, fields: dict[str, object]) -> Iterator[bytes]:
+        try:
+            files = self.uploads.listing()
+        except OSError as error:
+            raise storage_error(error) from error
+        yield ftp.answer(ftp.OK, files=files)

@@ -1,0 +1,127 @@
+"""The seven server variants: host name, ports, and how each one is served.
+
+This table is the lab contract of PROTOCOLS.md in code. Each ``serve_*``
+function only builds the listener and picks the loop and the session.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from socklab import runner
+from socklab.servers.base import open_listener, stop_on_signals
+from socklab.sessions.echo import HELLO, Echo, UpperEcho
+
+
+@dataclass(frozen=True)
+class Variant:
+    name: str
+    host: str
+    ports: tuple[int, ...]
+    transport: str
+    summary: str
+
+
+VARIANTS: dict[str, Variant] = {v.name: v for v in (
+    Variant("tcp", "tcp-server", (9000,), "tcp", "blocking socket server, one client at a time"),
+    Variant("udp", "udp-server", (9999,), "udp", "datagram server, answers ok"),
+    Variant("exec", "exec-server", (9000, 9001, 9002), "tcp",
+            "remote commands: naive, handshake and length-framed"),
+    Variant("ftp", "ftp-server", (9000,), "tcp", "socketserver.ThreadingTCPServer file transfer"),
+    Variant("select", "select-server", (9000,), "tcp", "select.select event loop, upper-case echo"),
+    Variant("epoll", "epoll-server", (9000,), "tcp", "select.epoll event loop, upper-case echo"),
+    Variant("twisted", "twisted-server", (8000,), "tcp", "Twisted reactor, echo"),
+)}
+
+
+def serve_tcp(args: argparse.Namespace, log: logging.Logger) -> None:
+    from socklab.servers.blocking import serve_blocking
+
+    listener = open_listener(args.host, args.port, args.backlog)
+    log.info("listen %s:%d backlog=%d (one client at a time)", args.host, args.port, args.backlog)
+    with listener, stop_on_signals(log):
+        serve_blocking(listener, UpperEcho, log)
+
+
+def serve_udp(args: argparse.Namespace, log: logging.Logger) -> None:
+    import socket
+
+    from socklab.servers.udp import serve_udp as loop
+
+    sock = open_listener(args.host, args.port, kind=socket.SOCK_DGRAM)
+    log.info("listen udp %s:%d", args.host, args.port)
+    with sock, stop_on_signals(log):
+        loop(sock, log)
+
+
+def serve_readiness(args: argparse.Namespace, log: logging.Logger) -> None:
+    from socklab.servers import readiness
+
+    poller: readiness.Poller = (readiness.EpollPoller(args.edge) if args.variant == "epoll"
+                                else readiness.SelectPoller())
+    listener = open_listener(args.host, args.port, args.backlog)
+    mode = " edge-triggered" if poller.edge_triggered else ""
+    log.info("listen %s:%d backlog=%d poller=%s%s", args.host, args.port, args.backlog,
+             poller.name, mode)
+    server = readiness.ReadinessServer(listener, functools.partial(UpperEcho, HELLO), poller, log)
+    with listener, stop_on_signals(log):
+        try:
+            server.serve_forever()
+        finally:
+            server.close()
+
+
+def serve_twisted(args: argparse.Namespace, log: logging.Logger) -> None:
+    from socklab.servers.twisted_server import serve_twisted as loop
+
+    log.info("listen %s:%d backlog=%d reactor=twisted", args.host, args.port, args.backlog)
+    loop(args.host, args.port, args.backlog, Echo, log)
+
+
+def serve_ftp(args: argparse.Namespace, log: logging.Logger) -> None:
+    from socklab.servers.threaded import SessionServer, serve_threaded
+    from socklab.sessions.ftp import FtpSession
+    from socklab.storage import UploadDir
+
+    uploads = UploadDir(Path(args.upload_dir))
+    swept = uploads.sweep_partials()
+    new_session = functools.partial(FtpSession, uploads, args.max_size)
+    server = SessionServer((args.host, args.port), new_session, log, args.backlog)
+    log.info("listen %s:%d backlog=%d uploads=%s swept_partials=%d", args.host, args.port,
+             args.backlog, args.upload_dir, swept)
+    serve_threaded([server], log)
+
+
+def serve_exec(args: argparse.Namespace, log: logging.Logger) -> None:
+    from socklab.servers.threaded import SessionServer, serve_threaded
+    from socklab.sessions.exec import FramedExec, HandshakeExec, NaiveExec
+
+    command_runner = runner.CommandRunner(Path(args.workdir), runner.resolve_user(args.run_as),
+                                          timeout=args.timeout)
+    framings: list[tuple[int, Callable[[runner.CommandRunner], object]]] = [
+        (args.port, NaiveExec), (args.handshake_port, HandshakeExec),
+        (args.framed_port, FramedExec)]
+    servers: list[SessionServer] = []
+    try:
+        for port, session_class in framings:
+            factory = functools.partial(session_class, command_runner)
+            servers.append(SessionServer((args.host, port), factory, log, args.backlog))
+            log.info("listen %s:%d framing=%s", args.host, port, session_class.__name__)
+    except BaseException:
+        for server in servers:
+            server.server_close()
+        raise
+    log.info("commands run as uid=%s in %s, timeout %.0fs", command_runner.uid or "self",
+             args.workdir, args.timeout)
+    serve_threaded(servers, log)
+
+
+SERVE: dict[str, Callable[[argparse.Namespace, logging.Logger], None]] = {
+    "tcp": serve_tcp, "udp": serve_udp, "exec": serve_exec, "ftp": serve_ftp,
+    "select": serve_readiness, "epoll": serve_readiness, "twisted": serve_twisted,
+}
