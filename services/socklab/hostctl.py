@@ -89,7 +89,7 @@ def print_map(project: str) -> int:
               c["Name"].lstrip("/")) for c in containers]
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
-        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)))
+        print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
     print("\nEnter a client host:   make shell      (a shell on client-1)")
     print("Then, for example:     socklab client tcp     socklab client exec --mode naive")
     print("Host names resolve on the lab network only; no port is published on this machine.")

@@ -1,0 +1,1 @@
+"""Integration tests: client containers talk to server containers over a Docker network."""

@@ -1,0 +1,53 @@
+"""Fixtures of the integration suite: the Docker client, the image, a lab per worker."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import docker
+import pytest
+
+from integration import harness
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="session")
+def docker_client() -> Iterator[docker.DockerClient]:
+    try:
+        client = docker.from_env()
+        client.ping()
+    except docker.errors.DockerException as error:
+        pytest.fail(f"the Docker engine is not reachable: {error}", pytrace=False)
+    yield client
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def lab_image(docker_client: docker.DockerClient) -> str:
+    image = os.environ.get("SOCKLAB_IMAGE")
+    if image:
+        return image
+    from socklab.build import ensure_images
+
+    return ensure_images(harness.ROOT)
+
+
+@pytest.fixture(scope="session")
+def lab(docker_client: docker.DockerClient, lab_image: str,
+        worker_id: str) -> Iterator[harness.TestLab]:
+    run_id = os.environ["SOCKLAB_TEST_RUN"]
+    if worker_id in ("master", "gw0"):
+        harness.sweep_orphans(docker_client)
+    test_lab = harness.TestLab(docker_client, lab_image, run_id, worker_id)
+    try:
+        yield test_lab
+    finally:
+        test_lab.close()
+
+
+@pytest.fixture(scope="session")
+def client1(lab: harness.TestLab) -> harness.Host:
+    return lab.host("client-1")
+

@@ -1,0 +1,217 @@
+"""Test hosts on a private Docker network, built from compose/lab.yml.
+
+Each pytest worker gets its own network and its own copies of the lab's
+services, started from the very definitions in ``compose/lab.yml`` (command,
+user, capabilities, sysctls, ulimits, health check), so the suite proves the
+topology the learners run. Everything a run creates carries the label
+``socklab.test-run=<run id>``; ``sweep`` removes it all, and the Makefile calls
+it when the run ends, however it ends.
+
+    python -m integration.harness sweep RUN_ID   # or "all"
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import docker
+import docker.errors
+import yaml
+from docker.types import Ulimit
+
+ROOT = Path(__file__).resolve().parents[2]
+COMPOSE_FILE = ROOT / "compose" / "lab.yml"
+
+RUN_LABEL = "socklab.test-run"
+WORKER_LABEL = "socklab.test-worker"
+OWNER_LABEL = "socklab.test-owner-pid"
+
+# The lab's health checks poll every 2 s; the tests poll faster to start sooner.
+TEST_HEALTH_INTERVAL_NS = 250_000_000
+START_TIMEOUT = 60.0
+
+# A command run on a test host is killed after this long: no test hangs forever.
+EXEC_TIMEOUT = 120
+
+
+def compose_services() -> dict[str, dict[str, Any]]:
+    """The services of compose/lab.yml, with YAML anchors and merges resolved."""
+    return yaml.safe_load(COMPOSE_FILE.read_text())["services"]
+
+
+@dataclass(frozen=True)
+class Completed:
+    exit_code: int
+    stdout: str
+    stderr: str
+
+
+class Host:
+    """One container on the test network, reachable by its lab host name."""
+
+    def __init__(self, container: docker.models.containers.Container, alias: str) -> None:
+        self.container = container
+        self.alias = alias
+
+    @property
+    def name(self) -> str:
+        return self.container.name
+
+    def run(self, *argv: str, timeout: int = EXEC_TIMEOUT, user: str = "") -> Completed:
+        command = ["timeout", "--kill-after=5", str(timeout), *argv]
+        code, (out, err) = self.container.exec_run(command, demux=True, user=user)
+        return Completed(code, (out or b"").decode("utf-8", "replace"),
+                         (err or b"").decode("utf-8", "replace"))
+
+    def check(self, name: str, **kwargs: Any) -> dict[str, Any]:
+        """Run one scripted client check on this host; return its JSON result."""
+        result = self.run("python3", "-m", "socklab.clients.scripted", name, json.dumps(kwargs))
+        if result.exit_code != 0:
+            raise AssertionError(f"{name} on {self.alias} failed ({result.exit_code}):\n"
+                                 f"{result.stderr}{result.stdout}")
+        return json.loads(result.stdout)
+
+    def logs(self) -> str:
+        return self.container.logs().decode("utf-8", "replace")
+
+    def address(self) -> str:
+        self.container.reload()
+        networks = self.container.attrs["NetworkSettings"]["Networks"]
+        return next(iter(networks.values()))["IPAddress"]
+
+
+class TestLab:
+    """A worker's private network and the lab hosts started on it, on demand."""
+
+    __test__ = False  # not a pytest test class
+
+    def __init__(self, client: docker.DockerClient, image: str, run_id: str, worker: str) -> None:
+        self.client = client
+        self.image = image
+        self.prefix = f"socklab-t-{run_id}-{worker}"
+        self.labels = {RUN_LABEL: run_id, WORKER_LABEL: worker,
+                       OWNER_LABEL: os.environ.get("SOCKLAB_TEST_OWNER_PID", str(os.getpid()))}
+        self.services = compose_services()
+        self.hosts: dict[str, Host] = {}
+        self.network = client.networks.create(self.prefix, driver="bridge", labels=self.labels)
+
+    def host(self, service: str) -> Host:
+        """The lab host ``service`` (e.g. ``tcp-server``), started on first use."""
+        if service not in self.hosts:
+            self.hosts[service] = self.start(service)
+        return self.hosts[service]
+
+    def hosts_up(self, *services: str) -> list[Host]:
+        """Start several hosts in parallel."""
+        missing = [s for s in services if s not in self.hosts]
+        with ThreadPoolExecutor(max(1, len(missing))) as pool:
+            for service, host in zip(missing, pool.map(self.start, missing), strict=True):
+                self.hosts[service] = host
+        return [self.hosts[s] for s in services]
+
+    def start(self, service: str, alias: str | None = None) -> Host:
+        """A new container of ``service``; ``alias`` gives a spare copy its own name."""
+        alias = alias or service
+        api = self.client.api
+        spec = self.services[service]
+        created = api.create_container(
+            self.image, command=spec.get("command"), hostname=spec.get("hostname", alias),
+            user=spec.get("user", ""), name=f"{self.prefix}-{alias}",
+            working_dir=spec.get("working_dir"), labels={**spec.get("labels", {}), **self.labels},
+            volumes=[v.split(":")[1] for v in spec.get("volumes", [])],
+            healthcheck=_healthcheck(spec), host_config=_host_config(api, spec),
+            networking_config=api.create_networking_config(
+                {self.network.name: api.create_endpoint_config(aliases=[alias])}))
+        container = self.client.containers.get(created["Id"])
+        container.start()
+        host = Host(container, alias)
+        _wait_ready(host, "healthcheck" in spec)
+        return host
+
+    def remove(self, host: Host) -> None:
+        host.container.remove(force=True, v=True)
+        self.hosts = {k: v for k, v in self.hosts.items() if v is not host}
+
+    def close(self) -> None:
+        sweep(self.client, {RUN_LABEL: self.labels[RUN_LABEL],
+                            WORKER_LABEL: self.labels[WORKER_LABEL]})
+
+
+def _healthcheck(spec: dict[str, Any]) -> dict[str, Any] | None:
+    check = spec.get("healthcheck")
+    if not check:
+        return None
+    return {"test": check["test"], "interval": TEST_HEALTH_INTERVAL_NS,
+            "timeout": 2_000_000_000, "retries": int(check.get("retries", 3))}
+
+
+def _host_config(api: docker.APIClient, spec: dict[str, Any]) -> dict[str, Any]:
+    ulimits = [Ulimit(name=name, soft=v["soft"], hard=v["hard"])
+               for name, v in spec.get("ulimits", {}).items()]
+    sysctls = {k: str(v) for k, v in spec.get("sysctls", {}).items()}
+    return api.create_host_config(
+        init=spec.get("init", False), cap_add=spec.get("cap_add"), cap_drop=spec.get("cap_drop"),
+        security_opt=spec.get("security_opt"), sysctls=sysctls or None, ulimits=ulimits or None,
+        pids_limit=spec.get("pids_limit"))
+
+
+def _wait_ready(host: Host, has_healthcheck: bool) -> None:
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        host.container.reload()
+        state = host.container.attrs["State"]
+        if state["Status"] in ("exited", "dead"):
+            raise RuntimeError(f"{host.alias} exited ({state['ExitCode']}):\n{host.logs()}")
+        if state["Status"] == "running" and (
+                not has_healthcheck or state.get("Health", {}).get("Status") == "healthy"):
+            return
+        time.sleep(0.1)
+    raise TimeoutError(f"{host.alias} not healthy after {START_TIMEOUT:.0f}s:\n{host.logs()}")
+
+
+def sweep(client: docker.DockerClient, labels: dict[str, str]) -> int:
+    """Remove every container, network and volume carrying ``labels``; count them."""
+    filters = {"label": [f"{k}={v}" if v else k for k, v in labels.items()]}
+    removed = 0
+    for container in client.containers.list(all=True, filters=filters):
+        container.remove(force=True, v=True)
+        removed += 1
+    for network in client.networks.list(filters=filters):
+        network.remove()
+        removed += 1
+    for volume in client.volumes.list(filters=filters):
+        volume.remove(force=True)
+        removed += 1
+    return removed
+
+
+def sweep_orphans(client: docker.DockerClient) -> int:
+    """Remove what runs whose owning pytest process is gone left behind."""
+    removed = 0
+    for container in client.containers.list(all=True, filters={"label": OWNER_LABEL}):
+        pid = container.labels.get(OWNER_LABEL, "")
+        if pid.isdigit() and not Path(f"/proc/{pid}").exists():
+            removed += sweep(client, {RUN_LABEL: container.labels[RUN_LABEL]})
+    return removed
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 2 or argv[0] != "sweep":
+        print("usage: python -m integration.harness sweep RUN_ID|all", file=sys.stderr)
+        return 2
+    labels = {RUN_LABEL: "" if argv[1] == "all" else argv[1]}
+    removed = sweep(docker.from_env(), labels)
+    print(f"socklab: removed {removed} test containers/networks/volumes of run {argv[1]}",
+          file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

@@ -1,0 +1,48 @@
+"""What every server does around its connections: the log lines and a clean stop."""
+
+from __future__ import annotations
+
+import pytest
+
+from integration.harness import Host, TestLab
+
+SERVERS = ["tcp-server", "udp-server", "exec-server", "ftp-server", "select-server",
+           "epoll-server", "twisted-server"]
+
+CONNECT_CHECKS = {
+    "tcp-server": ("echo", {"port": 9000}),
+    "select-server": ("echo", {"port": 9000, "greeting": "hello"}),
+    "epoll-server": ("echo", {"port": 9000, "greeting": "hello"}),
+    "twisted-server": ("echo", {"port": 8000, "upper": False}),
+    "exec-server": ("exec_framed", {"port": 9002, "command": "true"}),
+    "ftp-server": ("ftp_requests", {"port": 9000, "requests": [{"action": "list"}]}),
+}
+
+# docker stop sends SIGTERM, waits this long, then SIGKILL (exit status 137).
+STOP_GRACE_SECONDS = 2
+
+
+@pytest.mark.parametrize("service", list(CONNECT_CHECKS))
+def test_server_logs_accept_and_close_of_a_client(lab: TestLab, client1: Host,
+                                                  service: str) -> None:
+    server = lab.host(service)
+    check, kwargs = CONNECT_CHECKS[service]
+    client1.check(check, host=service, **kwargs)
+    peer = client1.address()
+    lines = [line for line in server.logs().splitlines() if f"peer={peer}:" in line]
+    assert any(" accept peer=" in line for line in lines), server.logs()
+    assert any(" close peer=" in line for line in lines), server.logs()
+
+
+@pytest.mark.parametrize("service", SERVERS)
+def test_server_stops_cleanly_on_sigterm(lab: TestLab, client1: Host, service: str) -> None:
+    alias = f"stop-{service}"
+    server = lab.start(service, alias=alias)
+    try:
+        server.container.stop(timeout=STOP_GRACE_SECONDS)
+        server.container.reload()
+        state = server.container.attrs["State"]
+        assert state["ExitCode"] == 0, f"exit {state['ExitCode']} (137 = killed):\n{server.logs()}"
+        assert "stop" in server.logs().splitlines()[-1]
+    finally:
+        lab.remove(server)
