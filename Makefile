@@ -19,7 +19,8 @@ COMPOSE := $(shell if docker compose version >/dev/null 2>&1; then echo "docker 
 DC = $(COMPOSE) -p $(PROJECT) -f $(COMPOSE_FILE)
 
 # Builds what is missing (tags are hashes of the inputs) and exports SOCKLAB_IMAGE.
-WITH_IMAGE = eval "$$($(HOSTPY) -m socklab.build images)"; export SOCKLAB_IMAGE;
+# (The assignment, unlike a bare eval "$(...)", fails when the build fails.)
+WITH_IMAGE = image_env="$$($(HOSTPY) -m socklab.build images)"; eval "$$image_env"; export SOCKLAB_IMAGE;
 
 .PHONY: help up down shell ps logs test lint unit images clean check-docker check-compose
 
@@ -72,12 +73,13 @@ unit: $(VENV_STAMP) ## the unit tests only (no Docker)
 test: check-docker $(VENV_STAMP) lint ## everything: lint, unit and integration tests (pytest -n auto)
 	@$(WITH_IMAGE) \
 	run="$$(date +%Y%m%d%H%M%S)-$$$$"; \
-	trap '$(VENV)/bin/python -m integration.harness sweep "$$run"' EXIT INT TERM; \
+	trap 'PYTHONPATH=tests $(VENV)/bin/python -m integration.harness sweep "$$run"' EXIT INT TERM; \
 	echo "socklab: test run $$run with $$SOCKLAB_IMAGE" >&2; \
 	SOCKLAB_TEST_RUN="$$run" PYTHONPATH=services:tests $(VENV)/bin/pytest -n auto $(PYTEST_ARGS)
 
 clean: ## remove everything the project created: lab, test leftovers, images, venv
 	-@if [ -n "$(COMPOSE)" ] && docker info >/dev/null 2>&1; then $(DC) down -v --remove-orphans; fi
-	-@if [ -x $(VENV)/bin/python ] && docker info >/dev/null 2>&1; then PYTHONPATH=services:tests $(VENV)/bin/python -m integration.harness sweep all; fi
+	-@docker ps -aq --filter label=socklab.test-run | xargs -r docker rm -fv >/dev/null
+	-@docker network ls -q --filter label=socklab.test-run | xargs -r docker network rm >/dev/null
 	-@docker images --format '{{.Repository}}:{{.Tag}}' | grep -E '^socklab-(lab|base):' | xargs -r docker rmi
 	rm -rf $(VENV) .pytest_cache .ruff_cache test-reports

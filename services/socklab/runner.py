@@ -105,27 +105,33 @@ class CommandRunner:
         )
 
     def _collect(self, process: subprocess.Popen[bytes]) -> CommandResult:
+        deadline = time.monotonic() + self.timeout
+        (stdout, stderr), truncated = self._read_outputs(process, deadline)
+        timed_out = False
+        if not truncated:
+            try:  # the command may close its pipes and still run: the limit holds
+                process.wait(max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                timed_out = True
+        _kill_group(process)
+        return CommandResult(process.wait(), stdout, stderr, truncated, timed_out)
+
+    def _read_outputs(self, process: subprocess.Popen[bytes],
+                      deadline: float) -> tuple[tuple[bytes, bytes], bool]:
+        """Read stdout and stderr until both close, the cap is hit or time is up."""
         assert process.stdout is not None and process.stderr is not None
         outputs = {process.stdout.fileno(): bytearray(), process.stderr.fileno(): bytearray()}
-        deadline = time.monotonic() + self.timeout
-        truncated = timed_out = False
+        truncated = False
         with selectors.DefaultSelector() as selector:
             for fd in outputs:
                 selector.register(fd, selectors.EVENT_READ)
-            while selector.get_map() and not truncated:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    timed_out = True
-                    break
-                for key, _ in selector.select(remaining):
+            while selector.get_map() and not truncated and time.monotonic() < deadline:
+                for key, _ in selector.select(max(0.0, deadline - time.monotonic())):
                     truncated |= self._read_into(key.fd, outputs[key.fd], selector)
         process.stdout.close()
         process.stderr.close()
-        if truncated or timed_out:
-            _kill_group(process)
-        status = process.wait()
         stdout, stderr = (bytes(buffer) for buffer in outputs.values())
-        return CommandResult(status, stdout, stderr, truncated, timed_out)
+        return (stdout, stderr), truncated
 
     def _read_into(self, fd: int, buffer: bytearray, selector: selectors.BaseSelector) -> bool:
         """Read what one pipe has; return True when the output cap was hit."""

@@ -10,6 +10,7 @@ only when all of it has arrived, and a crash leaves at worst a temporary file
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import os
 import stat
@@ -76,7 +77,7 @@ class UploadDir:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
             os.close(fd)
-            raise IsADirectoryError(f"{name} is not a regular file")
+            raise IsADirectoryError(errno.EISDIR, "not a regular file", name)
         return fd, info.st_size
 
     def listing(self) -> list[dict[str, object]]:

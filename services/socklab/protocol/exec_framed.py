@@ -61,7 +61,10 @@ def decode_request(payload: bytes) -> bytes:
         raise RemoteProtocolError(f"request is not UTF-8 JSON: {error}") from None
     if not isinstance(fields, dict) or not isinstance(fields.get("cmd"), str):
         raise RemoteProtocolError('request must be a JSON object with a string "cmd"')
-    return fields["cmd"].encode("utf-8")
+    try:
+        return fields["cmd"].encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate escape such as "\ud800"
+        raise RemoteProtocolError("cmd is not valid Unicode") from None
 
 
 def decode_reply(frames: list[bytes]) -> ExecReply:
@@ -71,6 +74,8 @@ def decode_reply(frames: list[bytes]) -> ExecReply:
         header = json.loads(header_frame)
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise RemoteProtocolError(f"reply header is not JSON: {error}") from None
+    if not isinstance(header, dict):
+        raise RemoteProtocolError("reply header is not a JSON object")
     if header.get("stdout_bytes") != len(stdout) or header.get("stderr_bytes") != len(stderr):
         raise RemoteProtocolError("reply header sizes do not match its frames")
     return ExecReply(header.get("exit_status"), stdout, stderr, bool(header.get("truncated")),

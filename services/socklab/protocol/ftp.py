@@ -66,7 +66,8 @@ class FtpError(Exception):
 
 def answer(status: int, **fields: Any) -> bytes:
     """Encode one answer line."""
-    return json.dumps({"status": status, **fields}, ensure_ascii=False).encode() + b"\n"
+    # ASCII escapes: a name read from disk may hold undecodable bytes (surrogates).
+    return json.dumps({"status": status, **fields}).encode() + b"\n"
 
 
 def object_end(buffer: bytes | bytearray) -> int | None:

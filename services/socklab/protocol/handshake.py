@@ -13,12 +13,15 @@ Server side is a state machine; its transitions are the table below.
 from __future__ import annotations
 
 import enum
+import re
 from dataclasses import dataclass
 
 from socklab.protocol.errors import LocalProtocolError, RemoteProtocolError
 
 START = b"start"
 READY = b"Ready"
+
+STATUS = re.compile(rb"-?[0-9]+")
 
 # A Ready header is "Ready|" plus two decimal numbers: 64 bytes is generous and
 # bounds what a client buffers while waiting for it.
@@ -114,5 +117,5 @@ def parse_ready(header: bytes) -> ReadyHeader:
     fields = header.strip().split(b"|")
     if fields[0] != READY or len(fields) < 2 or not fields[1].isdigit():
         raise RemoteProtocolError(f"expected Ready|<n>, got {header[:MAX_HEADER]!r}")
-    status = int(fields[2]) if len(fields) > 2 and fields[2].lstrip(b"-").isdigit() else None
+    status = int(fields[2]) if len(fields) > 2 and STATUS.fullmatch(fields[2]) else None
     return ReadyHeader(size=int(fields[1]), status=status)

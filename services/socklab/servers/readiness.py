@@ -124,8 +124,9 @@ class Connection:
     bytes_out: int = 0
 
     def wants(self) -> tuple[bool, bool]:
-        """(read, write) interest: stop reading past the cap or after EOF."""
-        return (not self.eof and len(self.out) < OUTPUT_CAP, bool(self.out))
+        """(read, write) interest: stop reading past the cap, after EOF or when finished."""
+        reading = not (self.eof or self.session.finished) and len(self.out) < OUTPUT_CAP
+        return (reading, bool(self.out))
 
 
 class ReadinessServer:

@@ -1,0 +1,143 @@
+"""The Ready|<n> handshake: the server's state machine and the client's header parser."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+
+from socklab.protocol import handshake
+from socklab.protocol.errors import LocalProtocolError, RemoteProtocolError
+from socklab.protocol.handshake import (
+    MAX_HEADER,
+    TRANSITIONS,
+    Command,
+    Event,
+    HandshakeServer,
+    ReadyHeader,
+    SendOutput,
+    State,
+)
+
+HEADERS = [
+    pytest.param(0, 0, b"Ready|0|0", id="empty-output"),
+    pytest.param(5, 0, b"Ready|5|0", id="small"),
+    pytest.param(10_000_000, 2, b"Ready|10000000|2", id="large-failed"),
+    pytest.param(5, -9, b"Ready|5|-9", id="killed"),
+]
+
+
+def awaiting_start(output: bytes = b"out", status: int = 0) -> HandshakeServer:
+    server = HandshakeServer()
+    server.receive(b"ls")
+    server.ready(output, status)
+    return server
+
+
+@pytest.mark.parametrize(("size", "status", "header"), HEADERS)
+def test_handshake_ready_header_encodes(size: int, status: int, header: bytes) -> None:
+    server = HandshakeServer()
+    server.receive(b"cmd")
+    assert server.ready(b"x" * size, status) == header
+
+
+@pytest.mark.parametrize(("size", "status", "header"), HEADERS)
+def test_handshake_ready_header_parses(size: int, status: int, header: bytes) -> None:
+    assert handshake.parse_ready(header) == ReadyHeader(size, status)
+
+
+@pytest.mark.parametrize(("raw", "parsed"), [
+    (b"Ready|5", ReadyHeader(5, None)),
+    (b"Ready|5\n", ReadyHeader(5, None)),
+    (b"Ready|5|", ReadyHeader(5, None)),
+    (b"Ready|5|x", ReadyHeader(5, None)),
+    (b"Ready|5|-", ReadyHeader(5, None)),
+    (b"Ready|5|--9", ReadyHeader(5, None)),  # was ValueError from int(b"--9")
+    (b"Ready|5|1-2", ReadyHeader(5, None)),
+    (b"Ready|5|0|later", ReadyHeader(5, 0)),
+    (b"Ready|" + b"1" * (MAX_HEADER - 6), ReadyHeader(int("1" * (MAX_HEADER - 6)), None)),
+])
+def test_handshake_parse_ready_accepts(raw: bytes, parsed: ReadyHeader) -> None:
+    assert handshake.parse_ready(raw) == parsed
+
+
+@pytest.mark.parametrize("raw", [
+    b"", b"Ready", b"Ready|", b"ready|5", b"Ready|-1", b"Ready|5x", b"Ready 5", b"a.txt\nb.txt\n",
+    b"Ready|\xd9\xa3",  # a non-ASCII digit is no size
+    b"Ready|1|" + b"0" * MAX_HEADER,  # over MAX_HEADER
+])
+def test_handshake_parse_ready_rejects(raw: bytes) -> None:
+    with pytest.raises(RemoteProtocolError):
+        handshake.parse_ready(raw)
+
+
+def test_handshake_command_starts_running() -> None:
+    server = HandshakeServer()
+    assert server.receive(b"ls -l") == [Command(b"ls -l")]
+    assert server.state is State.RUNNING
+
+
+def test_handshake_ready_awaits_start() -> None:
+    server = awaiting_start(b"out", 0)
+    assert server.state is State.AWAIT_START
+
+
+def test_handshake_start_sends_pending_output() -> None:
+    server = awaiting_start(b"the output")
+    assert server.receive(b"start") == [SendOutput(b"the output")]
+    assert server.state is State.AWAIT_COMMAND
+
+
+def test_handshake_start_with_newline_is_only_start() -> None:
+    server = awaiting_start(b"out")
+    assert server.receive(b"start\n") == [SendOutput(b"out")]
+    assert server.state is State.AWAIT_COMMAND
+
+
+def test_handshake_other_chunk_cancels_pending_output() -> None:
+    server = awaiting_start(b"old")
+    assert server.receive(b"pwd") == [Command(b"pwd")]
+    assert server.state is State.RUNNING
+    server.ready(b"new", 0)
+    assert server.receive(b"start") == [SendOutput(b"new")]
+
+
+def test_handshake_start_glued_to_next_command() -> None:
+    server = awaiting_start(b"out")
+    assert server.receive(b"startls") == [SendOutput(b"out"), Command(b"ls")]
+    assert server.state is State.RUNNING
+
+
+def test_handshake_start_before_any_command_is_a_command() -> None:
+    server = HandshakeServer()
+    assert server.receive(b"start") == [Command(b"start")]
+
+
+@pytest.mark.parametrize("misuse", [
+    pytest.param(lambda s: s.ready(b"", 0), id="ready-before-command"),
+    pytest.param(lambda s: (s.receive(b"ls"), s.ready(b"", 0), s.ready(b"", 0)), id="ready-twice"),
+    pytest.param(lambda s: (s.receive(b"ls"), s.receive(b"ls")), id="command-while-running"),
+])
+def test_handshake_illegal_transition_raises(misuse) -> None:
+    with pytest.raises(LocalProtocolError):
+        misuse(HandshakeServer())
+
+
+def test_handshake_transitions_table_covers_every_state_and_event() -> None:
+    sources = {state for state, _ in TRANSITIONS}
+    targets = set(TRANSITIONS.values())
+    assert sources == targets == set(State)
+    assert {event for _, event in TRANSITIONS} == set(Event)
+
+
+@pytest.mark.parametrize(("state", "event"), list(itertools.product(State, Event)))
+def test_handshake_moves_only_along_the_table(state: State, event: Event) -> None:
+    server = HandshakeServer()
+    server.state = state
+    if (state, event) in TRANSITIONS:
+        server._move(event)
+        assert server.state is TRANSITIONS[(state, event)]
+    else:
+        with pytest.raises(LocalProtocolError):
+            server._move(event)
+        assert server.state is state

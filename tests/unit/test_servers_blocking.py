@@ -1,0 +1,109 @@
+"""One blocking connection: serve_connection over a socketpair, and accept_one's errors."""
+
+from __future__ import annotations
+
+import errno
+import logging
+import socket
+
+import pytest
+
+from socklab.servers import blocking
+from socklab.servers.base import serve_connection
+from socklab.sessions.echo import HELLO, UpperEcho
+
+
+class RecordingEcho(UpperEcho):
+    """The upper-case echo, remembering whether it was closed; finishes on ``bye``."""
+
+    def __init__(self) -> None:
+        super().__init__(HELLO)
+        self.closed = 0
+
+    def feed(self, data: bytes) -> list[bytes]:
+        if data == b"bye":
+            self.finished = True
+        return super().feed(data)
+
+    def close(self) -> None:
+        self.closed += 1
+
+
+class FailingSession(RecordingEcho):
+    def feed(self, data: bytes) -> list[bytes]:
+        raise OSError(errno.EACCES, "our own bug")
+
+
+@pytest.fixture
+def session() -> RecordingEcho:
+    return RecordingEcho()
+
+
+def test_blocking_greeting_echo_then_eof_closes(socket_pair, session, background, log) -> None:
+    server, client = socket_pair
+    thread = background.start(serve_connection, server, session, log)
+    assert client.recv(5) == HELLO
+    client.sendall(b"abc")
+    assert client.recv(10) == b"ABC"
+    client.shutdown(socket.SHUT_WR)
+    assert client.recv(10) == b""  # the server closed its end after our EOF
+    thread.join(5)
+    assert session.closed == 1 and server.fileno() == -1
+
+
+def test_blocking_finished_session_closes_without_eof(socket_pair, session, log) -> None:
+    server, client = socket_pair
+    client.sendall(b"bye")  # already queued: serve_connection needs no second thread
+    serve_connection(server, session, log)
+    assert client.recv(10) == HELLO + b"BYE"
+    assert client.recv(10) == b""
+    assert session.closed == 1
+
+
+def test_blocking_peer_reset_ends_quietly(socket_pair, session, background, log, caplog) -> None:
+    caplog.set_level(logging.INFO, logger=log.name)
+    server, client = socket_pair
+    thread = background.start(serve_connection, server, session, log)
+    assert client.recv(5, socket.MSG_PEEK) == HELLO
+    client.close()  # unread bytes in its buffer: the server's recv gets ECONNRESET
+    thread.join(5)
+    assert session.closed == 1 and server.fileno() == -1
+    assert "reason=ECONNRESET" in caplog.text
+
+
+def test_blocking_other_errors_propagate_after_cleanup(socket_pair, log) -> None:
+    server, client = socket_pair
+    session = FailingSession()
+    client.sendall(b"x")
+    with pytest.raises(OSError) as caught:
+        serve_connection(server, session, log)
+    assert caught.value.errno == errno.EACCES
+    assert session.closed == 1 and server.fileno() == -1
+
+
+class FakeListener:
+    def __init__(self, error: OSError) -> None:
+        self.error = error
+
+    def accept(self) -> tuple[socket.socket, object]:
+        raise self.error
+
+
+@pytest.mark.parametrize("code", [errno.EMFILE, errno.ENFILE, errno.ECONNABORTED])
+def test_blocking_accept_one_survives_capacity_errors(code: int, log, monkeypatch) -> None:
+    monkeypatch.setattr(blocking, "ACCEPT_RETRY_DELAY", 0)
+    assert blocking.accept_one(FakeListener(OSError(code, "load")), log) is None
+
+
+def test_blocking_accept_one_raises_other_errors(log) -> None:
+    with pytest.raises(OSError):
+        blocking.accept_one(FakeListener(OSError(errno.EBADF, "bug")), log)
+
+
+def test_blocking_accept_one_returns_connection(log) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as listener, \
+            socket.create_connection(listener.getsockname(), timeout=5) as client:
+        conn = blocking.accept_one(listener, log)
+        assert conn is not None
+        with conn:
+            assert conn.getpeername() == client.getsockname()

@@ -1,0 +1,87 @@
+"""The Twisted protocol over StringTransport: greeting, echo, finishing, half-close."""
+
+from __future__ import annotations
+
+import pytest
+from twisted.internet import interfaces
+from twisted.internet.testing import StringTransport
+from twisted.python.failure import Failure
+
+from socklab.servers.twisted_server import SessionFactoryAdapter, SessionProtocol
+from socklab.sessions.echo import HELLO, Echo, UpperEcho
+
+
+class ByeSession(Echo):
+    """Echo; finished after ``bye``; remembers being closed."""
+
+    closed = False
+
+    def feed(self, data: bytes) -> list[bytes]:
+        self.finished = data == b"bye"
+        return super().feed(data)
+
+    def close(self) -> None:
+        self.closed = True
+
+
+@pytest.fixture
+def session() -> ByeSession:
+    return ByeSession()
+
+
+@pytest.fixture
+def transport() -> StringTransport:
+    return StringTransport()
+
+
+def connected(session, transport, log) -> SessionProtocol:
+    protocol = SessionProtocol(session, log)
+    protocol.makeConnection(transport)
+    return protocol
+
+
+def test_twisted_writes_greeting_on_connect(transport, log) -> None:
+    connected(UpperEcho(HELLO), transport, log)
+    assert transport.value() == HELLO
+
+
+def test_twisted_echoes_each_chunk(session, transport, log) -> None:
+    protocol = connected(session, transport, log)
+    protocol.dataReceived(b"one ")
+    protocol.dataReceived(b"two")
+    assert transport.value() == b"one two"
+    assert (protocol.bytes_in, protocol.bytes_out) == (7, 7)
+    assert not transport.disconnecting
+
+
+def test_twisted_finished_session_loses_connection(session, transport, log) -> None:
+    protocol = connected(session, transport, log)
+    protocol.dataReceived(b"bye")
+    assert transport.value() == b"bye" and transport.disconnecting
+
+
+def test_twisted_read_connection_lost_closes_after_writes(session, transport, log) -> None:
+    protocol = connected(session, transport, log)
+    assert interfaces.IHalfCloseableProtocol.providedBy(protocol)
+    protocol.dataReceived(b"pending")
+    protocol.readConnectionLost()
+    assert transport.disconnecting  # loseConnection: the transport flushes, then closes
+    assert transport.value() == b"pending"
+
+
+def test_twisted_write_connection_lost_loses_connection(session, transport, log) -> None:
+    connected(session, transport, log).writeConnectionLost()
+    assert transport.disconnecting
+
+
+def test_twisted_connection_lost_closes_session(session, transport, log) -> None:
+    protocol = connected(session, transport, log)
+    protocol.connectionLost(Failure(ConnectionError("gone")))
+    assert session.closed
+
+
+def test_twisted_factory_builds_one_session_per_connection(log) -> None:
+    factory = SessionFactoryAdapter(ByeSession, log)
+    first, second = factory.buildProtocol(None), factory.buildProtocol(None)
+    assert isinstance(first, SessionProtocol)
+    assert first.session is not second.session

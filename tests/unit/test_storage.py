@@ -1,0 +1,119 @@
+"""The upload directory: atomic uploads, the partial-file sweep, safe reads, the listing."""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from socklab.protocol.ftp import PARTIAL_PREFIX, FtpError
+from socklab.storage import READ_CHUNK, UploadDir, read_chunks
+
+
+@pytest.fixture
+def uploads(tmp_path: Path) -> UploadDir:
+    root = tmp_path / "uploads"
+    root.mkdir()
+    return UploadDir(root)
+
+
+def names(uploads: UploadDir) -> list[str]:
+    return sorted(os.listdir(uploads.root))
+
+
+def test_storage_upload_commit_renames_into_place(uploads: UploadDir) -> None:
+    upload = uploads.begin("a.txt")
+    upload.write(b"hello ")
+    upload.write(b"world")
+    assert names(uploads) == [upload.temp_path.name]
+    assert upload.temp_path.name.startswith(PARTIAL_PREFIX)
+    assert upload.commit() == hashlib.sha256(b"hello world").hexdigest()
+    assert names(uploads) == ["a.txt"] and upload.size == 11
+    assert (uploads.root / "a.txt").read_bytes() == b"hello world"
+    assert stat.S_IMODE((uploads.root / "a.txt").stat().st_mode) == 0o644
+
+
+def test_storage_upload_abort_removes_temp(uploads: UploadDir) -> None:
+    upload = uploads.begin("a.txt")
+    upload.write(b"half")
+    upload.abort()
+    assert names(uploads) == []
+    upload.abort()  # a second abort is harmless
+
+
+@pytest.mark.parametrize("name", ["../x", "a/b", PARTIAL_PREFIX + "x", ""])
+def test_storage_begin_refuses_bad_names(uploads: UploadDir, name: str) -> None:
+    with pytest.raises(FtpError):
+        uploads.begin(name)
+    assert names(uploads) == []
+
+
+def test_storage_sweep_partials_removes_only_partials(uploads: UploadDir) -> None:
+    pending = [uploads.begin("one"), uploads.begin("two")]
+    (uploads.root / "kept").write_bytes(b"k")
+    assert uploads.sweep_partials() == 2
+    for upload in pending:
+        upload.abort()
+    assert names(uploads) == ["kept"]
+    assert uploads.sweep_partials() == 0
+
+
+def test_storage_open_read_returns_fd_and_size(uploads: UploadDir) -> None:
+    (uploads.root / "r").write_bytes(b"12345")
+    fd, size = uploads.open_read("r")
+    assert size == 5
+    assert b"".join(read_chunks(fd)) == b"12345"
+
+
+def test_storage_open_read_refuses_symlink_outside(uploads: UploadDir, tmp_path: Path) -> None:
+    (tmp_path / "secret").write_bytes(b"secret")
+    (uploads.root / "link").symlink_to(tmp_path / "secret")
+    with pytest.raises(OSError) as caught:
+        uploads.open_read("link")
+    assert caught.value.errno == errno.ELOOP
+
+
+def test_storage_open_read_refuses_directory(uploads: UploadDir) -> None:
+    (uploads.root / "d").mkdir()
+    with pytest.raises(IsADirectoryError):
+        uploads.open_read("d")
+
+
+def test_storage_open_read_missing_is_enoent(uploads: UploadDir) -> None:
+    with pytest.raises(FileNotFoundError):
+        uploads.open_read("nothing")
+
+
+def test_storage_listing_sorted_hides_partials_links_and_dirs(uploads: UploadDir) -> None:
+    for name, size in [("b", 2), ("a", 1), ("é", 3), ("C", 0)]:
+        (uploads.root / name).write_bytes(b"x" * size)
+    pending = uploads.begin("pending")
+    pending.write(b"xx")
+    (uploads.root / "link").symlink_to(uploads.root / "a")
+    (uploads.root / "dir").mkdir()
+    assert uploads.listing() == [{"name": "C", "size": 0}, {"name": "a", "size": 1},
+                                 {"name": "b", "size": 2}, {"name": "é", "size": 3}]
+    pending.abort()
+
+
+def test_storage_read_chunks_spans_chunk_boundary(uploads: UploadDir) -> None:
+    data = os.urandom(READ_CHUNK + 1)
+    (uploads.root / "big").write_bytes(data)
+    chunks = list(read_chunks(uploads.open_read("big")[0]))
+    assert [len(c) for c in chunks] == [READ_CHUNK, 1]
+    assert b"".join(chunks) == data
+
+
+def test_storage_read_chunks_closes_fd_when_stopped_early(uploads: UploadDir) -> None:
+    (uploads.root / "f").write_bytes(b"x" * (READ_CHUNK + 1))
+    fd, _ = uploads.open_read("f")
+    chunks = read_chunks(fd)
+    next(chunks)
+    chunks.close()
+    with pytest.raises(OSError) as caught:
+        os.fstat(fd)
+    assert caught.value.errno == errno.EBADF
