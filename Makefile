@@ -82,4 +82,5 @@ clean: ## remove everything the project created: lab, test leftovers, images, ve
 	-@docker ps -aq --filter label=socklab.test-run | xargs -r docker rm -fv >/dev/null
 	-@docker network ls -q --filter label=socklab.test-run | xargs -r docker network rm >/dev/null
 	-@docker images --format '{{.Repository}}:{{.Tag}}' | grep -E '^socklab-(lab|base):' | xargs -r docker rmi
-	rm -rf $(VENV) .pytest_cache .ruff_cache test-reports
+	rm -rf $(VENV) .pytest_cache .ruff_cache test-reports .image-build.lock services/*.egg-info
+	find services tests -name __pycache__ -type d -prune -exec rm -rf {} +

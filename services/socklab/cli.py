@@ -67,7 +67,9 @@ def _add_client(commands: argparse._SubParsersAction) -> None:  # type: ignore[t
     exec_.add_argument("-c", "--command", action="append", default=[],
                        help="run this command and exit (repeatable) instead of prompting")
     ftp = variants.choices["ftp"]
-    ftp.add_argument("action", choices=("put", "get", "ls"), help="upload, download or list")
+    ftp.add_argument("action", nargs="?", choices=("put", "get", "ls"),
+                     help="upload, download or list; without it, a prompt taking the same "
+                     "commands")
     ftp.add_argument("names", nargs="*", help="files to put, or names to get")
     ftp.add_argument("-o", "--output", help="where to save a single get")
 

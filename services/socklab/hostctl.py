@@ -58,7 +58,8 @@ def wait(project: str, timeout: float) -> int:
         states = {service_name(c): health(c) for c in containers}
         pending = sorted(name for name, state in states.items() if state not in
                          ("healthy", "running"))
-        failed = [name for name, state in states.items() if state in ("exited", "dead")]
+        failed = [name for name, state in states.items()
+                  if state in ("exited", "dead", "restarting", "unhealthy")]
         if not containers:
             print(f"socklab: no containers of project {project!r}", file=sys.stderr)
             return 1

@@ -14,6 +14,7 @@ import pwd
 import selectors
 import signal
 import subprocess
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -75,17 +76,29 @@ class CommandRunner:
     timeout: float = DEFAULT_TIMEOUT
     output_cap: int = OUTPUT_CAP
     env: dict[str, str] = field(default_factory=dict)
+    running: set[subprocess.Popen[bytes]] = field(default_factory=set)
+    lock: threading.Lock = field(default_factory=threading.Lock)
 
     def run(self, command: bytes) -> CommandResult:
         try:
             process = self._spawn(command)
         except (OSError, ValueError) as error:
             return CommandResult(STATUS_CANNOT_RUN, b"", f"cannot run command: {error}\n".encode())
+        with self.lock:
+            self.running.add(process)
         try:
             return self._collect(process)
         finally:
             _kill_group(process)
             process.wait()
+            with self.lock:
+                self.running.discard(process)
+
+    def kill_all(self) -> None:
+        """Kill every command still running (the server is stopping)."""
+        with self.lock:
+            for process in self.running:
+                _kill_group(process)
 
     def _spawn(self, command: bytes) -> subprocess.Popen[bytes]:
         user_args: dict[str, object] = {}

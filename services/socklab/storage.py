@@ -17,6 +17,7 @@ import stat
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 from socklab.protocol.ftp import PARTIAL_PREFIX, check_filename
 
@@ -71,14 +72,14 @@ class UploadDir:
             path.unlink(missing_ok=True)
         return len(stale)
 
-    def open_read(self, name: str) -> tuple[int, int]:
-        """Open a stored regular file without following links: ``(fd, size)``."""
+    def open_read(self, name: str) -> tuple[BinaryIO, int]:
+        """Open a stored regular file without following links: ``(file, size)``."""
         fd = os.open(self.root / check_filename(name), os.O_RDONLY | os.O_NOFOLLOW)
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
             os.close(fd)
             raise IsADirectoryError(errno.EISDIR, "not a regular file", name)
-        return fd, info.st_size
+        return os.fdopen(fd, "rb"), info.st_size
 
     def listing(self) -> list[dict[str, object]]:
         files = []
@@ -89,11 +90,10 @@ class UploadDir:
         return files
 
 
-def read_chunks(fd: int) -> Iterator[bytes]:
-    """Yield a file's bytes and close it, even if the reader stops early."""
-    with os.fdopen(fd, "rb") as file:
-        while chunk := file.read(READ_CHUNK):
-            yield chunk
+def read_chunks(file: BinaryIO) -> Iterator[bytes]:
+    """Yield a file's bytes in READ_CHUNK pieces (the caller closes the file)."""
+    while chunk := file.read(READ_CHUNK):
+        yield chunk
 
 
 def _fsync_directory(directory: Path) -> None:

@@ -101,8 +101,8 @@ def serve_exec(args: argparse.Namespace, log: logging.Logger) -> None:
     from socklab.servers.threaded import SessionServer, serve_threaded
     from socklab.sessions.exec import FramedExec, HandshakeExec, NaiveExec
 
-    command_runner = runner.CommandRunner(Path(args.workdir), runner.resolve_user(args.run_as),
-                                          timeout=args.timeout)
+    command_runner = runner.CommandRunner(Path(args.workdir).resolve(),
+                                          runner.resolve_user(args.run_as), timeout=args.timeout)
     framings: list[tuple[int, Callable[[runner.CommandRunner], object]]] = [
         (args.port, NaiveExec), (args.handshake_port, HandshakeExec),
         (args.framed_port, FramedExec)]
@@ -117,8 +117,11 @@ def serve_exec(args: argparse.Namespace, log: logging.Logger) -> None:
             server.server_close()
         raise
     log.info("commands run as uid=%s in %s, timeout %.0fs", command_runner.uid or "self",
-             args.workdir, args.timeout)
-    serve_threaded(servers, log)
+             command_runner.cwd, args.timeout)
+    try:
+        serve_threaded(servers, log)
+    finally:
+        command_runner.kill_all()  # no command outlives the server
 
 
 SERVE: dict[str, Callable[[argparse.Namespace, logging.Logger], None]] = {

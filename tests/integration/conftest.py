@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 from collections.abc import Iterator
 
@@ -31,7 +32,10 @@ def lab_image(docker_client: docker.DockerClient) -> str:
         return image
     from socklab.build import ensure_images
 
-    return ensure_images(harness.ROOT)
+    # pytest run without make: workers build one at a time, the later ones find it built.
+    with open(harness.ROOT / ".image-build.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return ensure_images(harness.ROOT)
 
 
 @pytest.fixture(scope="session")

@@ -63,13 +63,15 @@ def test_tutorial_handshake_client_never_hangs(lab: TestLab, client1: Host) -> N
     assert "No such file or directory" in out  # stderr when stdout is empty
 
 
-def test_tutorial_ftp_client_uploads(lab: TestLab, client1: Host) -> None:
+@pytest.mark.parametrize("lines", [0, 1, 100000])
+def test_tutorial_ftp_client_uploads(lab: TestLab, client1: Host, lines: int) -> None:
     server = lab.host("ftp-server")
-    client1.run("sh", "-c", "seq 1 100000 > /tmp/tutorial-upload.txt")
+    name = f"tutorial-upload-{lines}.txt"
+    client1.run("sh", "-c", f"seq 1 {lines} > /tmp/{name}")
     out = run_tutorial_client(client1, tutorial_clients.FTP, "ftp-server", 9000,
-                              ["put /tmp/tutorial-upload.txt"])
-    final = json.loads(out.split(">>>:")[1])
+                              [f"put /tmp/{name}"])
+    final = json.loads(out.split(">>>:")[1])  # an empty file too: 200 and 201 not glued
     assert final["status"] == 201
-    local = client1.run("sha256sum", "/tmp/tutorial-upload.txt").stdout.split()[0]
-    stored = server.run("sha256sum", "/srv/uploads/tutorial-upload.txt").stdout.split()[0]
+    local = client1.run("sha256sum", f"/tmp/{name}").stdout.split()[0]
+    stored = server.run("sha256sum", f"/srv/uploads/{name}").stdout.split()[0]
     assert final["sha256"] == local == stored

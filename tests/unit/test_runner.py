@@ -113,3 +113,18 @@ def test_runner_resolve_user_nobody() -> None:
 def test_runner_runs_as_given_uid() -> None:
     result = CommandRunner(Path("/"), uid=65534, timeout=5).run(b"id -u; id -G")
     assert result.stdout.split() == [b"65534", b"65534"]
+
+
+def test_runner_kill_all_ends_running_commands(tmp_path: Path, background) -> None:
+    command_runner = CommandRunner(tmp_path, timeout=30)
+    results: list[runner.CommandResult] = []
+    background.start(lambda: results.append(command_runner.run(b"sleep 20")))
+    deadline = time.monotonic() + 5
+    while not command_runner.running and time.monotonic() < deadline:
+        time.sleep(0.01)
+    started = time.monotonic()
+    command_runner.kill_all()
+    while not results and time.monotonic() - started < 5:
+        time.sleep(0.01)
+    assert results and results[0].status == -9
+    assert not command_runner.running

@@ -58,8 +58,8 @@ class StoppablePoller:
     def __getattr__(self, name: str) -> object:
         return getattr(self.inner, name)
 
-    def poll(self) -> list[int]:
-        ready = self.inner.poll()
+    def poll(self, timeout: float | None = None) -> list[int]:
+        ready = self.inner.poll(timeout)
         if self.stopping.is_set():
             raise LoopStopped
         return ready

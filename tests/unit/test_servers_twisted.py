@@ -85,3 +85,19 @@ def test_twisted_factory_builds_one_session_per_connection(log) -> None:
     first, second = factory.buildProtocol(None), factory.buildProtocol(None)
     assert isinstance(first, SessionProtocol)
     assert first.session is not second.session
+
+
+def test_twisted_protocol_stops_reading_while_write_buffer_is_full(session, transport,
+                                                                   log) -> None:
+    protocol = connected(session, transport, log)
+    assert transport.producer is protocol and transport.streaming
+    protocol.pauseProducing()  # what the transport does past its bufferSize
+    assert transport.producerState == "paused"
+    protocol.resumeProducing()
+    assert transport.producerState == "producing"
+
+
+def test_twisted_protocol_unregisters_before_closing(session, transport, log) -> None:
+    protocol = connected(session, transport, log)
+    protocol.dataReceived(b"bye")
+    assert transport.producer is None and transport.disconnecting

@@ -62,11 +62,12 @@ def test_storage_sweep_partials_removes_only_partials(uploads: UploadDir) -> Non
     assert uploads.sweep_partials() == 0
 
 
-def test_storage_open_read_returns_fd_and_size(uploads: UploadDir) -> None:
+def test_storage_open_read_returns_file_and_size(uploads: UploadDir) -> None:
     (uploads.root / "r").write_bytes(b"12345")
-    fd, size = uploads.open_read("r")
+    file, size = uploads.open_read("r")
     assert size == 5
-    assert b"".join(read_chunks(fd)) == b"12345"
+    with file:
+        assert b"".join(read_chunks(file)) == b"12345"
 
 
 def test_storage_open_read_refuses_symlink_outside(uploads: UploadDir, tmp_path: Path) -> None:
@@ -108,12 +109,12 @@ def test_storage_read_chunks_spans_chunk_boundary(uploads: UploadDir) -> None:
     assert b"".join(chunks) == data
 
 
-def test_storage_read_chunks_closes_fd_when_stopped_early(uploads: UploadDir) -> None:
+def test_ftp_get_closes_file_when_client_leaves_before_first_byte(uploads: UploadDir) -> None:
+    from socklab.sessions.ftp import FtpSession
+
     (uploads.root / "f").write_bytes(b"x" * (READ_CHUNK + 1))
-    fd, _ = uploads.open_read("f")
-    chunks = read_chunks(fd)
-    next(chunks)
-    chunks.close()
-    with pytest.raises(OSError) as caught:
-        os.fstat(fd)
-    assert caught.value.errno == errno.EBADF
+    open_before = len(os.listdir("/proc/self/fd"))
+    replies = FtpSession(uploads).feed(b'{"action": "get", "filename": "f"}')
+    assert next(replies).startswith(b'{"status": 200')
+    replies.close()  # the send of the answer failed: the driver closes the generator
+    assert len(os.listdir("/proc/self/fd")) == open_before

@@ -18,8 +18,9 @@ from socklab.protocol.framing import MAX_REPLY_FRAME, FrameDecoder
 TUTORIAL_RECV = 1024
 BULK_RECV = 256 << 10
 
-# How long a client waits for a server before it says so.
-DEFAULT_TIMEOUT = 30.0
+# How long a client waits for a server before it says so: longer than the exec
+# server's 30 s command limit, so a timed-out command's reply is still heard.
+DEFAULT_TIMEOUT = 60.0
 
 
 class ServerClosed(RemoteProtocolError):

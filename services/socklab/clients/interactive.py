@@ -121,18 +121,36 @@ def _exec_runner(sock: socket.socket, mode: str) -> Callable[[str], int]:
     return framed
 
 
-def ftp_command(host: str, port: int, action: str, names: list[str], output: str | None) -> int:
+FTP_USAGE = "commands: put PATH…, get NAME…, ls, exit"
+
+
+def ftp_command(host: str, port: int, action: str | None, names: list[str],
+                output: str | None) -> int:
     with open_connection(host, port) as sock:
         client = FtpClient(sock)
         print(client.banner)
-        if action == "put":
-            return max((_ftp_put(client, Path(name)) for name in names), default=0)
-        if action == "get":
-            return max((_ftp_get(client, name, output) for name in names), default=0)
-        answer = client.list()
-        for entry in answer.get("files", []):
-            print(f"{entry['size']:>12}  {entry['name']}")
-        return 0 if answer["status"] == 200 else 1
+        if action is not None:
+            return _ftp_action(client, action, names, output)
+        print(FTP_USAGE)
+        status = 0
+        for line in lines():
+            verb, *args = line.split()
+            if verb not in ("put", "get", "ls") or (verb != "ls" and not args):
+                print(FTP_USAGE)
+                continue
+            status = _ftp_action(client, verb, args, None)
+        return status
+
+
+def _ftp_action(client: FtpClient, action: str, names: list[str], output: str | None) -> int:
+    if action == "put":
+        return max((_ftp_put(client, Path(name)) for name in names), default=0)
+    if action == "get":
+        return max((_ftp_get(client, name, output) for name in names), default=0)
+    answer = client.list()
+    for entry in answer.get("files", []):
+        print(f"{entry['size']:>12}  {entry['name']}")
+    return 0 if answer["status"] == 200 else 1
 
 
 def _ftp_put(client: FtpClient, path: Path) -> int:
@@ -152,8 +170,12 @@ def _ftp_put(client: FtpClient, path: Path) -> int:
 def _ftp_get(client: FtpClient, name: str, output: str | None) -> int:
     target = Path(output or os.path.basename(name))
     partial = target.with_name(target.name + ".part")
-    with partial.open("wb") as sink:
-        answer = client.get(name, sink)
+    try:
+        with partial.open("wb") as sink:
+            answer = client.get(name, sink)
+    except BaseException:
+        partial.unlink(missing_ok=True)  # never leave half a download behind
+        raise
     if answer["status"] != 200:
         partial.unlink()
         print(answer, file=sys.stderr)

@@ -13,7 +13,7 @@ import errno
 import logging
 import signal
 import socket
-from collections.abc import Iterator
+from collections.abc import Generator, Iterable, Iterator
 from types import FrameType
 
 from socklab.log import peer_name
@@ -27,8 +27,11 @@ RECV_SIZE = 64 << 10
 DEFAULT_BACKLOG = 128
 
 # A peer closing or resetting a connection is normal life for a server.
+# ENOTCONN: a connection reset while it waited in the accept queue is handed
+# out by accept() all the same; getpeername() is the first call to notice.
 PEER_GONE_ERRNOS = frozenset({errno.ECONNRESET, errno.EPIPE, errno.ECONNABORTED,
-                              errno.ETIMEDOUT, errno.EHOSTUNREACH, errno.ENETUNREACH})
+                              errno.ETIMEDOUT, errno.EHOSTUNREACH, errno.ENETUNREACH,
+                              errno.ENOTCONN})
 
 # accept() failures caused by load, not by a bug: out of descriptors or
 # memory, or a connection that died in the queue. Trio names the same set.
@@ -75,21 +78,27 @@ def open_listener(host: str, port: int, backlog: int = DEFAULT_BACKLOG,
     return sock
 
 
-def send_all(conn: socket.socket, chunks: Iterator[bytes] | list[bytes]) -> int:
+def send_all(conn: socket.socket, chunks: Iterable[bytes]) -> int:
+    """Send every chunk; close a generator of chunks even when sending fails."""
     sent = 0
-    for chunk in chunks:
-        if chunk:
-            conn.sendall(chunk)
-            sent += len(chunk)
+    try:
+        for chunk in chunks:
+            if chunk:
+                conn.sendall(chunk)
+                sent += len(chunk)
+    finally:
+        if isinstance(chunks, Generator):
+            chunks.close()
     return sent
 
 
-def serve_connection(conn: socket.socket, session: Session, log: logging.Logger) -> None:
+def serve_connection(conn: socket.socket, session: Session, log: logging.Logger,
+                     peer: str = "") -> None:
     """Drive one session over a blocking socket until EOF, error or ``finished``."""
-    peer = peer_name(conn.getpeername())
     received = sent = 0
     reason = "eof"
     try:
+        peer = peer or peer_name(conn.getpeername())
         sent += send_all(conn, [session.greeting()])
         while not session.finished:
             data = conn.recv(RECV_SIZE)
@@ -106,4 +115,5 @@ def serve_connection(conn: socket.socket, session: Session, log: logging.Logger)
     finally:
         session.close()
         conn.close()
-        log.info("close peer=%s reason=%s bytes_in=%d bytes_out=%d", peer, reason, received, sent)
+        log.info("close peer=%s reason=%s bytes_in=%d bytes_out=%d", peer or "?", reason,
+                 received, sent)

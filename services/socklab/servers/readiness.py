@@ -29,6 +29,10 @@ from socklab.sessions import Session, SessionFactory
 # Reply bytes we hold for one slow reader before we stop reading its requests.
 OUTPUT_CAP = 4 << 20
 
+# Bytes one connection may read in one turn before the loop serves the others:
+# a client streaming at full speed must not starve the rest (16 recvs).
+READ_BUDGET = 1 << 20
+
 # FD_SETSIZE of glibc: select() works on a bitmap of this many descriptors and
 # CPython refuses any descriptor numbered this or higher ("filedescriptor out
 # of range in select()"). epoll has no such limit.
@@ -53,8 +57,8 @@ class Poller:
     def unregister(self, fd: int) -> None:
         raise NotImplementedError
 
-    def poll(self) -> list[int]:
-        """Block until something is ready; return the ready descriptors."""
+    def poll(self, timeout: float | None = None) -> list[int]:
+        """Wait until something is ready (``None``: for ever); return the ready descriptors."""
         raise NotImplementedError
 
 
@@ -79,8 +83,8 @@ class SelectPoller(Poller):
         self.readers.discard(fd)
         self.writers.discard(fd)
 
-    def poll(self) -> list[int]:
-        readable, writable, _ = select.select(self.readers, self.writers, [])
+    def poll(self, timeout: float | None = None) -> list[int]:
+        readable, writable, _ = select.select(self.readers, self.writers, [], timeout)
         return list(set(readable) | set(writable))
 
 
@@ -107,9 +111,9 @@ class EpollPoller(Poller):
     def unregister(self, fd: int) -> None:
         self.epoll.unregister(fd)
 
-    def poll(self) -> list[int]:
+    def poll(self, timeout: float | None = None) -> list[int]:
         # An error or hang-up needs no flag: the next recv() or send() reports it.
-        return [fd for fd, _events in self.epoll.poll()]
+        return [fd for fd, _events in self.epoll.poll(-1 if timeout is None else timeout)]
 
 
 @dataclass
@@ -139,17 +143,35 @@ class ReadinessServer:
         self.poller = poller
         self.log = log
         self.connections: dict[int, Connection] = {}
+        # Connections that used up their READ_BUDGET with data still waiting.
+        # In edge-triggered mode no new event would come for them.
+        self.unfinished: set[int] = set()
+        self.accept_paused_until: float | None = None
         listener.setblocking(False)
         poller.register(listener.fileno(), True, False)
 
     def serve_forever(self) -> None:
-        listener_fd = self.listener.fileno()
         while True:
-            for fd in self.poller.poll():
-                if fd == listener_fd:
-                    self._accept_all()
-                elif fd in self.connections:
-                    self._service(self.connections[fd])
+            self.serve_once()
+
+    def serve_once(self) -> None:
+        """Wait for readiness once, then serve every ready descriptor."""
+        ready = set(self.poller.poll(self._poll_timeout())) | self.unfinished
+        self.unfinished = set()
+        for fd in ready:
+            if fd == self.listener.fileno():
+                self._accept_all()
+            elif fd in self.connections:
+                self._service(self.connections[fd])
+        if self.accept_paused_until and time.monotonic() >= self.accept_paused_until:
+            self._resume_accepting()
+
+    def _poll_timeout(self) -> float | None:
+        if self.unfinished:
+            return 0
+        if self.accept_paused_until is not None:
+            return max(0.0, self.accept_paused_until - time.monotonic())
+        return None
 
     def close(self) -> None:
         for conn in list(self.connections.values()):
@@ -164,10 +186,25 @@ class ReadinessServer:
             except OSError as error:
                 if error.errno not in ACCEPT_CAPACITY_ERRNOS:
                     raise
-                self.log.warning("accept failed: %s", error.strerror)
-                time.sleep(ACCEPT_RETRY_DELAY)  # no busy loop on EMFILE
+                self._pause_accepting(error)
                 return
             self._adopt(sock, peer_name(address))
+
+    def _pause_accepting(self, error: OSError) -> None:
+        """Out of descriptors: stop watching the listener for a while, keep serving.
+
+        Sleeping would stall every client; watching would spin, since the
+        queued connection keeps the listener readable.
+        """
+        self.log.warning("accept failed: %s; pausing accept for %.1fs", error.strerror,
+                         ACCEPT_RETRY_DELAY)
+        self.poller.unregister(self.listener.fileno())
+        self.accept_paused_until = time.monotonic() + ACCEPT_RETRY_DELAY
+
+    def _resume_accepting(self) -> None:
+        self.accept_paused_until = None
+        self.poller.register(self.listener.fileno(), True, False)
+        self._accept_all()
 
     def _adopt(self, sock: socket.socket, peer: str) -> None:
         fd = sock.fileno()
@@ -186,13 +223,18 @@ class ReadinessServer:
 
     def _service(self, conn: Connection) -> None:
         """Write and read until the socket would block, then update interest."""
+        budget = READ_BUDGET
         try:
             while True:
                 self._flush(conn)
                 if conn.out and (conn.eof or len(conn.out) >= OUTPUT_CAP):
                     break
+                if budget <= 0:
+                    self.unfinished.add(conn.sock.fileno())  # the others' turn first
+                    break
                 if conn.eof or conn.session.finished or not self._read(conn):
                     break
+                budget -= RECV_SIZE
         except OSError as error:
             if error.errno not in PEER_GONE_ERRNOS:
                 raise

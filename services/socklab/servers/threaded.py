@@ -26,8 +26,9 @@ class SessionHandler(socketserver.BaseRequestHandler):
     server: SessionServer
 
     def handle(self) -> None:
-        self.server.log.info("accept peer=%s", peer_name(self.client_address))
-        serve_connection(self.request, self.server.new_session(), self.server.log)
+        peer = peer_name(self.client_address)
+        self.server.log.info("accept peer=%s", peer)
+        serve_connection(self.request, self.server.new_session(), self.server.log, peer)
 
 
 class SessionServer(socketserver.ThreadingTCPServer):

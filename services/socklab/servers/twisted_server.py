@@ -2,11 +2,18 @@
 
 Twisted is imported only here, so the rest of the package runs without it.
 The reactor installs its own SIGTERM/SIGINT handlers and stops cleanly.
+
+Back-pressure: ``transport.write`` buffers without limit, so a client that
+sends without reading would grow the server's memory. The protocol registers
+itself as the transport's streaming producer: when the write buffer passes
+Twisted's ``bufferSize`` (64 KiB) the transport pauses it, and it stops
+reading from that client until the buffer drains.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 
 from twisted.internet import interfaces, protocol
 from twisted.python.failure import Failure
@@ -16,7 +23,7 @@ from socklab.log import peer_name
 from socklab.sessions import Session, SessionFactory
 
 
-@implementer(interfaces.IHalfCloseableProtocol)
+@implementer(interfaces.IHalfCloseableProtocol, interfaces.IPushProducer)
 class SessionProtocol(protocol.Protocol):
     """Feeds every ``dataReceived`` to the session and writes what it returns."""
 
@@ -30,19 +37,34 @@ class SessionProtocol(protocol.Protocol):
         address = self.transport.getPeer()
         self.peer = peer_name((address.host, address.port))
         self.log.info("accept peer=%s", self.peer)
+        self.transport.registerProducer(self, True)
         self._write([self.session.greeting()])
 
     def dataReceived(self, data: bytes) -> None:  # noqa: N802
         self.bytes_in += len(data)
         self._write(self.session.feed(data))
         if self.session.finished:
-            self.transport.loseConnection()
+            self._close()
 
     def readConnectionLost(self) -> None:  # noqa: N802
         """Half-close: the client sent EOF; flush what we owe, then close."""
-        self.transport.loseConnection()
+        self._close()
 
     def writeConnectionLost(self) -> None:  # noqa: N802
+        self._close()
+
+    def pauseProducing(self) -> None:  # noqa: N802 - the write buffer is full
+        self.transport.pauseProducing()
+
+    def resumeProducing(self) -> None:  # noqa: N802 - the write buffer drained
+        self.transport.resumeProducing()
+
+    def stopProducing(self) -> None:  # noqa: N802
+        pass
+
+    def _close(self) -> None:
+        # A registered producer would keep loseConnection waiting forever.
+        self.transport.unregisterProducer()
         self.transport.loseConnection()
 
     def connectionLost(self, reason: Failure = protocol.connectionDone) -> None:  # noqa: N802
@@ -50,8 +72,8 @@ class SessionProtocol(protocol.Protocol):
         self.log.info("close peer=%s reason=%s bytes_in=%d bytes_out=%d", self.peer,
                       reason.type.__name__, self.bytes_in, self.bytes_out)
 
-    def _write(self, chunks: object) -> None:
-        for chunk in chunks:  # type: ignore[attr-defined]
+    def _write(self, chunks: Iterable[bytes]) -> None:
+        for chunk in chunks:
             if chunk:
                 self.transport.write(chunk)
                 self.bytes_out += len(chunk)

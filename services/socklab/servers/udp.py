@@ -21,7 +21,9 @@ PEERS_REMEMBERED = 4096
 
 # A datagram socket can report an earlier send's ICMP error on any later call:
 # that is the peer's problem, never a reason to stop serving the others.
-DATAGRAM_PEER_ERRNOS = frozenset({errno.ECONNREFUSED, errno.EHOSTUNREACH, errno.ENETUNREACH})
+# ENOBUFS and EPERM (a firewall rule) make one answer fail, not the server.
+DATAGRAM_PEER_ERRNOS = frozenset({errno.ECONNREFUSED, errno.EHOSTUNREACH, errno.ENETUNREACH,
+                                  errno.ENOBUFS, errno.EPERM})
 
 
 def answer(datagram: bytes) -> bytes:
