@@ -107,3 +107,10 @@ def test_blocking_accept_one_returns_connection(log) -> None:
         assert conn is not None
         with conn:
             assert conn.getpeername() == client.getsockname()
+
+
+def test_serve_connection_survives_a_connection_reset_in_the_queue(log) -> None:
+    # accept() hands out a connection reset while queued; its getpeername()
+    # fails with ENOTCONN, like this never-connected socket's.
+    session = UpperEcho()
+    serve_connection(socket.socket(), session, log)
