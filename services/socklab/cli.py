@@ -74,12 +74,39 @@ def _add_client(commands: argparse._SubParsersAction) -> None:  # type: ignore[t
     ftp.add_argument("-o", "--output", help="where to save a single get")
 
 
+def _add_probe(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    from socklab import probes
+
+    probe = commands.add_parser("probe", help="run a scenario's client side; prints JSON",
+                                description="Scenario drivers for a client host. Each prints "
+                                "one JSON object with what it measured.")
+    names = probe.add_subparsers(dest="probe", required=True, metavar="PROBE")
+    for name in probes.PROBES:
+        module = probes.load(name)
+        sub = names.add_parser(name, help=module.HELP, description=module.__doc__,
+                               formatter_class=argparse.RawDescriptionHelpFormatter)
+        module.add_arguments(sub)
+
+
+def _add_hold(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    hold = commands.add_parser("hold", help="listen without accepting until SIGUSR1",
+                               description="Listen, accept nothing until SIGUSR1, then serve "
+                               "the upper-case echo: the server side of the backlog scenario.")
+    hold.add_argument("--host", default="0.0.0.0")
+    hold.add_argument("--port", type=int, default=9000)
+    hold.add_argument("--backlog", type=int, default=5)
+    hold.add_argument("--socketserver", action="store_true",
+                      help="listen as socketserver.TCPServer does (its request_queue_size, 5)")
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="socklab", description="socklab: a network "
                                   "programming lab of servers, clients and probes.", epilog=EPILOG)
     commands = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_serve(commands)
     _add_client(commands)
+    _add_probe(commands)
+    _add_hold(commands)
     return top
 
 
@@ -115,11 +142,37 @@ def run_client(args: argparse.Namespace) -> int:
     return ui.run_safely(actions.get(variant.name, default))
 
 
+def run_probe(args: argparse.Namespace) -> int:
+    import json
+
+    from socklab import probes
+
+    try:
+        result = probes.load(args.probe).run(args)
+    except OSError as error:
+        print(f"socklab probe {args.probe}: {error}", file=sys.stderr)
+        return 1
+    print(json.dumps(result))
+    return 0
+
+
+def run_hold(args: argparse.Namespace) -> int:
+    from socklab import log as lablog
+    from socklab.servers.hold import serve_hold
+
+    log = lablog.setup("hold")
+    try:
+        serve_hold(args.host, args.port, args.backlog, args.socketserver, log)
+    except OSError as error:
+        log.error("cannot listen: %s", error)
+        return 1
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    if args.command == "serve":
-        return run_serve(args)
-    return run_client(args)
+    runners = {"serve": run_serve, "client": run_client, "probe": run_probe, "hold": run_hold}
+    return runners[args.command](args)
 
 
 if __name__ == "__main__":

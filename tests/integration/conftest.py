@@ -10,6 +10,7 @@ import docker
 import pytest
 
 from integration import harness
+from integration.evidence import Evidence
 
 pytestmark = pytest.mark.integration
 
@@ -55,3 +56,23 @@ def lab(docker_client: docker.DockerClient, lab_image: str,
 def client1(lab: harness.TestLab) -> harness.Host:
     return lab.host("client-1")
 
+
+
+@pytest.fixture
+def evidence(request: pytest.FixtureRequest) -> Iterator[Evidence]:
+    collector = Evidence(request.node.name)
+    yield collector
+    collector.stop()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """On a failed scenario, save the evidence and name the files in the report."""
+    outcome = yield
+    report = outcome.get_result()
+    collector = getattr(item, "funcargs", {}).get("evidence")
+    if report.when == "call" and report.failed and collector is not None:
+        files = collector.collect()
+        listing = "\n".join(f"  {path.relative_to(harness.ROOT)}" for path in files)
+        report.sections.append(("socklab evidence", f"evidence saved:\n{listing}"))
+        report.longrepr = f"{report.longrepr}\n\nevidence saved:\n{listing}"

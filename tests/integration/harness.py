@@ -78,6 +78,17 @@ class Host:
                                  f"{result.stderr}{result.stdout}")
         return json.loads(result.stdout)
 
+    def probe(self, name: str, *args: str, timeout: int = EXEC_TIMEOUT) -> dict[str, Any]:
+        """Run ``socklab probe NAME ARGS`` here, as a learner would; its JSON result."""
+        result = self.run("socklab", "probe", name, *args, timeout=timeout)
+        if result.exit_code != 0:
+            raise AssertionError(f"probe {name} on {self.alias} failed ({result.exit_code}):\n"
+                                 f"{result.stderr}{result.stdout}")
+        return json.loads(result.stdout.splitlines()[-1])
+
+    def read(self, path: str) -> str:
+        return self.run("cat", path).stdout
+
     def logs(self) -> str:
         return self.container.logs().decode("utf-8", "replace")
 
@@ -116,11 +127,15 @@ class TestLab:
                 self.hosts[service] = host
         return [self.hosts[s] for s in services]
 
-    def start(self, service: str, alias: str | None = None) -> Host:
-        """A new container of ``service``; ``alias`` gives a spare copy its own name."""
+    def start(self, service: str, alias: str | None = None, **overrides: Any) -> Host:
+        """A new container of ``service``; ``alias`` gives a spare copy its own name.
+
+        ``overrides`` replace keys of the compose service (``command``,
+        ``cap_add``, …); ``sysctls`` and ``ulimits`` are merged into its own.
+        """
         alias = alias or service
         api = self.client.api
-        spec = self.services[service]
+        spec = _override(self.services[service], overrides)
         created = api.create_container(
             self.image, command=spec.get("command"), hostname=spec.get("hostname", alias),
             user=spec.get("user", ""), name=f"{self.prefix}-{alias}",
@@ -142,6 +157,13 @@ class TestLab:
     def close(self) -> None:
         sweep(self.client, {RUN_LABEL: self.labels[RUN_LABEL],
                             WORKER_LABEL: self.labels[WORKER_LABEL]})
+
+
+def _override(spec: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    merged = {**spec, **overrides}
+    for key in ("sysctls", "ulimits"):
+        merged[key] = {**spec.get(key, {}), **overrides.get(key, {})}
+    return merged
 
 
 def _healthcheck(spec: dict[str, Any]) -> dict[str, Any] | None:

@@ -71,6 +71,10 @@ class FramedClient:
 
     def run(self, command: str) -> exec_framed.ExecReply:
         self.sock.sendall(exec_framed.encode_request(command))
+        return self.reply()
+
+    def reply(self) -> exec_framed.ExecReply:
+        """Read one reply (three frames), e.g. after sending several requests at once."""
         return exec_framed.decode_reply([self._next_frame() for _ in range(3)])
 
     def _next_frame(self) -> bytes:

@@ -1,0 +1,80 @@
+"""Listen backlog and somaxconn: how many connections wait for ``accept()``.
+
+A listening socket's accept queue holds connections whose handshake the
+kernel completed but which the program has not accepted yet. Its length is
+``min(backlog, net.core.somaxconn)``, and Linux lets one more in (it checks
+"is the queue *over* full"): so min(B, S) + 1 connections complete. When the
+queue is full, the kernel drops further SYNs without an answer (counted as
+ListenOverflows and ListenDrops): the client's ``connect()`` retries and
+times out. ``ss -lnt`` shows the queue: Recv-Q is its fill, Send-Q its length.
+
+Each client that connected sends one request at once; once the server
+starts accepting, every queued client gets its answer.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import socket
+import sys
+import time
+from typing import Any
+
+from socklab.clients.core import recv_exact
+from socklab.probes.common import try_connect
+
+NAME = "backlog"
+HELP = "connect to a server that does not accept until connects time out"
+
+REQUEST = b"queued"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", required=True)
+    parser.add_argument("--port", type=int, default=9000)
+    parser.add_argument("--max", type=int, default=200, help="give up after this many")
+    parser.add_argument("--timeout", type=float, default=1.5,
+                        help="connect timeout; a dropped SYN is retried after 1 s "
+                        "(default: %(default)s)")
+    parser.add_argument("--timeouts", type=int, default=2,
+                        help="stop after this many connects timed out in a row")
+    parser.add_argument("--wait-replies", type=float, default=0.0,
+                        help="then wait this long for the queued clients to be served")
+
+
+def fill(args: argparse.Namespace) -> tuple[list[socket.socket], int]:
+    socks: list[socket.socket] = []
+    timeouts = 0
+    while len(socks) < args.max and timeouts < args.timeouts:
+        sock, outcome = try_connect(args.host, args.port, args.timeout)
+        if sock is None:
+            timeouts += outcome == "timeout"
+            continue
+        sock.sendall(REQUEST)  # waits in the kernel until the server accepts
+        socks.append(sock)
+    return socks, timeouts
+
+
+def served(socks: list[socket.socket], wait: float) -> int:
+    deadline = time.monotonic() + wait
+    count = 0
+    for sock in socks:
+        sock.settimeout(max(0.01, deadline - time.monotonic()))
+        with contextlib.suppress(TimeoutError, OSError):
+            count += recv_exact(sock, len(REQUEST)) == REQUEST.upper()
+    return count
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    socks, timeouts = fill(args)
+    filled = {"phase": "filled", "completed": len(socks), "timed_out": timeouts}
+    print(json.dumps(filled), flush=True)  # the orchestrator may act on this line
+    print("filled; waiting for the server to accept", file=sys.stderr, flush=True)
+    result = {**filled, "phase": "done"}
+    if args.wait_replies > 0:
+        result["served"] = served(socks, args.wait_replies)
+    for sock in socks:
+        sock.close()
+    return result

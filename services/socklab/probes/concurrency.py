@@ -1,0 +1,86 @@
+"""Blocking versus concurrent: who answers N clients that are all connected at once.
+
+Every client connects first and stays connected; then each sends one request
+and waits (with a time limit) for its answer. A blocking server answers the
+first client only: the others wait in the accept queue until it leaves. The
+threaded, select, epoll and Twisted servers answer them all at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import socket
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from socklab.clients.core import open_connection, recv_exact, recv_some
+from socklab.probes.common import Stopwatch
+
+NAME = "concurrency"
+HELP = "N clients connected at once: how many get an answer, and how long each waits"
+
+# host, port, greeting, request, check of the answer's first bytes
+TARGETS = {
+    "tcp": ("tcp-server", 9000, b"", b"ping", b"PING"),
+    "ftp": ("ftp-server", 9000, b"\n", json.dumps({"action": "list"}).encode(), b'{"status": 200'),
+    "select": ("select-server", 9000, b"hello", b"ping", b"PING"),
+    "epoll": ("epoll-server", 9000, b"hello", b"ping", b"PING"),
+    "twisted": ("twisted-server", 8000, b"", b"ping", b"ping"),
+}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("target", choices=TARGETS)
+    parser.add_argument("--host", help="server host (default: the target's lab host)")
+    parser.add_argument("--clients", type=int, default=50, help="(default: %(default)s)")
+    parser.add_argument("--wait", type=float, default=3.0,
+                        help="seconds each client waits for its answer (default: %(default)s)")
+
+
+def greet(sock: socket.socket, greeting: bytes) -> None:
+    if greeting == b"\n":  # a banner line
+        while not recv_some(sock, 4096).endswith(b"\n"):
+            pass
+    elif greeting:
+        recv_exact(sock, len(greeting))
+
+
+def ask(sock: socket.socket, request: bytes, answer: bytes, wait: float,
+        clock: Stopwatch) -> float | None:
+    """Send one request; seconds until the answer began, or None if none came."""
+    sock.settimeout(wait)
+    sent_at = clock()
+    try:
+        sock.sendall(request)
+        reply = recv_exact(sock, len(answer))
+    except (TimeoutError, OSError):
+        return None
+    return round(clock() - sent_at, 4) if reply == answer else None
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    host, port, greeting, request, answer = TARGETS[args.target]
+    host = args.host or host
+    socks = [open_connection(host, port, timeout=10) for _ in range(args.clients)]
+    clock = Stopwatch()
+    try:
+        if greeting:  # a blocking server greets nobody but the client it serves
+            with ThreadPoolExecutor(len(socks)) as pool:
+                list(pool.map(lambda s: _greet_quietly(s, greeting, args.wait), socks))
+        with ThreadPoolExecutor(len(socks)) as pool:
+            waits = list(pool.map(lambda s: ask(s, request, answer, args.wait, clock), socks))
+    finally:
+        for sock in socks:
+            sock.close()
+    answered = [w for w in waits if w is not None]
+    return {"target": args.target, "clients": args.clients, "answered": len(answered),
+            "unanswered_after_wait": len(waits) - len(answered), "wait_limit": args.wait,
+            "answer_seconds_max": max(answered, default=None), "seconds": clock()}
+
+
+def _greet_quietly(sock: socket.socket, greeting: bytes, wait: float) -> None:
+    sock.settimeout(wait)
+    with contextlib.suppress(TimeoutError, OSError):
+        greet(sock, greeting)

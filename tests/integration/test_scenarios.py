@@ -1,0 +1,177 @@
+"""Cross-host scenarios: what the kernel does, measured on the live hosts.
+
+Each scenario runs its probe (``socklab probe …``, the command a learner
+types) on a client host against server hosts on the test network, and
+asserts the effect seen there: errnos, counts, source ports, queue lengths,
+kernel counters, and the kernel setting actually in /proc/sys.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from integration.evidence import Evidence
+from integration.harness import Host, TestLab
+
+# --- 1. Ephemeral port range ------------------------------------------------
+
+NARROW_RANGE = (40000, 40009)  # K = 10 ports; the low end is even
+
+
+def narrow_client(lab: TestLab, alias: str) -> Host:
+    low, high = NARROW_RANGE
+    return lab.start("client-1", alias=alias,
+                     sysctls={"net.ipv4.ip_local_port_range": f"{low} {high}"})
+
+
+def test_ports_narrow_range_allows_k_connections_per_destination(
+        lab: TestLab, evidence: Evidence) -> None:
+    lab.hosts_up("epoll-server", "twisted-server")
+    client = narrow_client(lab, "client-ports-fin")
+    evidence.watch(client, lab.host("epoll-server"))
+    low, high = NARROW_RANGE
+    k = high - low + 1
+    assert client.read("/proc/sys/net/ipv4/ip_local_port_range").split() == [str(low), str(high)]
+
+    result = client.probe("ports", "--bind0", "4", "--close", "fin")
+
+    first, second = result["first"], result["second"]
+    assert (first["connected"], first["stopped_by"]) == (k, "EADDRNOTAVAIL")
+    assert all(low <= port <= high for port in first["source_ports"])
+    # Linux >= 4.2: connect() takes ports of the low end's parity first, bind(0) the other.
+    assert [p % 2 for p in first["source_ports"]] == [0] * (k // 2) + [1] * (k // 2)
+    assert result["bind0_ports"] and all(p % 2 == 1 for p in result["bind0_ports"])
+    # Another destination: the same K ports again, since the 4-tuple differs.
+    assert (second["connected"], second["stopped_by"]) == (k, "EADDRNOTAVAIL")
+    assert sorted(second["source_ports"]) == sorted(first["source_ports"])
+    # The client closed first: every port sits in TIME_WAIT towards that destination.
+    assert result["reconnect_after_close"] == "EADDRNOTAVAIL"
+    lab.remove(client)
+
+
+def test_ports_close_by_rst_leaves_no_time_wait(lab: TestLab, evidence: Evidence) -> None:
+    lab.hosts_up("epoll-server", "twisted-server")
+    client = narrow_client(lab, "client-ports-rst")
+    evidence.watch(client)
+    result = client.probe("ports", "--close", "rst")
+    assert result["first"]["connected"] == NARROW_RANGE[1] - NARROW_RANGE[0] + 1
+    assert result["reconnect_after_close"] == "ok"
+    time_wait = client.run("ss", "-tan", "state", "time-wait").stdout.splitlines()[1:]
+    assert time_wait == []
+    lab.remove(client)
+
+
+def test_ports_default_range_on_a_client_host(lab: TestLab, client1: Host) -> None:
+    lab.host("epoll-server")
+    result = client1.probe("ports", "--max", "50", "--second", "")
+    low, high = result["port_range"]
+    assert (low, high) == (32768, 60999)  # what compose/lab.yml sets, read in /proc/sys
+    assert result["per_destination"] == 28232
+    assert all(low <= port <= high for port in result["first"]["source_ports"])
+
+
+# --- 2. Listen backlog and somaxconn ---------------------------------------
+
+
+def hold_server(lab: TestLab, alias: str, somaxconn: int, *hold_args: str) -> Host:
+    return lab.start("tcp-server", alias=alias, sysctls={"net.core.somaxconn": somaxconn},
+                     command=["socklab", "hold", "--port", "9000", *hold_args])
+
+
+def wait_for_line(host: Host, path: str, phase: str, timeout: float = 60) -> dict[str, object]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for line in host.read(path).splitlines():
+            if line.startswith("{") and json.loads(line).get("phase") == phase:
+                return json.loads(line)
+        time.sleep(0.2)
+    raise AssertionError(f"no {phase!r} line in {path} on {host.alias} after {timeout}s")
+
+
+def counters(host: Host) -> dict[str, int]:
+    out = host.run("nstat", "-az", "TcpExtListenOverflows", "TcpExtListenDrops").stdout
+    return {line.split()[0]: int(line.split()[1]) for line in out.splitlines()
+            if line.startswith("TcpExt")}
+
+
+@pytest.mark.parametrize(("case", "somaxconn", "hold_args", "queue"), [
+    ("below-somaxconn", 128, ["--backlog", "3"], 3),
+    ("capped-by-somaxconn", 4, ["--backlog", "64"], 4),
+    ("socketserver-default", 128, ["--socketserver"], 5),
+])
+def test_backlog_completes_min_backlog_somaxconn_plus_one(
+        lab: TestLab, client1: Host, evidence: Evidence, case: str, somaxconn: int,
+        hold_args: list[str], queue: int) -> None:
+    server = hold_server(lab, f"hold-{case}", somaxconn, *hold_args)
+    evidence.watch(client1, server)
+    assert server.read("/proc/sys/net/core/somaxconn").strip() == str(somaxconn)
+    out = f"/tmp/backlog-{case}.json"
+    client1.container.exec_run(["sh", "-c", f"socklab probe backlog --host hold-{case} "
+                                f"--wait-replies 30 > {out}"], detach=True)
+
+    filled = wait_for_line(client1, out, "filled")
+    listening = server.run("ss", "-lnt", "sport", "=", ":9000").stdout.splitlines()[1].split()
+    overflow = counters(server)
+    server.container.kill(signal="SIGUSR1")  # start accepting
+    done = wait_for_line(client1, out, "done")
+
+    assert filled["completed"] == queue + 1  # the queue holds min(B, S), and one more
+    assert filled["timed_out"] >= 1  # further SYNs were dropped: connect timed out
+    assert listening[1:3] == [str(queue + 1), str(queue)]  # Recv-Q fill, Send-Q length
+    assert overflow["TcpExtListenOverflows"] >= 1 and overflow["TcpExtListenDrops"] >= 1
+    assert done["served"] == queue + 1  # once accepted, every queued client is answered
+    lab.remove(server)
+
+
+# --- 4. Sticky packets -------------------------------------------------------
+
+
+def test_sticky_naive_glues_and_splits_framed_ports_are_exact(
+        lab: TestLab, client1: Host, evidence: Evidence) -> None:
+    evidence.watch(client1, lab.host("exec-server"))
+    result = client1.probe("sticky", "--sizes", "0", "1", "5000", "10000000")
+    naive = result["naive"]
+    assert naive["glued"], naive["two_replies_in_one_recv"]
+    assert naive["split"] and naive["split_first_recv_bytes"] == 1024
+    for port in ("handshake", "framed_pipelined"):
+        assert [r["size"] for r in result[port] if r["exact"]] == [0, 1, 5000, 10_000_000]
+
+
+# --- 5. Blocking versus concurrent -----------------------------------------
+
+CONCURRENT = {"ftp": "ftp-server", "select": "select-server", "epoll": "epoll-server",
+              "twisted": "twisted-server"}
+
+
+def test_concurrency_blocking_server_answers_one_client_at_a_time(
+        lab: TestLab, client1: Host, evidence: Evidence) -> None:
+    evidence.watch(client1, lab.host("tcp-server"))
+    # Two clients, as in the tutorial: tcp-server listens with backlog 5, so
+    # more than 5 + 1 waiting clients would not even complete connect().
+    result = client1.probe("concurrency", "tcp", "--clients", "2", "--wait", "2")
+    assert result["answered"] == 1  # the first client; the other waits in the accept queue
+    assert result["unanswered_after_wait"] == 1
+
+
+@pytest.mark.parametrize("target", list(CONCURRENT))
+def test_concurrency_concurrent_servers_answer_50_clients_at_once(
+        lab: TestLab, client1: Host, evidence: Evidence, target: str) -> None:
+    evidence.watch(client1, lab.host(CONCURRENT[target]))
+    result = client1.probe("concurrency", target, "--clients", "50", "--wait", "5")
+    assert result["answered"] == 50
+    assert result["answer_seconds_max"] < result["wait_limit"]
+
+
+# --- 8. Half-close ------------------------------------------------------------
+
+
+def test_halfclose_whole_reply_arrives_after_shutdown_wr(
+        lab: TestLab, client1: Host, evidence: Evidence) -> None:
+    lab.hosts_up("tcp-server", "select-server", "epoll-server", "twisted-server", "exec-server")
+    evidence.watch(client1)
+    result = client1.probe("halfclose", "--size", str(4 << 20))
+    incomplete = [r for r in result["results"] if not r["complete"]]
+    assert incomplete == []
