@@ -48,6 +48,7 @@ BASE_PACKAGES: tuple[str, ...] = (
     "tcpdump",  # packet capture
     "iperf3",  # throughput measurements
     "netcat-openbsd",  # nc: hand-made TCP/UDP clients and servers
+    "nftables",  # nft: drop a share of a host's packets (the kernel has no netem here)
 )
 # Bump when the recipe changes in a way the other hashed inputs do not show.
 BASE_RECIPE_VERSION = 1

@@ -175,3 +175,135 @@ def test_halfclose_whole_reply_arrives_after_shutdown_wr(
     result = client1.probe("halfclose", "--size", str(4 << 20))
     incomplete = [r for r in result["results"] if not r["complete"]]
     assert incomplete == []
+
+
+# --- 3. SO_REUSEADDR and TIME_WAIT ----------------------------------------
+
+
+def wait_listening(host: Host, port: int, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if len(host.run("ss", "-ltn", "sport", "=", f":{port}").stdout.splitlines()) > 1:
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"nothing listens on {host.alias}:{port}")
+
+
+def reuseaddr_run(server: Host, client: Host, port: int, *flags: str) -> dict[str, object]:
+    out = f"/tmp/reuseaddr-{port}.json"
+    server.container.exec_run(["sh", "-c", f"socklab probe reuseaddr --port {port} "
+                               f"{' '.join(flags)} > {out}"], detach=True)
+    wait_listening(server, port)
+    farewell = client.run("nc", "-w", "5", server.alias, str(port))
+    assert farewell.stdout == "bye\n", farewell
+    deadline = time.monotonic() + 20
+    while not (text := server.read(out)).strip() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return json.loads(text)
+
+
+def test_reuseaddr_restart_after_closing_first(lab: TestLab, client1: Host,
+                                               evidence: Evidence) -> None:
+    server = lab.host("client-2")  # a client host plays the restarting server
+    evidence.watch(server, client1)
+    without = reuseaddr_run(server, client1, 9500)
+    assert without["restart_without_reuseaddr"] == "EADDRINUSE"
+    # The old connection in TIME_WAIT lacked the option: it blocks even SO_REUSEADDR.
+    assert without["restart_with_reuseaddr"] == "EADDRINUSE"
+    time_wait = server.run("ss", "-tan", "state", "time-wait", "sport", "=", ":9500").stdout
+    assert len(time_wait.splitlines()) == 2  # header + the connection the server closed
+
+    with_reuse = reuseaddr_run(server, client1, 9501, "--reuse")
+    assert with_reuse["restart_without_reuseaddr"] == "EADDRINUSE"
+    assert with_reuse["restart_with_reuseaddr"] == "ok"
+    assert with_reuse["second_listener_with_reuseaddr"] == "EADDRINUSE"
+    assert with_reuse["second_listener_without_reuseaddr"] == "EADDRINUSE"
+
+
+# --- 6. select's 1024 wall versus epoll ------------------------------------
+
+
+def test_fdwall_select_refuses_past_1024_and_keeps_serving(
+        lab: TestLab, client1: Host, evidence: Evidence) -> None:
+    server = lab.host("select-server")
+    evidence.watch(client1, server)
+    assert server.run("sh", "-c", "ulimit -n").stdout.strip() == "4096"
+    result = client1.probe("fdwall", "--host", "select-server", "--connections", "1100")
+    assert result["connected"] == 1100
+    assert 1000 <= result["greeted"] < 1024 and result["refused"] == 1100 - result["greeted"]
+    assert result["served"] == result["greeted"]  # the ones it holds are still served
+    refusals = [line for line in server.logs().splitlines() if " refuse peer=" in line]
+    assert len(refusals) == result["refused"] and "fd=1024" in refusals[0]
+    server.container.reload()
+    assert server.container.attrs["State"]["Status"] == "running"
+    after = client1.check("echo", host="select-server", port=9000, greeting="hello")
+    assert after["intact"]
+
+
+def test_fdwall_epoll_holds_10000_connections(lab: TestLab, client1: Host,
+                                              evidence: Evidence) -> None:
+    evidence.watch(client1, lab.host("epoll-server"))
+    result = client1.probe("fdwall", "--host", "epoll-server", "--connections", "10000",
+                           timeout=300)
+    assert (result["connected"], result["greeted"], result["served"]) == (10000,) * 3
+
+
+@pytest.mark.parametrize("mode", ["level", "edge"])
+def test_epoll_modes_stay_correct_with_1mb_and_a_slow_reader(
+        lab: TestLab, client1: Host, mode: str) -> None:
+    alias = f"epoll-{mode}"
+    command = ["socklab", "serve", "epoll", "--port", "9000", "--backlog", "4096"]
+    server = lab.start("epoll-server", alias=alias,
+                       command=command + (["--edge"] if mode == "edge" else []))
+    assert ("edge-triggered" in server.logs()) == (mode == "edge")
+    bulk = client1.check("echo", host=alias, port=9000, size=1 << 20, greeting="hello")
+    slow = client1.check("slow_reader", host=alias, port=9000, size=1 << 20, greeting="hello")
+    assert bulk["sha256_received"] == bulk["sha256_expected"] and slow["intact"]
+    lab.remove(server)
+
+
+# --- 7. UDP keeps boundaries, loses datagrams; TCP does not ----------------
+
+LOSS_TABLE = "socklab_loss"
+
+
+def apply_loss(host: Host, percent: int) -> None:
+    """Drop ``percent`` % of what arrives at ``host`` from the lab network (no netem here)."""
+    for rule in (f"add table netdev {LOSS_TABLE}",
+                 f"add chain netdev {LOSS_TABLE} in {{ type filter hook ingress device eth0 "
+                 "priority 0 ; }",
+                 f"add rule netdev {LOSS_TABLE} in numgen random mod 100 < {percent} drop"):
+        result = host.run("nft", *rule.split(), user="root")
+        assert result.exit_code == 0, result
+
+
+def remove_loss(host: Host) -> None:
+    host.run("nft", "delete", "table", "netdev", LOSS_TABLE, user="root")
+    assert LOSS_TABLE not in host.run("nft", "list", "tables", user="root").stdout
+
+
+def retransmissions(host: Host) -> int:
+    return int(host.run("nstat", "-az", "TcpRetransSegs").stdout.splitlines()[1].split()[1])
+
+
+def test_udp_keeps_boundaries_and_loses_datagrams_tcp_retransmits(
+        lab: TestLab, evidence: Evidence) -> None:
+    _udp, ftp = lab.hosts_up("udp-server", "ftp-server")
+    client = lab.start("client-1", alias="client-lossy")
+    evidence.watch(client, ftp)
+    clean = client.probe("udploss", "--count", "100", "--upload", "0")
+    assert [b["answers"] for b in clean["boundaries"]] == [["ok"]] * len(clean["boundaries"])
+    assert [b["size"] for b in clean["boundaries"]][-1] == 65507
+    assert clean["loss"]["lost"] == 0
+
+    server_retransmissions = retransmissions(ftp)
+    apply_loss(client, 10)
+    try:
+        lossy = client.probe("udploss", "--sizes", "--count", "300", timeout=300)
+    finally:
+        remove_loss(client)
+    assert 0 < lossy["loss"]["lost"] < 300  # unanswered, and UDP never noticed
+    assert lossy["tcp_upload"]["status"] == 201 and lossy["tcp_upload"]["intact"]
+    assert lossy["tcp_download"]["status"] == 200 and lossy["tcp_download"]["intact"]
+    assert retransmissions(ftp) > server_retransmissions  # TCP sent the lost segments again
+    lab.remove(client)

@@ -57,6 +57,25 @@ def echo(host: str, port: int, size: int = 1024, greeting: str = "", upper: bool
             "sha256_received": _digest(reply), "seconds": time.monotonic() - started}
 
 
+def slow_reader(host: str, port: int, size: int = 1 << 20, greeting: str = "",
+                piece: int = 4096, pause: float = 0.001, seed: int = 2) -> Result:
+    """Send ``size`` bytes at full speed but read the reply slowly, in small pieces."""
+    payload = _payload(size, seed)
+    started = time.monotonic()
+    with open_connection(host, port) as sock:
+        hello = recv_exact(sock, len(greeting)) if greeting else b""
+        sender = threading.Thread(target=sock.sendall, args=(payload,))
+        sender.start()
+        parts = []
+        for _ in range(0, size, piece):
+            time.sleep(pause)
+            parts.append(recv_exact(sock, min(piece, size - sum(map(len, parts)))))
+        sender.join()
+    reply = b"".join(parts)
+    return {"greeting": hello.decode("latin-1"), "received": len(reply),
+            "intact": reply == payload.upper(), "seconds": time.monotonic() - started}
+
+
 def tcp_one_at_a_time(host: str, port: int, wait: float = 1.0) -> Result:
     """Two clients: does the second get an answer while the first is connected?"""
     first = open_connection(host, port)
@@ -179,7 +198,7 @@ def many_clients(host: str, port: int, count: int = 100, greeting: str = "",
 
 
 CHECKS: dict[str, Callable[..., Result]] = {
-    f.__name__: f for f in (echo, tcp_one_at_a_time, udp, exec_handshake, exec_naive,
+    f.__name__: f for f in (echo, slow_reader, tcp_one_at_a_time, udp, exec_handshake, exec_naive,
                             exec_framed, ftp_put, ftp_get, ftp_requests, many_clients)
 }
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-PROBES = ("ports", "backlog", "sticky", "concurrency", "halfclose")
+PROBES = ("ports", "backlog", "reuseaddr", "sticky", "concurrency", "fdwall", "halfclose",
+          "udploss")
 
 
 def load(name: str) -> ModuleType:
