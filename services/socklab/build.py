@@ -49,6 +49,7 @@ BASE_PACKAGES: tuple[str, ...] = (
     "iperf3",  # throughput measurements
     "netcat-openbsd",  # nc: hand-made TCP/UDP clients and servers
     "nftables",  # nft: drop a share of a host's packets (the kernel has no netem here)
+    "iptables",  # its NFQUEUE target hands packets to socklab delay (no netem either)
 )
 # Bump when the recipe changes in a way the other hashed inputs do not show.
 BASE_RECIPE_VERSION = 1

@@ -99,14 +99,26 @@ def _add_hold(commands: argparse._SubParsersAction) -> None:  # type: ignore[typ
                       help="listen as socketserver.TCPServer does (its request_queue_size, 5)")
 
 
+def _add_delay(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    delay = commands.add_parser("delay", help="delay every packet this host sends (root)",
+                                description="Delay every packet leaving by DEVICE, until "
+                                "stopped (Ctrl-C or SIGTERM): netem's delay, done with "
+                                "iptables NFQUEUE. Needs root and NET_ADMIN.")
+    delay.add_argument("--ms", type=float, required=True, help="delay in milliseconds")
+    delay.add_argument("--device", default="eth0", help="(default: %(default)s)")
+    delay.add_argument("--queue", type=int, default=0, help="NFQUEUE number (default: 0)")
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="socklab", description="socklab: a network "
                                   "programming lab of servers, clients and probes.", epilog=EPILOG)
-    commands = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    # dest is not "command": an option of a subcommand (exec -c/--command) shares the namespace
+    commands = top.add_subparsers(dest="socklab_command", required=True, metavar="COMMAND")
     _add_serve(commands)
     _add_client(commands)
     _add_probe(commands)
     _add_hold(commands)
+    _add_delay(commands)
     return top
 
 
@@ -169,10 +181,26 @@ def run_hold(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_delay(args: argparse.Namespace) -> int:
+    import subprocess
+
+    from socklab import log as lablog
+    from socklab.delay import run_delay as delay
+
+    log = lablog.setup("delay")
+    try:
+        delay(args.ms, args.device, args.queue, log)
+    except (OSError, subprocess.CalledProcessError) as error:
+        log.error("cannot delay: %s (needs root, NET_ADMIN and iptables)", error)
+        return 1
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    runners = {"serve": run_serve, "client": run_client, "probe": run_probe, "hold": run_hold}
-    return runners[args.command](args)
+    runners = {"serve": run_serve, "client": run_client, "probe": run_probe, "hold": run_hold,
+               "delay": run_delay}
+    return runners[args.socklab_command](args)
 
 
 if __name__ == "__main__":

@@ -307,3 +307,38 @@ def test_udp_keeps_boundaries_and_loses_datagrams_tcp_retransmits(
     assert lossy["tcp_download"]["status"] == 200 and lossy["tcp_download"]["intact"]
     assert retransmissions(ftp) > server_retransmissions  # TCP sent the lost segments again
     lab.remove(client)
+
+
+# --- 9. Delay: the handshake's extra round trip ----------------------------
+
+DELAY_MS = 100
+
+
+def rule_present(host: Host) -> bool:
+    return "NFQUEUE" in host.run("iptables-legacy", "-t", "mangle", "-S", "OUTPUT",
+                                 user="root").stdout
+
+
+def test_delay_handshake_framing_costs_one_extra_round_trip(
+        lab: TestLab, evidence: Evidence) -> None:
+    lab.host("exec-server")
+    client = lab.start("client-1", alias="client-delay")
+    evidence.watch(client)
+    client.container.exec_run(["socklab", "delay", "--ms", str(DELAY_MS)], detach=True,
+                              user="root")
+    deadline = time.monotonic() + 20
+    while not rule_present(client) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    try:
+        result = client.probe("framing_rtt", "--commands", "7")
+    finally:
+        client.run("pkill", "-TERM", "-f", "socklab delay", user="root")
+    # Every packet the client sends waits 100 ms: the measured RTT says so...
+    assert DELAY_MS / 1000 <= result["rtt_seconds"] < 2 * DELAY_MS / 1000
+    # ...and the Ready|n / start handshake costs one more of them per command.
+    assert 0.5 < result["extra_round_trips"] < 1.5, result
+    deadline = time.monotonic() + 10
+    while rule_present(client) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not rule_present(client)  # the impairment is removed with the process
+    lab.remove(client)

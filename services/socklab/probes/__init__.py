@@ -11,7 +11,7 @@ import importlib
 from types import ModuleType
 
 PROBES = ("ports", "backlog", "reuseaddr", "sticky", "concurrency", "fdwall", "halfclose",
-          "udploss")
+          "udploss", "framing_rtt")
 
 
 def load(name: str) -> ModuleType:

@@ -78,14 +78,27 @@ def open_listener(host: str, port: int, backlog: int = DEFAULT_BACKLOG,
     return sock
 
 
+# Small chunks of one reply are sent together, up to this many bytes. Sent
+# one by one, the second would wait for the ACK of the first (Nagle's
+# algorithm) while the client delays that ACK (up to 40 ms on Linux): a
+# three-frame exec reply took 40 ms instead of 1.
+COALESCE_LIMIT = 64 << 10
+
+
 def send_all(conn: socket.socket, chunks: Iterable[bytes]) -> int:
-    """Send every chunk; close a generator of chunks even when sending fails."""
+    """Send every chunk, small ones in one write; close a generator even when sending fails."""
     sent = 0
+    pending = bytearray()
     try:
         for chunk in chunks:
-            if chunk:
-                conn.sendall(chunk)
-                sent += len(chunk)
+            pending += chunk
+            if len(pending) >= COALESCE_LIMIT:
+                conn.sendall(pending)
+                sent += len(pending)
+                pending.clear()
+        if pending:
+            conn.sendall(pending)
+            sent += len(pending)
     finally:
         if isinstance(chunks, Generator):
             chunks.close()
