@@ -114,3 +114,30 @@ def test_serve_connection_survives_a_connection_reset_in_the_queue(log) -> None:
     # fails with ENOTCONN, like this never-connected socket's.
     session = UpperEcho()
     serve_connection(socket.socket(), session, log)
+
+
+class RecordingSocket:
+    """Records each sendall call: what the kernel would get per write."""
+
+    def __init__(self) -> None:
+        self.writes: list[bytes] = []
+
+    def sendall(self, data: bytes) -> None:
+        self.writes.append(bytes(data))
+
+
+def test_send_all_gathers_small_chunks_into_one_write() -> None:
+    from socklab.servers.base import send_all
+
+    sock = RecordingSocket()
+    assert send_all(sock, [b"header", b"stdout", b"stderr"]) == 18  # type: ignore[arg-type]
+    assert sock.writes == [b"headerstdoutstderr"]
+
+
+def test_send_all_flushes_at_an_empty_chunk() -> None:
+    from socklab.servers.base import send_all
+    from socklab.sessions import FLUSH
+
+    sock = RecordingSocket()
+    send_all(sock, [b"200", FLUSH, b"201"])  # type: ignore[arg-type]
+    assert sock.writes == [b"200", b"201"]

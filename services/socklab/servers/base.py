@@ -86,13 +86,16 @@ COALESCE_LIMIT = 64 << 10
 
 
 def send_all(conn: socket.socket, chunks: Iterable[bytes]) -> int:
-    """Send every chunk, small ones in one write; close a generator even when sending fails."""
+    """Send every chunk, small ones in one write; close a generator even when sending fails.
+
+    An empty chunk (``sessions.FLUSH``) sends what is pending at once.
+    """
     sent = 0
     pending = bytearray()
     try:
         for chunk in chunks:
             pending += chunk
-            if len(pending) >= COALESCE_LIMIT:
+            if pending and (not chunk or len(pending) >= COALESCE_LIMIT):
                 conn.sendall(pending)
                 sent += len(pending)
                 pending.clear()

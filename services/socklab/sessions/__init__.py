@@ -21,7 +21,11 @@ class Session:
         return b""
 
     def feed(self, data: bytes) -> Iterable[bytes]:
-        """Take one chunk from the client; return the chunks to send back."""
+        """Take one chunk from the client; return the chunks to send back.
+
+        The loops send a reply's chunks together in one write where they can;
+        an empty chunk (``FLUSH``) asks for everything before it to go out first.
+        """
         raise NotImplementedError
 
     def close(self) -> None:
@@ -29,3 +33,7 @@ class Session:
 
 
 SessionFactory = Callable[[], Session]
+
+#: A session yields this (an empty chunk) to have what it yielded so far sent
+#: now, not gathered with what follows into one write.
+FLUSH = b""

@@ -8,7 +8,7 @@ from collections import deque
 from collections.abc import Iterator
 
 from socklab.protocol import ftp
-from socklab.sessions import Session
+from socklab.sessions import FLUSH, Session
 from socklab.storage import Upload, UploadDir, read_chunks
 
 FTP_BANNER = b"Welcome to socklab ftp-server: send a JSON request (put, get, list).\n"
@@ -86,7 +86,8 @@ class FtpSession(Session):
         self.upload_failure = None
         yield ftp.answer(ftp.OK)
         if put.filesize == 0:
-            time.sleep(EMPTY_UPLOAD_PAUSE)
+            yield FLUSH  # the 200 goes out alone, now...
+            time.sleep(EMPTY_UPLOAD_PAUSE)  # ...and the 201 a little later
         self.pending.extend(self.connection.expect_body(put.filesize))
 
     def _write(self, data: bytes) -> None:
