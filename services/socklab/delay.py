@@ -6,12 +6,19 @@ to NFQUEUE, and this process gives it back (accept) after the delay. The
 packets leave in order, each ``--ms`` later than it would have. The rule
 uses ``--queue-bypass``, so if this process dies, traffic flows undelayed;
 the rule is removed when it stops (SIGTERM or Ctrl-C).
+
+Limits: it is for the lab's request/response traffic. The kernel holds at
+most 1024 packets per queue, so past about 10,000 packets/s at 100 ms the
+kernel drops the excess; a bulk transfer under delay measures this tool.
+The rule is added with ``iptables-legacy`` (see it with ``iptables-legacy -t
+mangle -S OUTPUT``); Debian's plain ``iptables`` is the nftables backend.
 """
 
 from __future__ import annotations
 
 import collections
 import contextlib
+import errno
 import logging
 import select
 import socket
@@ -60,7 +67,13 @@ def delay_packets(sock: socket.socket, queue: int, delay: float) -> None:
         timeout = max(0.0, waiting[0][0] - time.monotonic()) if waiting else None
         if select.select([sock], [], [], timeout)[0]:
             due = time.monotonic() + delay
-            waiting.extend((due, packet) for packet in nfqueue.packet_ids(sock.recv(65536)))
+            try:
+                datagram = sock.recv(65536)
+            except OSError as error:
+                if error.errno != errno.ENOBUFS:
+                    raise
+                continue  # we fell behind and the kernel dropped packets: go on
+            waiting.extend((due, packet) for packet in nfqueue.packet_ids(datagram))
         while waiting and waiting[0][0] <= time.monotonic():
             sock.send(nfqueue.verdict(queue, waiting.popleft()[1]))
 

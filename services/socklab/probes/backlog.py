@@ -44,17 +44,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="then wait this long for the queued clients to be served")
 
 
-def fill(args: argparse.Namespace) -> tuple[list[socket.socket], int]:
+def fill(args: argparse.Namespace) -> tuple[list[socket.socket], int, str]:
+    """Connect until ``--timeouts`` connects in a row time out, or another error."""
     socks: list[socket.socket] = []
     timeouts = 0
     while len(socks) < args.max and timeouts < args.timeouts:
         sock, outcome = try_connect(args.host, args.port, args.timeout)
+        if sock is None and outcome != "timeout":
+            return socks, timeouts, outcome  # refused, unknown host…: not a full queue
         if sock is None:
-            timeouts += outcome == "timeout"
+            timeouts += 1
             continue
+        timeouts = 0
         sock.sendall(REQUEST)  # waits in the kernel until the server accepts
         socks.append(sock)
-    return socks, timeouts
+    return socks, timeouts, "timeout" if timeouts else "max"
 
 
 def served(socks: list[socket.socket], wait: float) -> int:
@@ -68,8 +72,9 @@ def served(socks: list[socket.socket], wait: float) -> int:
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    socks, timeouts = fill(args)
-    filled = {"phase": "filled", "completed": len(socks), "timed_out": timeouts}
+    socks, timeouts, stopped_by = fill(args)
+    filled = {"phase": "filled", "completed": len(socks), "timed_out": timeouts,
+              "stopped_by": stopped_by}
     print(json.dumps(filled), flush=True)  # the orchestrator may act on this line
     print("filled; waiting for the server to accept", file=sys.stderr, flush=True)
     result = {**filled, "phase": "done"}

@@ -17,6 +17,7 @@ from typing import Any
 
 from socklab.clients.core import open_connection, recv_exact, recv_some
 from socklab.probes.common import Stopwatch
+from socklab.protocol.errors import ProtocolError
 
 NAME = "concurrency"
 HELP = "N clients connected at once: how many get an answer, and how long each waits"
@@ -69,15 +70,38 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         if greeting:  # a blocking server greets nobody but the client it serves
             with ThreadPoolExecutor(len(socks)) as pool:
                 list(pool.map(lambda s: _greet_quietly(s, greeting, args.wait), socks))
+        asked = Stopwatch()  # all requests go out now
         with ThreadPoolExecutor(len(socks)) as pool:
-            waits = list(pool.map(lambda s: ask(s, request, answer, args.wait, clock), socks))
+            waits = list(pool.map(lambda s: ask(s, request, answer, args.wait, asked), socks))
+        late = answers_after_the_others_leave(socks, waits, answer, args.wait, asked)
     finally:
         for sock in socks:
             sock.close()
     answered = [w for w in waits if w is not None]
     return {"target": args.target, "clients": args.clients, "answered": len(answered),
             "unanswered_after_wait": len(waits) - len(answered), "wait_limit": args.wait,
-            "answer_seconds_max": max(answered, default=None), "seconds": clock()}
+            "answer_seconds_max": max(answered, default=None),
+            "answered_after_others_left": len([w for w in late if w is not None]),
+            "late_answer_seconds": late, "seconds": clock()}
+
+
+def answers_after_the_others_leave(socks: list[socket.socket], waits: list[float | None],
+                                   answer: bytes, wait: float,
+                                   clock: Stopwatch) -> list[float | None]:
+    """Close the answered clients; seconds from the requests until each other one's answer."""
+    for sock, waited in zip(socks, waits, strict=True):
+        if waited is not None:
+            sock.close()
+    late = []
+    for sock, waited in zip(socks, waits, strict=True):
+        if waited is None:
+            sock.settimeout(wait)
+            with contextlib.suppress(TimeoutError, OSError, ProtocolError):
+                recv_exact(sock, len(answer))
+                late.append(round(clock(), 4))
+                continue
+            late.append(None)
+    return late
 
 
 def _greet_quietly(sock: socket.socket, greeting: bytes, wait: float) -> None:

@@ -12,6 +12,7 @@ import argparse
 import hashlib
 import random
 import socket
+import threading
 from typing import Any
 
 from socklab.clients.core import BULK_RECV, open_connection
@@ -46,10 +47,18 @@ def read_to_eof(sock: socket.socket) -> bytes:
 
 
 def send_then_half_close(host: str, port: int, payload: bytes) -> bytes:
+    """Send (from a thread, so a large payload cannot deadlock on full buffers), then FIN."""
     with open_connection(host, port) as sock:
-        sock.sendall(payload)
-        sock.shutdown(socket.SHUT_WR)  # FIN: no more requests, replies still welcome
-        return read_to_eof(sock)
+
+        def send() -> None:
+            sock.sendall(payload)
+            sock.shutdown(socket.SHUT_WR)  # FIN: no more requests, replies still welcome
+
+        sender = threading.Thread(target=send)
+        sender.start()
+        reply = read_to_eof(sock)
+        sender.join()
+        return reply
 
 
 def echo(name: str, size: int) -> dict[str, Any]:

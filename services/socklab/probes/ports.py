@@ -23,6 +23,7 @@ import argparse
 import contextlib
 import socket
 import struct
+import time
 from typing import Any
 
 from socklab.probes.common import port_range, sysctl, try_connect
@@ -76,7 +77,14 @@ def drain(sock: socket.socket) -> None:
             pass
 
 
+# Before a normal close, time for any greeting still on its way to arrive and
+# be read: arriving after close() it would reset the connection instead.
+SETTLE = 0.2
+
+
 def close_all(socks: list[socket.socket], how: str) -> None:
+    if how == "fin" and socks:
+        time.sleep(SETTLE)
     for sock in socks:
         if how == "rst":  # linger on, timeout 0: close() sends RST, no TIME_WAIT
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))

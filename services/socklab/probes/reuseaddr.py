@@ -10,6 +10,10 @@ not blocks its successor for a minute whatever the successor does. The
 option never lets two servers listen on one address: a second listener is
 refused either way.
 
+The client must let the server close first: if it sends its own FIN first
+(``nc -N`` with nothing to send does), the client holds the TIME_WAIT and
+the server's port is free at once.
+
 Run this probe on one host (it plays the server) and connect to it from
 another (``nc HOST 9500``): it accepts that one connection, closes it first,
 then tries the binds a restarted server would.
@@ -63,7 +67,11 @@ def serve_one_and_close_first(port: int, reuse: bool, wait: float) -> str:
         listener.settimeout(wait)
         conn, address = listener.accept()  # the accepted socket inherits the option
     with conn:
-        conn.sendall(FAREWELL)  # ...and the server closes first: the TIME_WAIT is ours
+        conn.sendall(FAREWELL)
+        conn.shutdown(socket.SHUT_WR)  # the server closes first: its FIN goes out...
+        conn.settimeout(wait)
+        while conn.recv(4096):  # ...then the client's FIN comes back: TIME_WAIT is ours
+            pass
     return f"{address[0]}:{address[1]}"
 
 

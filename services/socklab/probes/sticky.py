@@ -9,7 +9,11 @@ exactly, whatever its size and however the requests are timed.
 from __future__ import annotations
 
 import argparse
+import fcntl
 import hashlib
+import socket
+import sys
+import termios
 import time
 from typing import Any
 
@@ -45,13 +49,23 @@ def command_for(size: int) -> str:
     return f"yes 0123456789abcdef | head -c {size}"
 
 
+def wait_buffered(sock: socket.socket, size: int, timeout: float = 10.0) -> None:
+    """Wait until ``size`` bytes sit unread in the receive buffer (FIONREAD)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        waiting = fcntl.ioctl(sock, termios.FIONREAD, b"\0\0\0\0")
+        if int.from_bytes(waiting, sys.byteorder) >= size:
+            return
+        time.sleep(0.01)
+
+
 def naive(host: str, pause: float) -> dict[str, Any]:
     with open_connection(host, 9000) as sock:
         recv_some(sock, TUTORIAL_RECV)  # the banner
         sock.sendall(b"echo one")
-        time.sleep(pause)
+        time.sleep(pause)  # so the server reads two chunks, two commands
         sock.sendall(b"echo two")
-        time.sleep(pause)
+        wait_buffered(sock, len(b"one\ntwo\n"))
         glued = recv_some(sock, 65536)  # both replies wait in the receive buffer
         sock.sendall(b"seq 1 2000")
         time.sleep(pause)

@@ -26,12 +26,22 @@ def open_socketserver_listener(host: str, port: int) -> socket.socket:
     return server.socket
 
 
+STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT}
+
+
 def hold(listener: socket.socket, log: logging.Logger) -> None:
-    """Accept nothing until SIGUSR1, then serve everyone."""
-    signal.pthread_sigmask(signal.SIG_BLOCK, {RELEASE_SIGNAL})
+    """Accept nothing until SIGUSR1 (or stop on SIGTERM/SIGINT), then serve everyone."""
+    waited_for = {RELEASE_SIGNAL, *STOP_SIGNALS}
+    # sigwait() does not return for a signal that has a handler: block them all
+    # and wait for whichever comes first.
+    signal.pthread_sigmask(signal.SIG_BLOCK, waited_for)
+    log.info("holding: not accepting until %s", RELEASE_SIGNAL.name)
+    received = signal.sigwait(waited_for)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
+    if received in STOP_SIGNALS:
+        log.info("stop signal=%s", signal.Signals(received).name)
+        return
     with stop_on_signals(log):
-        log.info("holding: not accepting until %s", RELEASE_SIGNAL.name)
-        signal.sigwait({RELEASE_SIGNAL})
         log.info("released: accepting")
         server = ReadinessServer(listener, UpperEcho, EpollPoller(), log)
         try:
