@@ -129,6 +129,37 @@ def test_backlog_completes_min_backlog_somaxconn_plus_one(
     lab.remove(server)
 
 
+@pytest.mark.parametrize("abort", [0, 1])
+def test_backlog_abort_on_overflow_resets_instead_of_dropping_the_ack(
+        lab: TestLab, evidence: Evidence, abort: int) -> None:
+    server = lab.start("tcp-server", alias=f"hold-abort-{abort}",
+                       sysctls={"net.core.somaxconn": 128, "net.ipv4.tcp_syncookies": 0,
+                                "net.ipv4.tcp_abort_on_overflow": abort},
+                       command=["socklab", "hold", "--port", "9000", "--backlog", "2"])
+    client = lab.start("client-1", alias=f"client-abort-{abort}")
+    evidence.watch(client, server)
+    assert server.read("/proc/sys/net/ipv4/tcp_abort_on_overflow").strip() == str(abort)
+    client.container.exec_run(["socklab", "delay", "--ms", "100"], detach=True, user="root")
+    deadline = time.monotonic() + 20
+    while not rule_present(client) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    try:
+        result = client.probe("backlog", "--host", f"hold-abort-{abort}", "--prefill", "2",
+                              "--burst", "4")
+    finally:
+        client.run("pkill", "-TERM", "-f", "socklab delay", user="root")
+    outcomes = result["outcomes"]
+    assert counters(server)["TcpExtListenOverflows"] >= 1
+    if abort:
+        assert outcomes.get("ECONNRESET", 0) >= 1, outcomes  # told at once, by RST
+    else:
+        # No RST: more clients believe they are connected than the queue can hold.
+        assert "ECONNRESET" not in outcomes, outcomes
+        assert outcomes.get("connected-no-answer", 0) > 1, outcomes
+    lab.remove(client)
+    lab.remove(server)
+
+
 # --- 4. Sticky packets -------------------------------------------------------
 
 

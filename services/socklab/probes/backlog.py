@@ -10,12 +10,25 @@ times out. ``ss -lnt`` shows the queue: Recv-Q is its fill, Send-Q its length.
 
 Each client that connected sends one request at once; once the server
 starts accepting, every queued client gets its answer.
+
+``--burst N`` shows ``net.ipv4.tcp_abort_on_overflow``. The probe first
+fills the queue to its length with ``--prefill`` clients, then starts N
+connects at once. Their SYNs are admitted while the queue still has room;
+their ACKs arrive after it has filled, and the kernel must choose. With 0
+(the default) it drops the ACK, and the client believes it is connected
+while the server never saw it. With 1 it answers with RST, and the client
+gets ECONNRESET. Run ``socklab delay --ms 100`` on the client host first, so
+that the ACKs come back after all the SYNs. Set ``net.ipv4.tcp_syncookies``
+to 0 on the server host: with SYN cookies the kernel drops such ACKs
+whatever the setting.
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
 import contextlib
+import errno
 import json
 import socket
 import sys
@@ -23,7 +36,7 @@ import time
 from typing import Any
 
 from socklab.clients.core import recv_exact
-from socklab.probes.common import try_connect
+from socklab.probes.common import errno_name, try_connect
 
 NAME = "backlog"
 HELP = "connect to a server that does not accept until connects time out"
@@ -42,6 +55,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="stop after this many connects timed out in a row")
     parser.add_argument("--wait-replies", type=float, default=0.0,
                         help="then wait this long for the queued clients to be served")
+    parser.add_argument("--burst", type=int, default=0,
+                        help="instead: prefill the queue, then start this many connects at once")
+    parser.add_argument("--prefill", type=int, default=2,
+                        help="with --burst: clients connected first, one by one")
+    parser.add_argument("--settle", type=float, default=1.5,
+                        help="with --burst: seconds before looking at the burst's sockets")
 
 
 def fill(args: argparse.Namespace) -> tuple[list[socket.socket], int, str]:
@@ -71,7 +90,41 @@ def served(socks: list[socket.socket], wait: float) -> int:
     return count
 
 
+def outcome(sock: socket.socket, wait: float) -> str:
+    """What one burst socket became: an errno name, or "connected-no-answer"."""
+    error = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+    if error:
+        return errno.errorcode.get(error, str(error))
+    sock.setblocking(True)
+    sock.settimeout(wait)
+    try:
+        sock.sendall(REQUEST)
+        return "answered" if sock.recv(len(REQUEST)) else "eof"
+    except TimeoutError:
+        return "connected-no-answer"  # we think we are connected; nobody answers
+    except OSError as error_:
+        return errno_name(error_)
+
+
+def burst(args: argparse.Namespace) -> dict[str, Any]:
+    prefill = [socket.create_connection((args.host, args.port), timeout=args.timeout)
+               for _ in range(args.prefill)]
+    time.sleep(0.3)
+    socks = [socket.socket() for _ in range(args.burst)]
+    for sock in socks:
+        sock.setblocking(False)
+        sock.connect_ex((args.host, args.port))  # all SYNs leave at once
+    time.sleep(args.settle)
+    outcomes = collections.Counter(outcome(sock, 0.5) for sock in socks)
+    for sock in prefill + socks:
+        sock.close()
+    return {"phase": "done", "prefill": args.prefill, "burst": args.burst,
+            "outcomes": dict(outcomes)}
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
+    if args.burst:
+        return burst(args)
     socks, timeouts, stopped_by = fill(args)
     filled = {"phase": "filled", "completed": len(socks), "timed_out": timeouts,
               "stopped_by": stopped_by}
