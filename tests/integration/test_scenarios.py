@@ -8,8 +8,10 @@ kernel counters, and the kernel setting actually in /proc/sys.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -139,15 +141,9 @@ def test_backlog_abort_on_overflow_resets_instead_of_dropping_the_ack(
     client = lab.start("client-1", alias=f"client-abort-{abort}")
     evidence.watch(client, server)
     assert server.read("/proc/sys/net/ipv4/tcp_abort_on_overflow").strip() == str(abort)
-    client.container.exec_run(["socklab", "delay", "--ms", "100"], detach=True, user="root")
-    deadline = time.monotonic() + 20
-    while not rule_present(client) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    try:
+    with delayed(client, 100):  # the ACKs come back after all the SYNs
         result = client.probe("backlog", "--host", f"hold-abort-{abort}", "--prefill", "2",
                               "--burst", "4")
-    finally:
-        client.run("pkill", "-TERM", "-f", "socklab delay", user="root")
     outcomes = result["outcomes"]
     assert counters(server)["TcpExtListenOverflows"] >= 1
     if abort:
@@ -361,26 +357,35 @@ def rule_present(host: Host) -> bool:
                                  user="root").stdout
 
 
+def wait_until(condition: Callable[[], bool], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.1)
+
+
+@contextlib.contextmanager
+def delayed(host: Host, milliseconds: int) -> Iterator[None]:
+    """Run ``socklab delay`` on ``host`` for the block; its rule is gone afterwards."""
+    host.container.exec_run(["socklab", "delay", "--ms", str(milliseconds)], detach=True,
+                            user="root")
+    wait_until(lambda: rule_present(host), 20)
+    try:
+        yield
+    finally:
+        host.run("pkill", "-TERM", "-f", "socklab delay", user="root")
+        wait_until(lambda: not rule_present(host), 10)
+
+
 def test_delay_handshake_framing_costs_one_extra_round_trip(
         lab: TestLab, evidence: Evidence) -> None:
     server = lab.host("exec-server")
     client = lab.start("client-1", alias="client-delay")
     evidence.watch(client, server)
-    client.container.exec_run(["socklab", "delay", "--ms", str(DELAY_MS)], detach=True,
-                              user="root")
-    deadline = time.monotonic() + 20
-    while not rule_present(client) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    try:
+    with delayed(client, DELAY_MS):
         result = client.probe("framing_rtt", "--commands", "7")
-    finally:
-        client.run("pkill", "-TERM", "-f", "socklab delay", user="root")
     # Every packet the client sends waits 100 ms: the measured RTT says so...
     assert DELAY_MS / 1000 <= result["rtt_seconds"] < 2 * DELAY_MS / 1000
     # ...and the Ready|n / start handshake costs one more of them per command.
     assert 0.5 < result["extra_round_trips"] < 1.5, result
-    deadline = time.monotonic() + 10
-    while rule_present(client) and time.monotonic() < deadline:
-        time.sleep(0.1)
     assert not rule_present(client)  # the impairment is removed with the process
     lab.remove(client)
