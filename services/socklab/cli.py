@@ -10,6 +10,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from socklab.servers.base import DEFAULT_IDLE_TIMEOUT
 from socklab.variants import VARIANTS
 
 EPILOG = "Host names and ports follow PROTOCOLS.md; see docs/protocols.md for the wire formats."
@@ -29,6 +30,9 @@ def _add_serve(commands: argparse._SubParsersAction) -> None:  # type: ignore[ty
             sub.add_argument("--backlog", type=int, default=128,
                              help="listen backlog; the kernel caps it at net.core.somaxconn "
                              "(default: %(default)s)")
+            sub.add_argument("--idle-timeout", type=float, default=DEFAULT_IDLE_TIMEOUT,
+                             metavar="SECONDS", help="disconnect a client silent this long; "
+                             "0 never does (default: %(default)s)")
     _variant_options(variants)
 
 

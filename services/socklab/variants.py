@@ -18,6 +18,11 @@ from socklab.servers.base import open_listener, stop_on_signals
 from socklab.sessions.echo import HELLO, Echo, UpperEcho
 
 
+def idle(args: argparse.Namespace) -> float | None:
+    """The --idle-timeout in force; None when it is 0 (never)."""
+    return args.idle_timeout or None
+
+
 @dataclass(frozen=True)
 class Variant:
     name: str
@@ -45,7 +50,7 @@ def serve_tcp(args: argparse.Namespace, log: logging.Logger) -> None:
     listener = open_listener(args.host, args.port, args.backlog)
     log.info("listen %s:%d backlog=%d (one client at a time)", args.host, args.port, args.backlog)
     with listener, stop_on_signals(log):
-        serve_blocking(listener, UpperEcho, log)
+        serve_blocking(listener, UpperEcho, log, idle(args))
 
 
 def serve_udp(args: argparse.Namespace, log: logging.Logger) -> None:
@@ -68,7 +73,8 @@ def serve_readiness(args: argparse.Namespace, log: logging.Logger) -> None:
     mode = " edge-triggered" if poller.edge_triggered else ""
     log.info("listen %s:%d backlog=%d poller=%s%s", args.host, args.port, args.backlog,
              poller.name, mode)
-    server = readiness.ReadinessServer(listener, functools.partial(UpperEcho, HELLO), poller, log)
+    server = readiness.ReadinessServer(listener, functools.partial(UpperEcho, HELLO), poller, log,
+                                       idle(args))
     with listener, stop_on_signals(log):
         try:
             server.serve_forever()
@@ -80,7 +86,7 @@ def serve_twisted(args: argparse.Namespace, log: logging.Logger) -> None:
     from socklab.servers.twisted_server import serve_twisted as loop
 
     log.info("listen %s:%d backlog=%d reactor=twisted", args.host, args.port, args.backlog)
-    loop(args.host, args.port, args.backlog, Echo, log)
+    loop(args.host, args.port, args.backlog, Echo, log, idle(args))
 
 
 def serve_ftp(args: argparse.Namespace, log: logging.Logger) -> None:
@@ -91,7 +97,7 @@ def serve_ftp(args: argparse.Namespace, log: logging.Logger) -> None:
     uploads = UploadDir(Path(args.upload_dir))
     swept = uploads.sweep_partials()
     new_session = functools.partial(FtpSession, uploads, args.max_size)
-    server = SessionServer((args.host, args.port), new_session, log, args.backlog)
+    server = SessionServer((args.host, args.port), new_session, log, args.backlog, idle(args))
     log.info("listen %s:%d backlog=%d uploads=%s swept_partials=%d", args.host, args.port,
              args.backlog, args.upload_dir, swept)
     serve_threaded([server], log)
@@ -110,7 +116,8 @@ def serve_exec(args: argparse.Namespace, log: logging.Logger) -> None:
     try:
         for port, session_class in framings:
             factory = functools.partial(session_class, command_runner)
-            servers.append(SessionServer((args.host, port), factory, log, args.backlog))
+            servers.append(SessionServer((args.host, port), factory, log, args.backlog,
+                                         idle(args)))
             log.info("listen %s:%d framing=%s", args.host, port, session_class.__name__)
     except BaseException:
         for server in servers:

@@ -46,3 +46,25 @@ def test_server_stops_cleanly_on_sigterm(lab: TestLab, client1: Host, service: s
         assert "stop" in server.logs().splitlines()[-1]
     finally:
         lab.remove(server)
+
+
+IDLE_SECONDS = 1
+IDLE_PORTS = {"tcp-server": 9000, "select-server": 9000, "epoll-server": 9000,
+              "twisted-server": 8000, "ftp-server": 9000, "exec-server": 9002}
+
+
+@pytest.mark.parametrize("service", list(IDLE_PORTS))
+def test_server_drops_a_silent_client_and_serves_the_next(lab: TestLab, client1: Host,
+                                                          service: str) -> None:
+    alias = f"idle-{service}"
+    command = [*lab.services[service]["command"], "--idle-timeout", str(IDLE_SECONDS)]
+    server = lab.start(service, alias=alias, command=command)
+    try:
+        silent = client1.check("silent_client", host=alias, port=IDLE_PORTS[service], wait=15)
+        assert silent["closed_after"] is not None, "the server never hung up"
+        assert IDLE_SECONDS <= silent["closed_after"] < IDLE_SECONDS + 5
+        assert "reason=idle-timeout" in server.logs()
+        check, kwargs = CONNECT_CHECKS[service]
+        client1.check(check, host=alias, **kwargs)  # and the next client is served
+    finally:
+        lab.remove(server)

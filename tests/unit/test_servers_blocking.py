@@ -141,3 +141,16 @@ def test_send_all_flushes_at_an_empty_chunk() -> None:
     sock = RecordingSocket()
     send_all(sock, [b"200", FLUSH, b"201"])  # type: ignore[arg-type]
     assert sock.writes == [b"200", b"201"]
+
+
+def test_serve_connection_drops_a_silent_client_after_the_idle_timeout(socket_pair,
+                                                                       caplog) -> None:
+    import time
+
+    server, client = socket_pair
+    started = time.monotonic()
+    with caplog.at_level(logging.INFO):
+        serve_connection(server, UpperEcho(), logging.getLogger("t"), idle_timeout=0.2)
+    assert time.monotonic() - started < 2
+    assert client.recv(10) == b""  # the server closed
+    assert "reason=idle-timeout" in caplog.text

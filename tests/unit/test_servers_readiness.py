@@ -226,3 +226,20 @@ def test_readiness_select_refuses_descriptor_past_fd_setsize(log) -> None:
             assert server.connections == {} and high.fileno() == -1
             theirs.settimeout(IO_TIMEOUT)
             assert theirs.recv(1) == b""  # refused: closed, not served
+
+
+def test_readiness_closes_idle_connections(log) -> None:
+    from socklab.servers.readiness import IDLE_SWEEP_INTERVAL, ReadinessServer, SelectPoller
+    from socklab.sessions.echo import UpperEcho
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    server = ReadinessServer(listener, UpperEcho, SelectPoller(), log, idle_timeout=0.2)
+    with listener, socket.create_connection(listener.getsockname()) as client:
+        client.setblocking(False)
+        deadline = time.monotonic() + 5 * IDLE_SWEEP_INTERVAL
+        closed = False
+        while not closed and time.monotonic() < deadline:
+            server.serve_once()
+            with contextlib.suppress(BlockingIOError):
+                closed = client.recv(10) == b""
+        assert closed and not server.connections

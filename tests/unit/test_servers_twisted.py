@@ -101,3 +101,18 @@ def test_twisted_protocol_unregisters_before_closing(session, transport, log) ->
     protocol = connected(session, transport, log)
     protocol.dataReceived(b"bye")
     assert transport.producer is None and transport.disconnecting
+
+
+def test_twisted_protocol_aborts_an_idle_client(session, transport, log) -> None:
+    from twisted.internet.task import Clock
+
+    clock = Clock()
+    protocol = SessionProtocol(session, log, idle_timeout=5)
+    protocol.callLater = clock.callLater
+    protocol.makeConnection(transport)
+    clock.advance(4)
+    protocol.dataReceived(b"x")  # activity resets the timer
+    clock.advance(4)
+    assert not transport.disconnecting
+    clock.advance(2)
+    assert transport.disconnecting and transport.producer is None

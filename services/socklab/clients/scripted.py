@@ -76,6 +76,21 @@ def slow_reader(host: str, port: int, size: int = 1 << 20, greeting: str = "",
             "intact": reply == payload.upper(), "seconds": time.monotonic() - started}
 
 
+def silent_client(host: str, port: int, wait: float = 10.0) -> Result:
+    """Connect and say nothing: when (if ever) does the server hang up?"""
+    started = time.monotonic()
+    received = 0
+    with open_connection(host, port, timeout=wait) as sock:
+        try:
+            while data := sock.recv(65536):  # a greeting, then nothing
+                received += len(data)
+        except TimeoutError:
+            return {"closed_after": None, "received": received}
+        except ConnectionResetError:
+            pass
+    return {"closed_after": round(time.monotonic() - started, 3), "received": received}
+
+
 def tcp_one_at_a_time(host: str, port: int, wait: float = 1.0) -> Result:
     """Two clients: does the second get an answer while the first is connected?"""
     first = open_connection(host, port)
@@ -198,8 +213,9 @@ def many_clients(host: str, port: int, count: int = 100, greeting: str = "",
 
 
 CHECKS: dict[str, Callable[..., Result]] = {
-    f.__name__: f for f in (echo, slow_reader, tcp_one_at_a_time, udp, exec_handshake, exec_naive,
-                            exec_framed, ftp_put, ftp_get, ftp_requests, many_clients)
+    f.__name__: f for f in (echo, slow_reader, silent_client, tcp_one_at_a_time, udp,
+                            exec_handshake, exec_naive, exec_framed, ftp_put, ftp_get,
+                            ftp_requests, many_clients)
 }
 
 

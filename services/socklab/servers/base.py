@@ -22,6 +22,11 @@ from socklab.sessions import Session
 # One recv: 64 KiB is the loopback MTU and a typical socket buffer quantum.
 RECV_SIZE = 64 << 10
 
+# A client that sends nothing and reads nothing for this long is disconnected,
+# so silent clients cannot pin threads or descriptors for ever. Ten minutes:
+# longer than a learner pauses at a prompt, shorter than a forgotten terminal.
+DEFAULT_IDLE_TIMEOUT = 600.0
+
 # Default listen backlog. The kernel caps it at net.core.somaxconn and the
 # accept queue then holds min(backlog, somaxconn) + 1 connections.
 DEFAULT_BACKLOG = 128
@@ -109,11 +114,16 @@ def send_all(conn: socket.socket, chunks: Iterable[bytes]) -> int:
 
 
 def serve_connection(conn: socket.socket, session: Session, log: logging.Logger,
-                     peer: str = "") -> None:
-    """Drive one session over a blocking socket until EOF, error or ``finished``."""
+                     peer: str = "", idle_timeout: float | None = None) -> None:
+    """Drive one session over a blocking socket until EOF, error, idleness or ``finished``.
+
+    ``idle_timeout`` bounds every wait: for the client's next bytes, and for
+    room to send to a client that does not read.
+    """
     received = sent = 0
     reason = "eof"
     try:
+        conn.settimeout(idle_timeout)
         peer = peer or peer_name(conn.getpeername())
         sent += send_all(conn, [session.greeting()])
         while not session.finished:
@@ -124,6 +134,8 @@ def serve_connection(conn: socket.socket, session: Session, log: logging.Logger,
             sent += send_all(conn, session.feed(data))
         else:
             reason = "finished"
+    except TimeoutError:
+        reason = "idle-timeout"
     except OSError as error:
         if error.errno not in PEER_GONE_ERRNOS:
             raise

@@ -36,9 +36,9 @@ def accept_one(listener: socket.socket, log: logging.Logger) -> socket.socket | 
 
 
 def serve_blocking(listener: socket.socket, new_session: SessionFactory,
-                   log: logging.Logger) -> None:
-    """Accept a client, serve it until it leaves, then accept the next."""
+                   log: logging.Logger, idle_timeout: float | None = None) -> None:
+    """Accept a client, serve it until it leaves (or idles), then accept the next."""
     while True:
         conn = accept_one(listener, log)
         if conn is not None:
-            serve_connection(conn, new_session(), log)
+            serve_connection(conn, new_session(), log, idle_timeout=idle_timeout)

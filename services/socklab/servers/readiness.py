@@ -33,6 +33,10 @@ OUTPUT_CAP = 4 << 20
 # a client streaming at full speed must not starve the rest (16 recvs).
 READ_BUDGET = 1 << 20
 
+# How often the loop looks for idle connections: an idle client is dropped
+# between idle_timeout and idle_timeout + this many seconds.
+IDLE_SWEEP_INTERVAL = 1.0
+
 # FD_SETSIZE of glibc: select() works on a bitmap of this many descriptors and
 # CPython refuses any descriptor numbered this or higher ("filedescriptor out
 # of range in select()"). epoll has no such limit.
@@ -126,6 +130,7 @@ class Connection:
     eof: bool = False
     bytes_in: int = 0
     bytes_out: int = 0
+    last_active: float = field(default_factory=time.monotonic)
 
     def wants(self) -> tuple[bool, bool]:
         """(read, write) interest: stop reading past the cap, after EOF or when finished."""
@@ -137,8 +142,10 @@ class ReadinessServer:
     """Accepts and serves every client from one thread."""
 
     def __init__(self, listener: socket.socket, new_session: SessionFactory,
-                 poller: Poller, log: logging.Logger) -> None:
+                 poller: Poller, log: logging.Logger, idle_timeout: float | None = None) -> None:
         self.listener = listener
+        self.idle_timeout = idle_timeout
+        self.next_idle_sweep = time.monotonic() + IDLE_SWEEP_INTERVAL
         self.new_session = new_session
         self.poller = poller
         self.log = log
@@ -165,13 +172,24 @@ class ReadinessServer:
                 self._service(self.connections[fd])
         if self.accept_paused_until and time.monotonic() >= self.accept_paused_until:
             self._resume_accepting()
+        if self.idle_timeout is not None and time.monotonic() >= self.next_idle_sweep:
+            self._close_idle()
 
     def _poll_timeout(self) -> float | None:
         if self.unfinished:
             return 0
-        if self.accept_paused_until is not None:
-            return max(0.0, self.accept_paused_until - time.monotonic())
-        return None
+        deadlines = [t for t in (self.accept_paused_until,
+                                 self.next_idle_sweep if self.idle_timeout else None)
+                     if t is not None]
+        return max(0.0, min(deadlines) - time.monotonic()) if deadlines else None
+
+    def _close_idle(self) -> None:
+        now = time.monotonic()
+        self.next_idle_sweep = now + IDLE_SWEEP_INTERVAL
+        assert self.idle_timeout is not None
+        for conn in [c for c in self.connections.values()
+                     if now - c.last_active > self.idle_timeout]:
+            self._close(conn, "idle-timeout")
 
     def close(self) -> None:
         for conn in list(self.connections.values()):
@@ -255,6 +273,7 @@ class ReadinessServer:
             conn.eof = True  # half-close: finish sending what we owe, then close
             return False
         conn.bytes_in += len(data)
+        conn.last_active = time.monotonic()
         for chunk in conn.session.feed(data):
             conn.out += chunk
         return True
@@ -267,6 +286,7 @@ class ReadinessServer:
                 return
             del conn.out[:sent]
             conn.bytes_out += sent
+            conn.last_active = time.monotonic()
 
     def _update_interest(self, conn: Connection) -> None:
         wants = conn.wants()

@@ -28,7 +28,8 @@ class SessionHandler(socketserver.BaseRequestHandler):
     def handle(self) -> None:
         peer = peer_name(self.client_address)
         self.server.log.info("accept peer=%s", peer)
-        serve_connection(self.request, self.server.new_session(), self.server.log, peer)
+        serve_connection(self.request, self.server.new_session(), self.server.log, peer,
+                         self.server.idle_timeout)
 
 
 class SessionServer(socketserver.ThreadingTCPServer):
@@ -39,8 +40,9 @@ class SessionServer(socketserver.ThreadingTCPServer):
     allow_reuse_address = True
 
     def __init__(self, address: tuple[str, int], new_session: SessionFactory,
-                 log: logging.Logger, backlog: int) -> None:
+                 log: logging.Logger, backlog: int, idle_timeout: float | None = None) -> None:
         self.request_queue_size = backlog
+        self.idle_timeout = idle_timeout
         self.new_session = new_session
         self.log = log
         self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET

@@ -16,6 +16,7 @@ import logging
 from collections.abc import Iterable
 
 from twisted.internet import interfaces, protocol
+from twisted.protocols import policies
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
@@ -24,12 +25,14 @@ from socklab.sessions import Session, SessionFactory
 
 
 @implementer(interfaces.IHalfCloseableProtocol, interfaces.IPushProducer)
-class SessionProtocol(protocol.Protocol):
+class SessionProtocol(policies.TimeoutMixin, protocol.Protocol):
     """Feeds every ``dataReceived`` to the session and writes what it returns."""
 
-    def __init__(self, session: Session, log: logging.Logger) -> None:
+    def __init__(self, session: Session, log: logging.Logger,
+                 idle_timeout: float | None = None) -> None:
         self.session = session
         self.log = log
+        self.idle_timeout = idle_timeout
         self.peer = "?"
         self.bytes_in = self.bytes_out = 0
 
@@ -38,9 +41,11 @@ class SessionProtocol(protocol.Protocol):
         self.peer = peer_name((address.host, address.port))
         self.log.info("accept peer=%s", self.peer)
         self.transport.registerProducer(self, True)
+        self.setTimeout(self.idle_timeout)
         self._write([self.session.greeting()])
 
     def dataReceived(self, data: bytes) -> None:  # noqa: N802
+        self.resetTimeout()
         self.bytes_in += len(data)
         self._write(self.session.feed(data))
         if self.session.finished:
@@ -62,15 +67,22 @@ class SessionProtocol(protocol.Protocol):
     def stopProducing(self) -> None:  # noqa: N802
         pass
 
+    def timeoutConnection(self) -> None:  # noqa: N802 - TimeoutMixin's name
+        self.idle = True
+        self.transport.unregisterProducer()
+        self.transport.abortConnection()
+
     def _close(self) -> None:
         # A registered producer would keep loseConnection waiting forever.
         self.transport.unregisterProducer()
         self.transport.loseConnection()
 
     def connectionLost(self, reason: Failure = protocol.connectionDone) -> None:  # noqa: N802
+        self.setTimeout(None)
         self.session.close()
-        self.log.info("close peer=%s reason=%s bytes_in=%d bytes_out=%d", self.peer,
-                      reason.type.__name__, self.bytes_in, self.bytes_out)
+        why = "idle-timeout" if getattr(self, "idle", False) else reason.type.__name__
+        self.log.info("close peer=%s reason=%s bytes_in=%d bytes_out=%d", self.peer, why,
+                      self.bytes_in, self.bytes_out)
 
     def _write(self, chunks: Iterable[bytes]) -> None:
         for chunk in chunks:
@@ -80,19 +92,21 @@ class SessionProtocol(protocol.Protocol):
 
 
 class SessionFactoryAdapter(protocol.ServerFactory):
-    def __init__(self, new_session: SessionFactory, log: logging.Logger) -> None:
+    def __init__(self, new_session: SessionFactory, log: logging.Logger,
+                 idle_timeout: float | None = None) -> None:
         self.new_session = new_session
         self.log = log
+        self.idle_timeout = idle_timeout
 
     def buildProtocol(self, addr: object) -> SessionProtocol:  # noqa: N802
-        return SessionProtocol(self.new_session(), self.log)
+        return SessionProtocol(self.new_session(), self.log, self.idle_timeout)
 
 
 def serve_twisted(host: str, port: int, backlog: int, new_session: SessionFactory,
-                  log: logging.Logger) -> None:
+                  log: logging.Logger, idle_timeout: float | None = None) -> None:
     from twisted.internet import reactor
 
-    reactor.listenTCP(port, SessionFactoryAdapter(new_session, log), backlog=backlog,
-                      interface=host)
+    reactor.listenTCP(port, SessionFactoryAdapter(new_session, log, idle_timeout),
+                      backlog=backlog, interface=host)
     reactor.addSystemEventTrigger("before", "shutdown", log.info, "stop")
     reactor.run()
