@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from integration.harness import Host, TestLab
@@ -22,6 +24,20 @@ CONNECT_CHECKS = {
 STOP_GRACE_SECONDS = 2
 
 
+def wait_for_log(server: Host, text: str, timeout: float = 10) -> list[str]:
+    """The server's log lines once one contains ``text`` (or the timeout passed).
+
+    A server logs a close after it has closed, so the client may be done a
+    moment before the line is written.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        lines = server.logs().splitlines()
+        if any(text in line for line in lines) or time.monotonic() > deadline:
+            return lines
+        time.sleep(0.1)
+
+
 @pytest.mark.parametrize("service", list(CONNECT_CHECKS))
 def test_server_logs_accept_and_close_of_a_client(lab: TestLab, client1: Host,
                                                   service: str) -> None:
@@ -29,9 +45,9 @@ def test_server_logs_accept_and_close_of_a_client(lab: TestLab, client1: Host,
     check, kwargs = CONNECT_CHECKS[service]
     client1.check(check, host=service, **kwargs)
     peer = client1.address()
-    lines = [line for line in server.logs().splitlines() if f"peer={peer}:" in line]
-    assert any(" accept peer=" in line for line in lines), server.logs()
-    assert any(" close peer=" in line for line in lines), server.logs()
+    lines = wait_for_log(server, f" close peer={peer}:")
+    assert any(f" accept peer={peer}:" in line for line in lines), server.logs()
+    assert any(f" close peer={peer}:" in line for line in lines), server.logs()
 
 
 @pytest.mark.parametrize("service", SERVERS)
@@ -63,7 +79,7 @@ def test_server_drops_a_silent_client_and_serves_the_next(lab: TestLab, client1:
         silent = client1.check("silent_client", host=alias, port=IDLE_PORTS[service], wait=15)
         assert silent["closed_after"] is not None, "the server never hung up"
         assert IDLE_SECONDS <= silent["closed_after"] < IDLE_SECONDS + 5
-        assert "reason=idle-timeout" in server.logs()
+        assert any("reason=idle-timeout" in line for line in wait_for_log(server, "idle-timeout"))
         check, kwargs = CONNECT_CHECKS[service]
         client1.check(check, host=alias, **kwargs)  # and the next client is served
     finally:

@@ -269,8 +269,12 @@ def test_fdwall_select_refuses_past_1024_and_keeps_serving(
     assert result["connected"] == 1100
     assert 1000 <= result["greeted"] < 1024 and result["refused"] == 1100 - result["greeted"]
     assert result["served"] == result["greeted"]  # the ones it holds are still served
-    refusals = [line for line in server.logs().splitlines() if " refuse peer=" in line]
-    assert len(refusals) == result["refused"] and "fd=1024" in refusals[0]
+    def refusals() -> list[str]:
+        return [line for line in server.logs().splitlines() if " refuse peer=" in line]
+
+    # docker logs copies the container's output asynchronously: let it catch up
+    wait_until(lambda: len(refusals()) >= result["refused"], 10)
+    assert len(refusals()) == result["refused"] and "fd=1024" in refusals()[0]
     server.container.reload()
     assert server.container.attrs["State"]["Status"] == "running"
     after = client1.check("echo", host="select-server", port=9000, greeting="hello")
@@ -293,6 +297,7 @@ def test_epoll_modes_stay_correct_with_1mb_and_a_slow_reader(
     server = lab.start("epoll-server", alias=alias,
                        command=command + (["--edge"] if mode == "edge" else []))
     evidence.watch(client1, server)
+    wait_until(lambda: "listen" in server.logs(), 10)
     assert ("edge-triggered" in server.logs()) == (mode == "edge")
     bulk = client1.check("echo", host=alias, port=9000, size=1 << 20, greeting="hello")
     slow = client1.check("slow_reader", host=alias, port=9000, size=1 << 20, greeting="hello")
