@@ -84,3 +84,17 @@ def test_server_drops_a_silent_client_and_serves_the_next(lab: TestLab, client1:
         client1.check(check, host=alias, **kwargs)  # and the next client is served
     finally:
         lab.remove(server)
+
+
+def test_ftp_stalled_upload_times_out_and_leaves_nothing(lab: TestLab, client1: Host) -> None:
+    command = [*lab.services["ftp-server"]["command"], "--idle-timeout", str(IDLE_SECONDS)]
+    server = lab.start("ftp-server", alias="idle-ftp-upload", command=command)
+    try:
+        stalled = client1.check("ftp_stalled_put", host="idle-ftp-upload", port=9000,
+                                filename="stalled.bin", size=1_000_000, send=1000)
+        assert stalled["answer"]["status"] == 200  # the upload had begun...
+        assert stalled["closed_after"] is not None  # ...then the server gave up on it
+        wait_for_log(server, "idle-timeout")
+        assert server.run("ls", "-A", "/srv/uploads").stdout == ""  # no file, no partial
+    finally:
+        lab.remove(server)

@@ -91,6 +91,24 @@ def silent_client(host: str, port: int, wait: float = 10.0) -> Result:
     return {"closed_after": round(time.monotonic() - started, 3), "received": received}
 
 
+def ftp_stalled_put(host: str, port: int, filename: str, size: int, send: int,
+                    wait: float = 15.0) -> Result:
+    """Announce ``size`` bytes, send only ``send`` of them, then stall until the server hangs up."""
+    started = time.monotonic()
+    with open_connection(host, port, timeout=wait) as sock:
+        client = FtpClient(sock)
+        first = client.request({"action": "put", "filename": filename, "filesize": size})
+        sock.sendall(bytes(send))
+        try:
+            while sock.recv(65536):
+                pass
+        except TimeoutError:
+            return {"answer": first, "closed_after": None}
+        except ConnectionResetError:
+            pass
+    return {"answer": first, "closed_after": round(time.monotonic() - started, 3)}
+
+
 def tcp_one_at_a_time(host: str, port: int, wait: float = 1.0) -> Result:
     """Two clients: does the second get an answer while the first is connected?"""
     first = open_connection(host, port)
@@ -215,7 +233,7 @@ def many_clients(host: str, port: int, count: int = 100, greeting: str = "",
 CHECKS: dict[str, Callable[..., Result]] = {
     f.__name__: f for f in (echo, slow_reader, silent_client, tcp_one_at_a_time, udp,
                             exec_handshake, exec_naive, exec_framed, ftp_put, ftp_get,
-                            ftp_requests, many_clients)
+                            ftp_stalled_put, ftp_requests, many_clients)
 }
 
 
