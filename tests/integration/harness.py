@@ -16,6 +16,7 @@ import json
 import os
 import sys
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +40,14 @@ START_TIMEOUT = 60.0
 
 # A command run on a test host is killed after this long: no test hangs forever.
 EXEC_TIMEOUT = 120
+
+
+def wait_until(condition: Callable[[], object], timeout: float, interval: float = 0.1) -> bool:
+    """Poll ``condition`` until it is true or ``timeout`` seconds pass; its last value."""
+    deadline = time.monotonic() + timeout
+    while not (result := condition()) and time.monotonic() < deadline:
+        time.sleep(interval)
+    return bool(result)
 
 
 def compose_services() -> dict[str, dict[str, Any]]:

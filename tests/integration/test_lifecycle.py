@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
-from integration.harness import Host, TestLab
+from integration.harness import Host, TestLab, wait_until
 
 SERVERS = ["tcp-server", "udp-server", "exec-server", "ftp-server", "select-server",
            "epoll-server", "twisted-server"]
@@ -30,12 +28,8 @@ def wait_for_log(server: Host, text: str, timeout: float = 10) -> list[str]:
     A server logs a close after it has closed, so the client may be done a
     moment before the line is written.
     """
-    deadline = time.monotonic() + timeout
-    while True:
-        lines = server.logs().splitlines()
-        if any(text in line for line in lines) or time.monotonic() > deadline:
-            return lines
-        time.sleep(0.1)
+    wait_until(lambda: text in server.logs(), timeout)
+    return server.logs().splitlines()
 
 
 @pytest.mark.parametrize("service", list(CONNECT_CHECKS))

@@ -11,12 +11,12 @@ from __future__ import annotations
 import contextlib
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
 
 from integration.evidence import Evidence
-from integration.harness import Host, TestLab
+from integration.harness import Host, TestLab, wait_until
 
 # --- 1. Ephemeral port range ------------------------------------------------
 
@@ -51,8 +51,13 @@ def test_ports_narrow_range_allows_k_connections_per_destination(
     assert sorted(second["source_ports"]) == sorted(first["source_ports"])
     # The client closed first: every port sits in TIME_WAIT towards that destination.
     assert result["reconnect_after_close"] == "EADDRNOTAVAIL"
-    time_wait = client.run("ss", "-tan", "state", "time-wait").stdout.splitlines()[1:]
-    assert len(time_wait) == 2 * k  # both destinations' connections
+    def time_wait() -> list[str]:
+        return client.run("ss", "-tan", "state", "time-wait").stdout.splitlines()[1:]
+
+    # A connection whose server has not yet sent its FIN sits in FIN-WAIT-2 a
+    # moment longer before TIME_WAIT: give the servers a few seconds to close.
+    wait_until(lambda: len(time_wait()) >= 2 * k, 10)
+    assert len(time_wait()) == 2 * k  # both destinations' connections
     lab.remove(client)
 
 
@@ -217,12 +222,10 @@ def test_halfclose_whole_reply_arrives_after_shutdown_wr(
 
 
 def wait_listening(host: Host, port: int, timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if len(host.run("ss", "-ltn", "sport", "=", f":{port}").stdout.splitlines()) > 1:
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"nothing listens on {host.alias}:{port}")
+    listening = wait_until(
+        lambda: len(host.run("ss", "-ltn", "sport", "=", f":{port}").stdout.splitlines()) > 1,
+        timeout)
+    assert listening, f"nothing listens on {host.alias}:{port}"
 
 
 def reuseaddr_run(server: Host, client: Host, port: int, *flags: str) -> dict[str, object]:
@@ -233,10 +236,8 @@ def reuseaddr_run(server: Host, client: Host, port: int, *flags: str) -> dict[st
     # No -N: the client must not send its FIN before the server closes first.
     farewell = client.run("nc", "-w", "5", server.alias, str(port))
     assert farewell.stdout == "bye\n", farewell
-    deadline = time.monotonic() + 20
-    while not (text := server.read(out)).strip() and time.monotonic() < deadline:
-        time.sleep(0.1)
-    return json.loads(text)
+    wait_until(lambda: server.read(out).strip(), 20)
+    return json.loads(server.read(out))
 
 
 def test_reuseaddr_restart_after_closing_first(lab: TestLab, client1: Host,
@@ -360,12 +361,6 @@ DELAY_MS = 100
 def rule_present(host: Host) -> bool:
     return "NFQUEUE" in host.run("iptables-legacy", "-t", "mangle", "-S", "OUTPUT",
                                  user="root").stdout
-
-
-def wait_until(condition: Callable[[], bool], timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition() and time.monotonic() < deadline:
-        time.sleep(0.1)
 
 
 @contextlib.contextmanager

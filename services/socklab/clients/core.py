@@ -97,13 +97,8 @@ class FtpClient:
         return line
 
     def answer(self) -> dict[str, Any]:
-        line = self._line()
-        try:
-            fields = json.loads(line)
-        except ValueError as error:
-            raise RemoteProtocolError(f"answer is not JSON: {line[:80]!r}") from error
-        if not isinstance(fields, dict) or "status" not in fields:
-            raise RemoteProtocolError(f"answer has no status: {line[:80]!r}")
+        while (fields := self.reader.next_answer()) is None:
+            self.reader.feed(recv_some(self.sock))
         return fields
 
     def request(self, fields: dict[str, Any]) -> dict[str, Any]:

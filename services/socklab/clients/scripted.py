@@ -76,19 +76,25 @@ def slow_reader(host: str, port: int, size: int = 1 << 20, greeting: str = "",
             "intact": reply == payload.upper(), "seconds": time.monotonic() - started}
 
 
+def _hang_up_after(sock: socket.socket, started: float) -> tuple[float | None, int]:
+    """Read until the server hangs up: (seconds since ``started`` or None on timeout, bytes)."""
+    received = 0
+    try:
+        while data := sock.recv(65536):
+            received += len(data)
+    except TimeoutError:
+        return None, received
+    except ConnectionResetError:
+        pass
+    return round(time.monotonic() - started, 3), received
+
+
 def silent_client(host: str, port: int, wait: float = 10.0) -> Result:
     """Connect and say nothing: when (if ever) does the server hang up?"""
     started = time.monotonic()
-    received = 0
     with open_connection(host, port, timeout=wait) as sock:
-        try:
-            while data := sock.recv(65536):  # a greeting, then nothing
-                received += len(data)
-        except TimeoutError:
-            return {"closed_after": None, "received": received}
-        except ConnectionResetError:
-            pass
-    return {"closed_after": round(time.monotonic() - started, 3), "received": received}
+        closed_after, received = _hang_up_after(sock, started)  # a greeting, then nothing
+    return {"closed_after": closed_after, "received": received}
 
 
 def ftp_stalled_put(host: str, port: int, filename: str, size: int, send: int,
@@ -99,14 +105,8 @@ def ftp_stalled_put(host: str, port: int, filename: str, size: int, send: int,
         client = FtpClient(sock)
         first = client.request({"action": "put", "filename": filename, "filesize": size})
         sock.sendall(bytes(send))
-        try:
-            while sock.recv(65536):
-                pass
-        except TimeoutError:
-            return {"answer": first, "closed_after": None}
-        except ConnectionResetError:
-            pass
-    return {"answer": first, "closed_after": round(time.monotonic() - started, 3)}
+        closed_after, _ = _hang_up_after(sock, started)
+    return {"answer": first, "closed_after": closed_after}
 
 
 def tcp_one_at_a_time(host: str, port: int, wait: float = 1.0) -> Result:
