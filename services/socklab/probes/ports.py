@@ -14,7 +14,8 @@ A client that closes first keeps each port in TIME_WAIT (60 s) for that
 destination: reconnecting fails until they expire. A close by RST
 (``SO_LINGER`` with a zero timeout) skips TIME_WAIT, and so does, silently,
 a ``close()`` with unread data in the receive buffer: Linux then sends RST
-instead of FIN (RFC 2525), so the probe reads the server's greeting first.
+instead of FIN (RFC 2525), so the probe shuts down its side first and reads to the
+server's end of stream before it closes.
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ import argparse
 import contextlib
 import socket
 import struct
-import time
 from typing import Any
 
 from socklab.probes.common import port_range, sysctl, try_connect
@@ -69,28 +69,33 @@ def fill(host: str, port: int, limit: int) -> tuple[list[socket.socket], str]:
     return socks, "limit"
 
 
-def drain(sock: socket.socket) -> None:
-    """Read what the server sent (a greeting): close() with unread data sends RST, not FIN."""
-    sock.setblocking(False)
-    with contextlib.suppress(BlockingIOError, ConnectionError):
+def finish(sock: socket.socket) -> None:
+    """After our ``shutdown(SHUT_WR)``: read the server's data to its FIN, then close.
+
+    Our FIN is out; the server reads EOF and closes, and everything it sent
+    (a greeting) is read up to its FIN. Only then does ``close()`` release
+    the socket, which sits in TIME_WAIT. Reading to EOF, instead of reading
+    what has arrived so far, means a greeting still on its way cannot arrive
+    after ``close()`` and reset the connection.
+    """
+    sock.settimeout(CONNECT_TIMEOUT)
+    with contextlib.suppress(OSError):
         while sock.recv(65536):
             pass
-
-
-# Before a normal close, time for any greeting still on its way to arrive and
-# be read: arriving after close() it would reset the connection instead.
-SETTLE = 0.2
+    sock.close()
 
 
 def close_all(socks: list[socket.socket], how: str) -> None:
-    if how == "fin" and socks:
-        time.sleep(SETTLE)
-    for sock in socks:
-        if how == "rst":  # linger on, timeout 0: close() sends RST, no TIME_WAIT
+    if how == "rst":  # linger on, timeout 0: close() sends RST, no TIME_WAIT
+        for sock in socks:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        else:
-            drain(sock)
-        sock.close()
+            sock.close()
+        return
+    for sock in socks:  # every FIN out first, so the servers close in parallel
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_WR)
+    for sock in socks:
+        finish(sock)
 
 
 def destination(host: str, port: int, limit: int) -> tuple[list[socket.socket], dict[str, Any]]:
