@@ -145,12 +145,14 @@ class TestLab:
         alias = alias or service
         api = self.client.api
         spec = _override(self.services[service], overrides)
+        binds = {self.volume(alias, name): {"bind": path, "mode": "rw"}
+                 for name, path in (v.split(":")[:2] for v in spec.get("volumes", []))}
         created = api.create_container(
             self.image, command=spec.get("command"), hostname=spec.get("hostname", alias),
             user=spec.get("user", ""), name=f"{self.prefix}-{alias}",
             working_dir=spec.get("working_dir"), labels={**spec.get("labels", {}), **self.labels},
-            volumes=[v.split(":")[1] for v in spec.get("volumes", [])],
-            healthcheck=_healthcheck(spec), host_config=_host_config(api, spec),
+            environment=spec.get("environment"), volumes=[b["bind"] for b in binds.values()],
+            healthcheck=_healthcheck(spec), host_config=_host_config(api, spec, binds),
             networking_config=api.create_networking_config(
                 {self.network.name: api.create_endpoint_config(aliases=[alias])}))
         container = self.client.containers.get(created["Id"])
@@ -158,6 +160,20 @@ class TestLab:
         host = Host(container, alias)
         _wait_ready(host, "healthcheck" in spec)
         return host
+
+    def volume(self, alias: str, name: str) -> str:
+        """Host ``alias``'s copy of the lab's named volume ``name`` (e.g. ``uploads``).
+
+        Created on first use, it outlives the container, as a Compose named
+        volume does: a host removed and started again under the same alias
+        finds the files it had written. Spare copies (other aliases) get their own.
+        """
+        full = f"{self.prefix}-{alias}-{name}"
+        try:
+            self.client.volumes.get(full)
+        except docker.errors.NotFound:
+            self.client.volumes.create(full, labels=self.labels)
+        return full
 
     def remove(self, host: Host) -> None:
         host.container.remove(force=True, v=True)
@@ -183,14 +199,19 @@ def _healthcheck(spec: dict[str, Any]) -> dict[str, Any] | None:
             "timeout": 2_000_000_000, "retries": int(check.get("retries", 3))}
 
 
-def _host_config(api: docker.APIClient, spec: dict[str, Any]) -> dict[str, Any]:
+def _host_config(api: docker.APIClient, spec: dict[str, Any],
+                 binds: dict[str, dict[str, str]]) -> dict[str, Any]:
     ulimits = [Ulimit(name=name, soft=v["soft"], hard=v["hard"])
                for name, v in spec.get("ulimits", {}).items()]
     sysctls = {k: str(v) for k, v in spec.get("sysctls", {}).items()}
+    tmpfs = dict(entry.split(":", 1) if ":" in entry else (entry, "")
+                 for entry in spec.get("tmpfs", []))
     return api.create_host_config(
         init=spec.get("init", False), cap_add=spec.get("cap_add"), cap_drop=spec.get("cap_drop"),
         security_opt=spec.get("security_opt"), sysctls=sysctls or None, ulimits=ulimits or None,
-        pids_limit=spec.get("pids_limit"))
+        pids_limit=spec.get("pids_limit"), read_only=spec.get("read_only", False),
+        tmpfs=tmpfs or None, mem_limit=spec.get("mem_limit"),
+        memswap_limit=spec.get("memswap_limit"), binds=binds or None)
 
 
 def _wait_ready(host: Host, has_healthcheck: bool) -> None:
