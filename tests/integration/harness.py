@@ -79,9 +79,10 @@ class Host:
         return Completed(code, (out or b"").decode("utf-8", "replace"),
                          (err or b"").decode("utf-8", "replace"))
 
-    def check(self, name: str, **kwargs: Any) -> dict[str, Any]:
-        """Run one scripted client check on this host; return its JSON result."""
-        result = self.run("python3", "-m", "socklab.clients.scripted", name, json.dumps(kwargs))
+    def check(self, name: str, module: str = "socklab.clients.scripted",
+              **kwargs: Any) -> dict[str, Any]:
+        """Run one scripted client check (``module``'s ``name``) on this host; its JSON result."""
+        result = self.run("python3", "-m", module, name, json.dumps(kwargs))
         if result.exit_code != 0:
             raise AssertionError(f"{name} on {self.alias} failed ({result.exit_code}):\n"
                                  f"{result.stderr}{result.stdout}")

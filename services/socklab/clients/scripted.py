@@ -237,12 +237,17 @@ CHECKS: dict[str, Callable[..., Result]] = {
 }
 
 
-def main(argv: list[str]) -> int:
-    if len(argv) != 2 or argv[0] not in CHECKS:
-        print(f"usage: python3 -m socklab.clients.scripted {{{','.join(CHECKS)}}} JSON",
-              file=sys.stderr)
+def main(argv: list[str], checks: dict[str, Callable[..., Result]] = CHECKS,
+         module: str = __name__) -> int:
+    """Run the check named ``argv[0]`` with the JSON keyword arguments ``argv[1]``.
+
+    Other modules of scripted checks (one per server family) call this with
+    their own ``checks``: ``python3 -m MODULE NAME JSON`` works the same for all.
+    """
+    if len(argv) != 2 or argv[0] not in checks:
+        print(f"usage: python3 -m {module} {{{','.join(checks)}}} JSON", file=sys.stderr)
         return 2
-    print(json.dumps(CHECKS[argv[0]](**json.loads(argv[1]))))
+    print(json.dumps(checks[argv[0]](**json.loads(argv[1]))))
     return 0
 
 
