@@ -99,6 +99,18 @@ class Host:
     def read(self, path: str) -> str:
         return self.run("cat", path).stdout
 
+    def cgroup(self) -> dict[str, float]:
+        """This container's memory (now and peak, bytes) and CPU time (seconds), from its cgroup.
+
+        Read inside the container: cgroup v1 (``memory/``, ``cpuacct/``) or v2.
+        """
+        script = ("cd /sys/fs/cgroup; if [ -d memory ]; then "
+                  "cat memory/memory.usage_in_bytes memory/memory.max_usage_in_bytes "
+                  "cpuacct/cpuacct.usage; else cat memory.current memory.peak; "
+                  "awk '$1==\"usage_usec\"{print $2*1000}' cpu.stat; fi")
+        now, peak, cpu_ns = self.run("sh", "-c", script).stdout.split()
+        return {"memory": float(now), "memory_peak": float(peak), "cpu_seconds": int(cpu_ns) / 1e9}
+
     def logs(self) -> str:
         return self.container.logs().decode("utf-8", "replace")
 

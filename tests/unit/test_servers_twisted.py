@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 from twisted.internet import interfaces
 from twisted.internet.testing import StringTransport
@@ -116,3 +118,24 @@ def test_twisted_protocol_aborts_an_idle_client(session, transport, log) -> None
     assert not transport.disconnecting
     clock.advance(2)
     assert transport.disconnecting and transport.producer is None
+
+
+def test_twisted_log_forwarder_reports_emfile_recovery_and_errors(log, caplog) -> None:
+    from twisted.logger import LogLevel
+
+    from socklab.servers.twisted_server import forward_twisted_log
+
+    caplog.set_level(logging.INFO, logger=log.name)
+    observe = forward_twisted_log(log)
+    observe({"log_format": "EMFILE encountered; releasing reserved file descriptor.",
+             "log_level": LogLevel.info})
+    observe({"log_format": "EMFILE recovery: Closed socket from {address}",
+             "address": ("10.0.0.7", 4321), "log_level": LogLevel.info})
+    observe({"log_format": "Site starting on 8000", "log_level": LogLevel.info})
+    observe({"log_format": "Unhandled {what}", "what": "thing", "log_level": LogLevel.critical})
+    assert [(r.levelname, r.getMessage()) for r in caplog.records] == [
+        ("WARNING", "accept failed: Too many open files; shedding the clients waiting to be "
+                    "accepted"),
+        ("INFO", "shed peer=10.0.0.7:4321 reason=out-of-descriptors"),
+        ("ERROR", "twisted: Unhandled thing"),
+    ]

@@ -28,7 +28,8 @@ def accept_one(listener: socket.socket, log: logging.Logger) -> socket.socket | 
     except OSError as error:
         if error.errno not in ACCEPT_CAPACITY_ERRNOS:
             raise
-        log.warning("accept failed: %s; retrying in %.1fs", error.strerror, ACCEPT_RETRY_DELAY)
+        log.warning("accept failed: %s; pausing accept for %.1fs", error.strerror,
+                    ACCEPT_RETRY_DELAY)
         time.sleep(ACCEPT_RETRY_DELAY)
         return None
     log.info("accept peer=%s", peer_name(address))

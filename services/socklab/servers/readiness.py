@@ -154,6 +154,7 @@ class ReadinessServer:
         # In edge-triggered mode no new event would come for them.
         self.unfinished: set[int] = set()
         self.accept_paused_until: float | None = None
+        self.accept_failing = False
         listener.setblocking(False)
         poller.register(listener.fileno(), True, False)
 
@@ -206,6 +207,9 @@ class ReadinessServer:
                     raise
                 self._pause_accepting(error)
                 return
+            if self.accept_failing:
+                self.log.info("accept resumed")
+                self.accept_failing = False
             self._adopt(sock, peer_name(address))
 
     def _pause_accepting(self, error: OSError) -> None:
@@ -214,8 +218,10 @@ class ReadinessServer:
         Sleeping would stall every client; watching would spin, since the
         queued connection keeps the listener readable.
         """
-        self.log.warning("accept failed: %s; pausing accept for %.1fs", error.strerror,
-                         ACCEPT_RETRY_DELAY)
+        if not self.accept_failing:  # one line per episode, not one per retry
+            self.log.warning("accept failed: %s; pausing accept, retrying every %.1fs",
+                             error.strerror, ACCEPT_RETRY_DELAY)
+            self.accept_failing = True
         self.poller.unregister(self.listener.fileno())
         self.accept_paused_until = time.monotonic() + ACCEPT_RETRY_DELAY
 

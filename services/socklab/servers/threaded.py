@@ -7,7 +7,10 @@ thread, which drives one session with blocking calls.
 
 from __future__ import annotations
 
+import errno
 import logging
+import os
+import resource
 import signal
 import socket
 import socketserver
@@ -20,6 +23,19 @@ from socklab.sessions import SessionFactory
 
 # How often serve_forever checks for shutdown(): stopping takes at most this.
 POLL_INTERVAL = 0.1
+
+# Descriptors kept free for the clients already connected: an exec command
+# needs pipes (about six descriptors while it starts), an upload its file.
+# Accepting up to the very last descriptor would leave them failing instead.
+DESCRIPTOR_RESERVE = 32
+
+
+def free_descriptors() -> int:
+    """How many more descriptors this process may open (its soft RLIMIT_NOFILE)."""
+    soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return 1 << 30
+    return soft - len(os.listdir("/proc/self/fd"))
 
 
 class SessionHandler(socketserver.BaseRequestHandler):
@@ -42,6 +58,8 @@ class SessionServer(socketserver.ThreadingTCPServer):
     def __init__(self, address: tuple[str, int], new_session: SessionFactory,
                  log: logging.Logger, backlog: int, idle_timeout: float | None = None) -> None:
         self.request_queue_size = backlog
+        self.descriptor_reserve = DESCRIPTOR_RESERVE
+        self.accept_paused = False
         self.idle_timeout = idle_timeout
         self.new_session = new_session
         self.log = log
@@ -49,13 +67,28 @@ class SessionServer(socketserver.ThreadingTCPServer):
         super().__init__(address, SessionHandler)
 
     def get_request(self) -> tuple[socket.socket, object]:
+        """Accept, unless the descriptors left are the reserve of the clients being served.
+
+        Out of descriptors (or into the reserve), the server waits a moment
+        and lets ``serve_forever`` come back: no busy loop; the clients
+        waiting in the listen queue are accepted once descriptors are freed.
+        """
         try:
-            return super().get_request()
+            if free_descriptors() < self.descriptor_reserve:
+                raise OSError(errno.EMFILE, f"{os.strerror(errno.EMFILE)} "
+                              f"(the last {self.descriptor_reserve} are kept for open clients)")
+            request = super().get_request()
         except OSError as error:
             if error.errno in ACCEPT_CAPACITY_ERRNOS:
-                self.log.warning("accept failed: %s", error.strerror)
+                if not self.accept_paused:
+                    self.log.warning("accept failed: %s; pausing accept", error.strerror)
+                    self.accept_paused = True
                 threading.Event().wait(ACCEPT_RETRY_DELAY)  # no busy loop on EMFILE
             raise
+        if self.accept_paused:
+            self.log.info("accept resumed")
+            self.accept_paused = False
+        return request
 
 
 def serve_threaded(servers: list[SessionServer], log: logging.Logger) -> None:

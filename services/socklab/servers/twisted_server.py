@@ -8,12 +8,20 @@ sends without reading would grow the server's memory. The protocol registers
 itself as the transport's streaming producer: when the write buffer passes
 Twisted's ``bufferSize`` (64 KiB) the transport pauses it, and it stops
 reading from that client until the buffer drains.
+
+Out of descriptors, Twisted does not pause accepting as our other loops do:
+it keeps one spare descriptor, and on EMFILE frees it to accept each waiting
+client and close it at once (shedding load), then takes it again. Its own log
+lines about that are forwarded to ours (``forward_twisted_log``).
 """
 
 from __future__ import annotations
 
+import errno
 import logging
-from collections.abc import Iterable
+import os
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from twisted.internet import interfaces, protocol
 from twisted.protocols import policies
@@ -102,9 +110,39 @@ class SessionFactoryAdapter(protocol.ServerFactory):
         return SessionProtocol(self.new_session(), self.log, self.idle_timeout)
 
 
+def forward_twisted_log(log: logging.Logger) -> Callable[[dict[str, Any]], None]:
+    """A Twisted log observer that passes on what a lab user needs, in our format.
+
+    Twisted's EMFILE recovery becomes ``accept failed`` and one ``shed
+    peer=…`` line per client closed unserved; errors are passed on whole;
+    the rest (start-up chatter) is dropped.
+    """
+    from twisted.logger import LogLevel, formatEvent
+
+    def observe(event: dict[str, Any]) -> None:
+        text = formatEvent(event)
+        if text.startswith("EMFILE encountered"):
+            log.warning("accept failed: %s; shedding the clients waiting to be accepted",
+                        os.strerror(errno.EMFILE))
+        elif text.startswith("EMFILE recovery: Closed socket from"):
+            address = event.get("address")
+            log.info("shed peer=%s reason=out-of-descriptors",
+                     f"{address[0]}:{address[1]}" if isinstance(address, tuple) else address)
+        elif event.get("log_failure") is not None or event.get("log_level") in (
+                LogLevel.error, LogLevel.critical):
+            failure = event.get("log_failure")
+            detail = f"\n{failure.getTraceback()}" if failure is not None else ""
+            log.error("twisted: %s%s", text, detail)
+
+    return observe
+
+
 def serve_twisted(host: str, port: int, backlog: int, new_session: SessionFactory,
                   log: logging.Logger, idle_timeout: float | None = None) -> None:
     from twisted.internet import reactor
+    from twisted.logger import globalLogBeginner
+
+    globalLogBeginner.beginLoggingTo([forward_twisted_log(log)], redirectStandardIO=False)
 
     reactor.listenTCP(port, SessionFactoryAdapter(new_session, log, idle_timeout),
                       backlog=backlog, interface=host)

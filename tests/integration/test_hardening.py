@@ -1,0 +1,93 @@
+"""Hostile clients and starved servers: every server keeps serving, within bounds.
+
+The hostile clients are ``socklab.clients.scripted_hardening``, run on a
+client host. Each test starts a spare copy of the server it attacks (its
+own alias, sometimes with a lower limit), so the other tests' hosts are
+never disturbed, and checks afterwards that the next client is served.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import time
+from typing import Any
+
+import pytest
+
+from integration.harness import Host, TestLab, wait_until
+
+MODULE = "socklab.clients.scripted_hardening"
+
+# How each server is talked to by a correct client (see scripted_hardening.Dialog).
+DIALOGS: dict[str, dict[str, Any]] = {
+    "tcp-server": {"port": 9000, "kind": "upper"},
+    "select-server": {"port": 9000, "kind": "upper", "greeting": "hello"},
+    "epoll-server": {"port": 9000, "kind": "upper", "greeting": "hello"},
+    "twisted-server": {"port": 8000, "kind": "echo"},
+    "ftp-server": {"port": 9000, "kind": "ftp"},
+    "exec-server": {"port": 9002, "kind": "framed"},
+}
+
+
+def spare(lab: TestLab, service: str, alias: str, *extra: str, **overrides: Any) -> Host:
+    """A copy of ``service`` under ``alias``, with ``extra`` server options."""
+    command = [*lab.services[service]["command"], *extra]
+    return lab.start(service, alias=alias, command=command, **overrides)
+
+
+def served(client: Host, alias: str, service: str) -> bool:
+    """A correct client gets a correct answer from ``alias`` (a copy of ``service``)."""
+    dialog = DIALOGS[service]
+    result = client.check("fd_exhaustion", module=MODULE, host=alias, count=1, hold=0,
+                          **dialog)
+    return bool(result["accepted_while_held"] == 1 and result["served_after_release"])
+
+
+def not_restarted(server: Host) -> dict[str, Any]:
+    server.container.reload()
+    state = server.container.attrs["State"]
+    assert state["Status"] == "running" and not state["OOMKilled"], state
+    assert server.container.attrs["RestartCount"] == 0
+    assert "Traceback" not in server.logs(), server.logs()
+    return state
+
+
+# --- Out of descriptors ---------------------------------------------------------
+
+# The blocking tcp-server holds two descriptors (listener, one client) and
+# never runs out; the others get a nofile this low, and more clients than that.
+LOW_NOFILE = 48
+CLIENTS = 80
+BUSY_LOOP_CPU = 0.5  # CPU seconds in CPU_WINDOW: a loop spinning on accept uses ~all of it
+CPU_WINDOW = 2.5
+
+
+@pytest.mark.parametrize("service", ["select-server", "epoll-server", "twisted-server",
+                                     "ftp-server", "exec-server"])
+def test_out_of_descriptors_keeps_serving_without_spinning(lab: TestLab, client1: Host,
+                                                           service: str) -> None:
+    alias = f"emfile-{service}"
+    server = spare(lab, service, alias,
+                   ulimits={"nofile": {"soft": LOW_NOFILE, "hard": LOW_NOFILE}})
+    try:
+        dialog = DIALOGS[service]
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            attack = pool.submit(client1.check, "fd_exhaustion", module=MODULE, host=alias,
+                                 count=CLIENTS, hold=8.0, **dialog)
+            # While the clients are held, the server has hit EMFILE: it must
+            # not spin on the listener that stays readable.
+            assert wait_until(lambda: "accept failed: Too many open files" in server.logs()
+                              or attack.done(), 30), server.logs()
+            before = server.cgroup()["cpu_seconds"]
+            time.sleep(CPU_WINDOW)
+            cpu = server.cgroup()["cpu_seconds"] - before
+            result = attack.result()
+        report = f"{result}, {cpu:.2f} CPU seconds in {CPU_WINDOW} s at EMFILE\n{server.logs()}"
+        assert "accept failed: Too many open files" in server.logs(), report
+        assert 0 < result["accepted_while_held"] < CLIENTS, report  # clients were left waiting
+        assert result["rounds"] >= 3 and result["failed_exchanges"] == 0, report
+        assert cpu < BUSY_LOOP_CPU, report
+        assert result["served_after_release"], report
+        not_restarted(server)
+    finally:
+        lab.remove(server)
