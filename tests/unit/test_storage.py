@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import os
@@ -118,3 +119,115 @@ def test_ftp_get_closes_file_when_client_leaves_before_first_byte(uploads: Uploa
     assert next(replies).startswith(b'{"status": 200')
     replies.close()  # the send of the answer failed: the driver closes the generator
     assert len(os.listdir("/proc/self/fd")) == open_before
+
+
+# --- hardening: full disk, planted names, same-name uploads, special files ----------
+
+
+def fill_disk(upload) -> None:
+    """Point ``upload``'s descriptor at /dev/full: every later write fails with a real ENOSPC."""
+    full = os.open("/dev/full", os.O_WRONLY)
+    try:
+        os.dup2(full, upload.fd)
+    finally:
+        os.close(full)
+
+
+def test_storage_enospc_surfaces_at_write_and_abort_leaves_nothing(uploads: UploadDir) -> None:
+    upload = uploads.begin("full.bin")
+    fill_disk(upload)
+    with pytest.raises(OSError) as caught:
+        upload.write(b"x" * 100)
+    assert caught.value.errno == errno.ENOSPC
+    upload.abort()  # nothing buffered to flush again: abort cannot fail on the same ENOSPC
+    assert names(uploads) == []
+
+
+def test_storage_begin_refuses_more_than_free_space(uploads: UploadDir) -> None:
+    info = os.statvfs(uploads.root)
+    with pytest.raises(OSError) as caught:
+        uploads.begin("huge", info.f_bavail * info.f_frsize + (1 << 30))
+    assert caught.value.errno == errno.ENOSPC
+    assert names(uploads) == []
+
+
+@pytest.mark.parametrize("kind", ["symlink", "dangling symlink", "directory", "fifo"])
+def test_storage_begin_refuses_name_held_by_non_file(uploads: UploadDir, tmp_path: Path,
+                                                     kind: str) -> None:
+    target = tmp_path / "victim"
+    target.write_bytes(b"victim")
+    planted = uploads.root / "taken"
+    if kind == "symlink":
+        planted.symlink_to(target)
+    elif kind == "dangling symlink":
+        planted.symlink_to(tmp_path / "nowhere")
+    elif kind == "directory":
+        planted.mkdir()
+    else:
+        os.mkfifo(planted)
+    with pytest.raises(FtpError) as caught:
+        uploads.begin("taken")
+    assert caught.value.status == 409
+    assert names(uploads) == ["taken"] and target.read_bytes() == b"victim"
+    assert not (tmp_path / "nowhere").exists()
+
+
+def test_storage_symlink_planted_before_commit_refused_link_kept(uploads: UploadDir,
+                                                                 tmp_path: Path) -> None:
+    target = tmp_path / "victim"
+    target.write_bytes(b"victim")
+    upload = uploads.begin("late")
+    upload.write(b"new data")
+    (uploads.root / "late").symlink_to(target)
+    with pytest.raises(FtpError) as caught:
+        upload.commit()
+    assert caught.value.status == 409
+    upload.abort()
+    assert names(uploads) == ["late"] and (uploads.root / "late").is_symlink()
+    assert target.read_bytes() == b"victim"
+
+
+def test_storage_commit_replaces_hard_link_never_writes_through(uploads: UploadDir,
+                                                                tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    outside.write_bytes(b"outside")
+    os.link(outside, uploads.root / "linked")  # a regular file: replaceable
+    upload = uploads.begin("linked")
+    upload.write(b"uploaded")
+    upload.commit()
+    assert (uploads.root / "linked").read_bytes() == b"uploaded"
+    assert outside.read_bytes() == b"outside"  # rename swapped the entry, not the inode
+
+
+def test_storage_same_name_uploads_interleaved_end_whole(uploads: UploadDir) -> None:
+    first, second = uploads.begin("same"), uploads.begin("same")
+    assert first.temp_path != second.temp_path
+    for index in range(100):  # interleaved writes, as two threads would do
+        first.write(b"A" * 1000)
+        second.write(bytes([index]) * 1000)
+    second_digest = second.commit()
+    assert (uploads.root / "same").read_bytes() == b"".join(bytes([i]) * 1000
+                                                           for i in range(100))
+    first.commit()
+    assert (uploads.root / "same").read_bytes() == b"A" * 100_000  # the last rename wins, whole
+    assert second_digest != first.sha256.hexdigest() and names(uploads) == ["same"]
+
+
+def test_storage_open_read_of_fifo_does_not_wait_for_a_writer(uploads: UploadDir,
+                                                              background) -> None:
+    os.mkfifo(uploads.root / "pipe")
+    outcome: list[BaseException] = []
+
+    def read_pipe() -> None:
+        try:
+            uploads.open_read("pipe")
+        except OSError as error:
+            outcome.append(error)
+
+    background.start(read_pipe)
+    try:
+        background.join()  # fails the test, rather than hanging it, if open() waits
+    finally:
+        with contextlib.suppress(OSError):  # a reader stuck in open() is let go
+            os.close(os.open(uploads.root / "pipe", os.O_WRONLY | os.O_NONBLOCK))
+    assert len(outcome) == 1 and isinstance(outcome[0], IsADirectoryError)
