@@ -256,3 +256,36 @@ def test_ftp_answer_reader_refuses_non_answers(line: bytes) -> None:
     reader.feed(line)
     with pytest.raises(RemoteProtocolError):
         reader.next_answer()
+
+
+# --- bytes beyond filesize ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(("extra", "after"), [
+    (LIST, Request), (b"not a request", BadRequest), (b"\x00" * 5000, BadRequest)])
+def test_ftp_connection_bytes_beyond_filesize_are_never_body(extra: bytes, after: type) -> None:
+    body = b"0123456789"
+    conn = FtpServerConnection()
+    conn.receive(put_request(len(body)))
+    assert conn.expect_body(len(body)) == []
+    events = conn.receive(body[:-1]) + conn.receive(body[-1:] + extra)  # last byte + extra
+    assert b"".join(e.data for e in events if isinstance(e, BodyData)) == body
+    assert [type(e) for e in events[events.index(BodyEnd()) + 1 :]] == [after]
+    assert conn.state is ftp.State.AWAIT_REQUEST
+
+
+# --- the documented status table ----------------------------------------------------
+
+
+def test_ftp_every_error_status_is_documented() -> None:
+    """docs/protocols.md's ftp-server table names every 4xx/5xx the server can send."""
+    from pathlib import Path
+
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "protocols.md").read_text()
+    section = docs.split("## ftp-server", 1)[1].split("\n## ", 1)[0]
+    first_cells = [row.split("|")[1] for row in section.splitlines() if row.startswith("| ")]
+    documented = {int(code) for cell in first_cells for code in cell.split(",")
+                  if code.strip().isdigit()}
+    statuses = {value for name, value in vars(ftp).items()
+                if name.isupper() and isinstance(value, int) and 400 <= value < 600}
+    assert statuses <= documented, sorted(statuses - documented)

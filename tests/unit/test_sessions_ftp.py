@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -10,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from socklab.protocol.ftp import PARTIAL_PREFIX
-from socklab.sessions.ftp import FTP_BANNER, FtpSession
+from socklab.sessions.ftp import FTP_BANNER, FtpSession, storage_error
 from socklab.storage import UploadDir
 
 LIST = b'{"action": "list"}'
@@ -180,3 +181,141 @@ def test_ftp_session_close_mid_upload_leaves_nothing(session, upload_root: Path)
     session.close()
     assert os.listdir(upload_root) == []
     session.close()  # idempotent
+
+
+# --- hardening ----------------------------------------------------------------------
+
+
+def fill_disk(session: FtpSession) -> None:
+    """Point the upload in progress at /dev/full: its next write fails with a real ENOSPC."""
+    assert session.upload is not None
+    full = os.open("/dev/full", os.O_WRONLY)
+    try:
+        os.dup2(full, session.upload.fd)
+    finally:
+        os.close(full)
+
+
+@pytest.mark.parametrize(("extra", "next_status"), [
+    (LIST, 200), (b"garbage, not a request", 400), (put("next", 1) + b"n", 200)])
+def test_ftp_session_bytes_after_filesize_are_next_request(session, upload_root: Path,
+                                                           extra: bytes, next_status) -> None:
+    body = os.urandom(1000)
+    assert answers(session.feed(put("exact.bin", 1000) + body[:-1])) == [{"status": 200}]
+    out = answers(session.feed(body[-1:] + extra))  # last data byte and more, one chunk
+    assert out[0]["status"] == 201 and out[0]["filesize"] == 1000
+    assert out[1]["status"] == next_status
+    assert (upload_root / "exact.bin").read_bytes() == body
+    assert partials(upload_root) == []
+
+
+def test_ftp_session_enospc_mid_upload_is_507_after_body_and_next_served(
+        session, upload_root: Path) -> None:
+    (upload_root / "earlier").write_bytes(b"kept")
+    assert answers(session.feed(put("full.bin", 1000))) == [{"status": 200}]
+    fill_disk(session)
+    assert answers(session.feed(b"x" * 400)) == []  # the client is still sending
+    assert partials(upload_root) == []  # the temporary file is already gone
+    out = answers(session.feed(b"x" * 600 + LIST))
+    assert [a["status"] for a in out] == [507, 200]
+    assert out[1]["files"] == [{"name": "earlier", "size": 4}]
+    assert (upload_root / "earlier").read_bytes() == b"kept"
+
+
+def test_ftp_session_put_beyond_free_space_is_507_before_200(upload_root: Path) -> None:
+    info = os.statvfs(upload_root)
+    too_big = info.f_bavail * info.f_frsize + (1 << 30)
+    session = FtpSession(UploadDir(upload_root), max_size=too_big)
+    out = answers(session.feed(put("huge", too_big) + LIST))
+    assert [a["status"] for a in out] == [507, 200]
+    assert os.listdir(upload_root) == []
+
+
+@pytest.mark.parametrize("kind", ["symlink", "directory"])
+def test_ftp_session_put_onto_non_file_is_409_and_nothing_written(
+        session, tmp_path: Path, upload_root: Path, kind: str) -> None:
+    victim = upload_root / "victim"
+    victim.write_bytes(b"victim")
+    if kind == "symlink":
+        (upload_root / "taken").symlink_to(victim)
+    else:
+        (upload_root / "taken").mkdir()
+    out = answers(session.feed(put("taken", 3) + LIST))
+    assert [a["status"] for a in out] == [409, 200]
+    assert victim.read_bytes() == b"victim"
+    assert (upload_root / "taken").is_symlink() == (kind == "symlink")
+    assert partials(upload_root) == []
+
+
+def test_ftp_session_symlink_planted_mid_upload_is_409_at_end(session, upload_root: Path) -> None:
+    victim = upload_root / "victim"
+    victim.write_bytes(b"victim")
+    assert answers(session.feed(put("late", 3) + b"ab")) == [{"status": 200}]
+    (upload_root / "late").symlink_to(victim)
+    (final,) = answers(session.feed(b"c"))
+    assert final["status"] == 409
+    assert (upload_root / "late").is_symlink() and victim.read_bytes() == b"victim"
+    assert partials(upload_root) == []
+
+
+def test_ftp_session_get_of_fifo_is_404(session, upload_root: Path) -> None:
+    os.mkfifo(upload_root / "pipe")
+    (reply,) = answers(session.feed(request(action="get", filename="pipe")))
+    assert reply["status"] == 404
+
+
+def test_ftp_session_digest_mismatch_keeps_earlier_upload(session, upload_root: Path) -> None:
+    (upload_root / "c.txt").write_bytes(b"earlier")
+    body = b"replacement"
+    first, final = answers(session.feed(put("c.txt", len(body), sha256="ab" * 32) + body))
+    assert (first["status"], final["status"]) == (200, 422)
+    assert (upload_root / "c.txt").read_bytes() == b"earlier"
+    assert partials(upload_root) == []
+
+
+def test_ftp_session_same_name_from_two_clients_ends_whole(upload_root: Path) -> None:
+    one, two = FtpSession(UploadDir(upload_root)), FtpSession(UploadDir(upload_root))
+    body_one, body_two = os.urandom(50_000), os.urandom(50_000)
+    answers(one.feed(put("same", 50_000)))
+    answers(two.feed(put("same", 50_000)))
+    for offset in range(0, 49_000, 1000):  # interleaved, as two threads would feed them
+        assert answers(one.feed(body_one[offset : offset + 1000])) == []
+        assert answers(two.feed(body_two[offset : offset + 1000])) == []
+    assert len(partials(upload_root)) == 2
+    (done_two,) = answers(two.feed(body_two[49_000:]))
+    (done_one,) = answers(one.feed(body_one[49_000:]))
+    assert done_one["status"] == done_two["status"] == 201
+    assert (upload_root / "same").read_bytes() == body_one  # the last to finish, whole
+    assert os.listdir(upload_root) == ["same"]
+
+
+def test_ftp_session_farewell_mid_upload_is_408_and_drops_partial(session,
+                                                                  upload_root: Path) -> None:
+    answers(session.feed(put("stalled.bin", 100) + b"x" * 10))
+    assert len(partials(upload_root)) == 1
+    (reply,) = answers([session.farewell()])
+    assert reply["status"] == 408 and reply["filename"] == "stalled.bin"
+    assert os.listdir(upload_root) == []
+    session.close()  # the loop closes afterwards: still harmless
+
+
+def test_ftp_session_farewell_while_draining_failed_upload(session, upload_root: Path) -> None:
+    answers(session.feed(put("full.bin", 100)))
+    fill_disk(session)
+    assert answers(session.feed(b"x" * 10)) == []
+    (reply,) = answers([session.farewell()])
+    assert reply["status"] == 408 and "filename" not in reply
+    assert os.listdir(upload_root) == []
+
+
+def test_ftp_session_farewell_between_requests_is_408(session) -> None:
+    answers(session.feed(LIST))
+    (reply,) = answers([session.farewell()])
+    assert reply["status"] == 408 and "filename" not in reply
+
+
+@pytest.mark.parametrize(("code", "status"), [
+    (errno.ENOSPC, 507), (errno.EDQUOT, 507), (errno.EFBIG, 413), (errno.ENOENT, 404),
+    (errno.ELOOP, 404), (errno.EISDIR, 404), (errno.EACCES, 500), (errno.EIO, 500)])
+def test_ftp_storage_error_translation(code: int, status: int) -> None:
+    assert storage_error(OSError(code, os.strerror(code))).status == status

@@ -1,4 +1,10 @@
-"""The ftp-server's conversation: put, get and list over JSON answers."""
+"""The ftp-server's conversation: put, get and list over JSON answers.
+
+Every failure of an upload ends the same way: the temporary file is removed,
+the rest of the announced body is read and dropped (so the next request is
+parsed where it starts), and one answer follows the last byte. Bytes after
+the announced ``filesize`` are never file data: they are the next request.
+"""
 
 from __future__ import annotations
 
@@ -23,7 +29,10 @@ EMPTY_UPLOAD_PAUSE = 0.1
 def storage_error(error: OSError) -> ftp.FtpError:
     """Translate a file system error into the answer the client gets."""
     if error.errno in (errno.ENOSPC, errno.EDQUOT):
-        return ftp.FtpError(ftp.INSUFFICIENT_STORAGE, "no space left on the server")
+        return ftp.FtpError(ftp.INSUFFICIENT_STORAGE, "no space left on the server; nothing kept")
+    if error.errno == errno.EFBIG:
+        return ftp.FtpError(ftp.TOO_LARGE, "file larger than the server's file system allows; "
+                                           "nothing kept")
     if error.errno in (errno.ENOENT, errno.ELOOP, errno.EISDIR):
         return ftp.FtpError(ftp.NOT_FOUND, "no such file")
     return ftp.FtpError(ftp.SERVER_ERROR, f"storage error: {error.strerror}")
@@ -53,6 +62,21 @@ class FtpSession(Session):
             self.upload.abort()
             self.upload = None
 
+    def farewell(self) -> bytes:
+        """The answer for a client dropped because it sent nothing for the idle timeout.
+
+        For the loop to send, best effort, when its wait for the client's
+        bytes timed out (never when a send did: the client is not reading,
+        and a line in the middle of a download would corrupt it). A stalled
+        upload is removed here; a client still there reads why.
+        """
+        if self.connection.state is ftp.State.RECEIVING_BODY:
+            named = {"filename": self.upload.name} if self.upload is not None else {}
+            self.close()
+            return ftp.answer(ftp.REQUEST_TIMEOUT, **named, message=(
+                "upload stalled: no data within the idle timeout; nothing kept"))
+        return ftp.answer(ftp.REQUEST_TIMEOUT, message="idle for too long; connection closed")
+
     def _handle(self, event: ftp.Event) -> Iterator[bytes]:
         if isinstance(event, ftp.Request):
             yield from self._request(event)
@@ -79,7 +103,7 @@ class FtpSession(Session):
     def _put(self, fields: dict[str, object]) -> Iterator[bytes]:
         put = ftp.parse_put(fields, self.max_size)
         try:
-            self.upload = self.uploads.begin(put.filename)
+            self.upload = self.uploads.begin(put.filename, put.filesize)
         except OSError as error:
             raise storage_error(error) from error
         self.expected_sha256 = put.sha256
@@ -109,6 +133,9 @@ class FtpSession(Session):
                               sha256=upload.sha256.hexdigest())
         try:
             digest = upload.commit()
+        except ftp.FtpError as error:  # the name was taken by a symlink meanwhile
+            upload.abort()
+            return error.answer()
         except OSError as error:
             upload.abort()
             return storage_error(error).answer()
