@@ -82,7 +82,9 @@ def test_out_of_descriptors_keeps_serving_without_spinning(lab: TestLab, client1
             time.sleep(CPU_WINDOW)
             cpu = server.cgroup()["cpu_seconds"] - before
             result = attack.result()
-        report = f"{result}, {cpu:.2f} CPU seconds in {CPU_WINDOW} s at EMFILE\n{server.logs()}"
+        report = f"{result}, {cpu:.2f} CPU seconds in {CPU_WINDOW} s at EMFILE"
+        print(f"{service}: {report}")  # the figures, shown by pytest -rP
+        report += f"\n{server.logs()}"
         assert "accept failed: Too many open files" in server.logs(), report
         assert 0 < result["accepted_while_held"] < CLIENTS, report  # clients were left waiting
         assert result["rounds"] >= 3 and result["failed_exchanges"] == 0, report
@@ -91,3 +93,92 @@ def test_out_of_descriptors_keeps_serving_without_spinning(lab: TestLab, client1
         not_restarted(server)
     finally:
         lab.remove(server)
+
+
+# --- Slow, greedy and rude clients ------------------------------------------------
+
+# The idle timeout counts from a client's last byte: a client that sends a
+# byte every TRICKLE seconds is served, though the whole message takes far
+# longer than the timeout.
+SHORT_IDLE = 2
+TRICKLE = 0.7
+TRICKLE_CASES = {
+    "tcp-server": {"port": 9000, "message": "slowly"},
+    "select-server": {"port": 9000, "message": "slowly", "greeting": "hello"},
+    "epoll-server": {"port": 9000, "message": "slowly", "greeting": "hello"},
+    "twisted-server": {"port": 8000, "message": "slowly", "upper": False},
+    "exec-server": {"port": 9002, "message": "echo hi", "framed": True},
+}
+
+
+@pytest.mark.parametrize("service", list(TRICKLE_CASES))
+def test_a_byte_at_a_time_is_served_within_the_idle_timeout(lab: TestLab, client1: Host,
+                                                            service: str) -> None:
+    alias = f"trickle-{service}"
+    server = spare(lab, service, alias, "--idle-timeout", str(SHORT_IDLE))
+    try:
+        result = client1.check("trickle", module=MODULE, host=alias, interval=TRICKLE,
+                               **TRICKLE_CASES[service])
+        assert result["correct"], result
+        assert result["bytes"] * TRICKLE > SHORT_IDLE  # longer in all than the idle timeout
+        assert served(client1, alias, service)
+        not_restarted(server)
+    finally:
+        lab.remove(server)
+
+
+# A client that sends without ever reading the replies: the server may hold
+# a bounded amount for it (the readiness loop 4 MiB, Twisted 64 KiB, the
+# blocking loop nothing), then stops reading and drops it at the idle
+# timeout. The client offers far more than the server's memory limit.
+GREEDY_LIMIT = 512 << 20
+MEMORY_BOUND = 48 << 20  # growth of the container's peak memory we accept
+
+
+@pytest.mark.parametrize("service", ["tcp-server", "select-server", "epoll-server",
+                                     "twisted-server"])
+def test_a_client_that_never_reads_is_dropped_with_memory_bounded(lab: TestLab, client1: Host,
+                                                                  service: str) -> None:
+    alias = f"greedy-{service}"
+    server = spare(lab, service, alias, "--idle-timeout", str(SHORT_IDLE))
+    try:
+        before = server.cgroup()
+        result = client1.check("never_reads", module=MODULE, host=alias,
+                               port=DIALOGS[service]["port"], limit=GREEDY_LIMIT)
+        after = server.cgroup()
+        report = f"{result}; memory {before['memory'] / 2**20:.1f} MiB before, " \
+                 f"peak {after['memory_peak'] / 2**20:.1f} MiB"
+        print(f"{service}: {report}")  # the figures, shown by pytest -rP
+        assert result["ended"] in ("reset", "closed"), report  # the server dropped it
+        assert result["sent"] < GREEDY_LIMIT, report
+        assert after["memory_peak"] - before["memory"] < MEMORY_BOUND, report
+        assert "reason=idle-timeout" in server.logs(), server.logs()
+        assert served(client1, alias, service)
+        not_restarted(server)
+    finally:
+        lab.remove(server)
+
+
+# Half a message, then RST: the server must forget the connection, keep its
+# other clients and serve the next one.
+RESETS = {
+    "tcp-server": {"port": 9000, "data": "half a li"},
+    "select-server": {"port": 9000, "data": "half a li", "greeting": "hello"},
+    "epoll-server": {"port": 9000, "data": "half a li", "greeting": "hello"},
+    "twisted-server": {"port": 8000, "data": "half a li"},
+    "ftp-server": {"port": 9000, "data": '{"action": "put", "filen'},
+    "exec-server": {"port": 9002, "data": "\x00\x00\x00\x40{\"cmd\": \"ec"},
+}
+
+
+@pytest.mark.parametrize("service", list(RESETS))
+def test_a_reset_mid_message_is_forgotten(lab: TestLab, client1: Host, service: str) -> None:
+    server = lab.host(service)
+    closes_before = server.logs().count(" close peer=")
+    for _ in range(3):
+        client1.check("reset_mid_message", module=MODULE, host=service, **RESETS[service])
+    assert served(client1, service, service)
+    # Each reset connection was closed and logged, and so was the good client's.
+    assert wait_until(lambda: server.logs().count(" close peer=") >= closes_before + 4, 10), \
+        server.logs()
+    not_restarted(server)
