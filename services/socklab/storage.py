@@ -119,11 +119,17 @@ class UploadDir:
             raise OSError(errno.ENOSPC, f"{size} bytes announced, {free} free")
 
     def sweep_partials(self) -> int:
-        """Remove temporary files left by a crash; return how many."""
-        stale = list(self.root.glob(PARTIAL_PREFIX + "*"))
-        for path in stale:
-            path.unlink(missing_ok=True)
-        return len(stale)
+        """Remove temporary files left by a crash; return how many.
+
+        Only files (and links) are removed: a directory someone made under
+        the prefix is left alone rather than stop the server from starting.
+        """
+        removed = 0
+        for path in self.root.glob(PARTIAL_PREFIX + "*"):
+            with contextlib.suppress(FileNotFoundError, IsADirectoryError, PermissionError):
+                path.unlink()
+                removed += 1
+        return removed
 
     def open_read(self, name: str) -> tuple[BinaryIO, int]:
         """Open a stored regular file without following links: ``(file, size)``.

@@ -63,6 +63,13 @@ def test_storage_sweep_partials_removes_only_partials(uploads: UploadDir) -> Non
     assert uploads.sweep_partials() == 0
 
 
+def test_storage_sweep_partials_skips_a_directory_under_the_prefix(uploads: UploadDir) -> None:
+    (uploads.root / (PARTIAL_PREFIX + "dir")).mkdir()
+    (uploads.root / (PARTIAL_PREFIX + "file")).write_bytes(b"half")
+    assert uploads.sweep_partials() == 1
+    assert names(uploads) == [PARTIAL_PREFIX + "dir"]
+
+
 def test_storage_open_read_returns_file_and_size(uploads: UploadDir) -> None:
     (uploads.root / "r").write_bytes(b"12345")
     file, size = uploads.open_read("r")
