@@ -12,11 +12,13 @@ VENV         := .venv
 VENV_STAMP   := $(VENV)/.installed-$(shell sha256sum pyproject.toml 2>/dev/null | cut -c1-12)
 # Extra pytest arguments, e.g. make test PYTEST_ARGS='-k ftp -x'
 PYTEST_ARGS  ?=
+# make up PUBLISH=1 also publishes the servers' ports on 127.0.0.1 (compose/publish.yml).
+PUBLISH      ?=
 
 # Compose v2 (docker compose) if present, else v1 (docker-compose).
 COMPOSE := $(shell if docker compose version >/dev/null 2>&1; then echo "docker compose"; \
              elif command -v docker-compose >/dev/null 2>&1; then echo docker-compose; fi)
-DC = $(COMPOSE) -p $(PROJECT) -f $(COMPOSE_FILE)
+DC = $(COMPOSE) -p $(PROJECT) -f $(COMPOSE_FILE) $(if $(PUBLISH),-f compose/publish.yml)
 
 # Builds what is missing (tags are hashes of the inputs) and exports SOCKLAB_IMAGE.
 # (The assignment, unlike a bare eval "$(...)", fails when the build fails.)

@@ -80,6 +80,13 @@ def address(container: dict[str, Any]) -> str:
     return ", ".join(f"{n['IPAddress']}" for n in networks.values() if n.get("IPAddress")) or "-"
 
 
+def published(container: dict[str, Any]) -> str:
+    """The host addresses a container's ports are published on (``make up PUBLISH=1``)."""
+    ports = container["NetworkSettings"].get("Ports") or {}
+    return ", ".join(f"{b['HostIp']}:{b['HostPort']}->{port}"
+                     for port, bindings in sorted(ports.items()) for b in bindings or [])
+
+
 def print_map(project: str) -> int:
     containers = lab_containers(project)
     if not containers:
@@ -88,12 +95,18 @@ def print_map(project: str) -> int:
     rows = [("HOST", "ADDRESS", "PORTS", "STATE", "CONTAINER")]
     rows += [(service_name(c), address(c), PORTS.get(service_name(c), "-"), health(c),
               c["Name"].lstrip("/")) for c in containers]
+    publishing = [(service_name(c), published(c)) for c in containers if published(c)]
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
         print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
     print("\nEnter a client host:   make shell      (a shell on client-1)")
     print("Then, for example:     socklab client tcp     socklab client exec --mode naive")
-    print("Host names resolve on the lab network only; no port is published on this machine.")
+    if not publishing:
+        print("Host names resolve on the lab network only; no port is published on this machine.")
+        return 0
+    print("Host names resolve on the lab network only. Published on this machine (PUBLISH=1):")
+    for name, ports in publishing:
+        print(f"  {name}: {ports}")
     return 0
 
 
