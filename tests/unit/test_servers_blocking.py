@@ -154,3 +154,36 @@ def test_serve_connection_drops_a_silent_client_after_the_idle_timeout(socket_pa
     assert time.monotonic() - started < 2
     assert client.recv(10) == b""  # the server closed
     assert "reason=idle-timeout" in caplog.text
+
+
+class ByeOnIdle(UpperEcho):
+    def farewell(self) -> bytes:
+        return b"bye: idle\n"
+
+
+def test_serve_connection_says_the_farewell_to_a_silent_client(socket_pair) -> None:
+    server, client = socket_pair
+    serve_connection(server, ByeOnIdle(), logging.getLogger("t"), idle_timeout=0.2)
+    assert client.recv(100) == b"bye: idle\n"
+    assert client.recv(10) == b""
+
+
+def test_serve_connection_skips_the_farewell_to_a_client_that_does_not_read(socket_pair) -> None:
+    import contextlib
+    import threading
+
+    server, client = socket_pair
+
+    def flood() -> None:  # the replies fill the buffers: the client is not reading them
+        with contextlib.suppress(OSError):
+            client.sendall(b"x" * (4 << 20))
+
+    sender = threading.Thread(target=flood)
+    sender.start()
+    serve_connection(server, ByeOnIdle(), logging.getLogger("t"), idle_timeout=0.2)
+    sender.join()
+    received = b""
+    with contextlib.suppress(ConnectionResetError):  # closed with our bytes unread
+        while data := client.recv(1 << 20):
+            received += data
+    assert received and b"bye" not in received and set(received) == {ord("X")}

@@ -243,3 +243,24 @@ def test_readiness_closes_idle_connections(log) -> None:
             with contextlib.suppress(BlockingIOError):
                 closed = client.recv(10) == b""
         assert closed and not server.connections
+
+
+def test_readiness_says_the_farewell_to_a_silent_client(log) -> None:
+    from socklab.servers.readiness import IDLE_SWEEP_INTERVAL, ReadinessServer, SelectPoller
+    from socklab.sessions.echo import UpperEcho
+
+    class ByeOnIdle(UpperEcho):
+        def farewell(self) -> bytes:
+            return b"bye: idle\n"
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    server = ReadinessServer(listener, ByeOnIdle, SelectPoller(), log, idle_timeout=0.2)
+    with listener, socket.create_connection(listener.getsockname()) as client:
+        client.setblocking(False)
+        deadline = time.monotonic() + 5 * IDLE_SWEEP_INTERVAL
+        received = b""
+        while not received.endswith(b"\n") and time.monotonic() < deadline:
+            server.serve_once()
+            with contextlib.suppress(BlockingIOError):
+                received += client.recv(100)
+        assert received == b"bye: idle\n" and not server.connections

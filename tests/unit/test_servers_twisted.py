@@ -139,3 +139,18 @@ def test_twisted_log_forwarder_reports_emfile_recovery_and_errors(log, caplog) -
         ("INFO", "shed peer=10.0.0.7:4321 reason=out-of-descriptors"),
         ("ERROR", "twisted: Unhandled thing"),
     ]
+
+
+def test_twisted_protocol_says_the_farewell_to_a_silent_client(transport, log) -> None:
+    from twisted.internet.task import Clock
+
+    class ByeOnIdle(Echo):
+        def farewell(self) -> bytes:
+            return b"bye: idle\n"
+
+    clock = Clock()
+    protocol = SessionProtocol(ByeOnIdle(), log, idle_timeout=5)
+    protocol.callLater = clock.callLater
+    protocol.makeConnection(transport)
+    clock.advance(6)
+    assert transport.value() == b"bye: idle\n" and transport.disconnecting

@@ -113,6 +113,24 @@ def send_all(conn: socket.socket, chunks: Iterable[bytes]) -> int:
     return sent
 
 
+# How long a farewell may take to leave: a client that does not take it is
+# not waited for.
+FAREWELL_TIMEOUT = 1.0
+
+
+def say_farewell(conn: socket.socket, session: Session) -> int:
+    """Send the session's farewell (best effort, FAREWELL_TIMEOUT at most); bytes sent."""
+    farewell = session.farewell()
+    if not farewell:
+        return 0
+    try:
+        conn.settimeout(FAREWELL_TIMEOUT)
+        conn.sendall(farewell)
+    except OSError:
+        return 0
+    return len(farewell)
+
+
 def serve_connection(conn: socket.socket, session: Session, log: logging.Logger,
                      peer: str = "", idle_timeout: float | None = None) -> None:
     """Drive one session over a blocking socket until EOF, error, idleness or ``finished``.
@@ -127,7 +145,11 @@ def serve_connection(conn: socket.socket, session: Session, log: logging.Logger,
         peer = peer or peer_name(conn.getpeername())
         sent += send_all(conn, [session.greeting()])
         while not session.finished:
-            data = conn.recv(RECV_SIZE)
+            try:
+                data = conn.recv(RECV_SIZE)
+            except TimeoutError:  # silent too long: say why, if the client still listens
+                sent += say_farewell(conn, session)
+                raise
             if not data:
                 break
             received += len(data)

@@ -14,6 +14,7 @@ stops reading from it until it catches up (back-pressure, not dropping).
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import logging
 import select
@@ -190,6 +191,9 @@ class ReadinessServer:
         assert self.idle_timeout is not None
         for conn in [c for c in self.connections.values()
                      if now - c.last_active > self.idle_timeout]:
+            if not conn.out:  # silent, not a client that does not read: say why, best effort
+                with contextlib.suppress(OSError):
+                    conn.bytes_out += conn.sock.send(conn.session.farewell())
             self._close(conn, "idle-timeout")
 
     def close(self) -> None:

@@ -43,6 +43,7 @@ class SessionProtocol(policies.TimeoutMixin, protocol.Protocol):
         self.idle_timeout = idle_timeout
         self.peer = "?"
         self.bytes_in = self.bytes_out = 0
+        self.output_blocked = False  # the transport paused us: the client is not reading
 
     def connectionMade(self) -> None:  # noqa: N802 - Twisted's name
         address = self.transport.getPeer()
@@ -67,9 +68,11 @@ class SessionProtocol(policies.TimeoutMixin, protocol.Protocol):
         self._close()
 
     def pauseProducing(self) -> None:  # noqa: N802 - the write buffer is full
+        self.output_blocked = True
         self.transport.pauseProducing()
 
     def resumeProducing(self) -> None:  # noqa: N802 - the write buffer drained
+        self.output_blocked = False
         self.transport.resumeProducing()
 
     def stopProducing(self) -> None:  # noqa: N802
@@ -78,6 +81,13 @@ class SessionProtocol(policies.TimeoutMixin, protocol.Protocol):
     def timeoutConnection(self) -> None:  # noqa: N802 - TimeoutMixin's name
         self.idle = True
         self.transport.unregisterProducer()
+        farewell = self.session.farewell()
+        if farewell and not self.output_blocked:
+            # Silent, not a client that does not read: say why, then close.
+            self._write([farewell])
+            self.transport.loseConnection()
+            self.setTimeout(self.idle_timeout)  # a client that takes nothing is then aborted
+            return
         self.transport.abortConnection()
 
     def _close(self) -> None:

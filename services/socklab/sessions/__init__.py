@@ -28,6 +28,15 @@ class Session:
         """
         raise NotImplementedError
 
+    def farewell(self) -> bytes:
+        """Bytes to send, best effort, to a client dropped for sending nothing too long.
+
+        The loops send them only when the client was silent with nothing of
+        ours waiting to be read (never to a client that is not reading: a
+        line in the middle of a reply would corrupt it), then close.
+        """
+        return b""
+
     def close(self) -> None:
         """The connection is gone: release what the session holds."""
 
