@@ -83,7 +83,7 @@ PAST_CAP = 64
 # Fuzzer-side limits. None of them is a server failure when reached.
 CONNECT_TIMEOUT = 2.0
 SEND_TIMEOUT = 10.0  # for all of one case's bytes, megabytes included
-QUIET_GAP = 0.1  # a FIN case with no known reply length closes after this much silence
+QUIET_GAP = 0.1  # a FIN case with no known reply (ftp) closes after this much silence
 HEALTH_TIMEOUT = 10.0
 HEALTH_TRIES = 3  # UDP only: a datagram may be lost, three in a row are not
 PARTIAL_GAP = 0.05  # between the steps of a partial handshake, so they arrive apart
@@ -113,7 +113,7 @@ class Target:
     greeting: bytes = b""
     echo: Callable[[bytes], bytes] | None = None
     transport: str = "tcp"
-    concurrency: int = 4
+    concurrency: int = 8
 
     @property
     def chunk_is_command(self) -> bool:
@@ -137,11 +137,14 @@ TARGETS: dict[str, Target] = {t.name: t for t in (
     Target("udp", "udp-server", 9999, "udp",
            ("random-bytes", "invalid-utf8", "empty", "max-datagram", "burst", "mutation"),
            transport="udp"),
-    Target("exec-naive", "exec-server", 9000, "naive", EXEC_KINDS, NAIVE_BANNER),
+    # exec-server runs a few commands at once and queues the rest: more
+    # connections than that only make the queue longer.
+    Target("exec-naive", "exec-server", 9000, "naive", EXEC_KINDS, NAIVE_BANNER,
+           concurrency=4),
     Target("exec-handshake", "exec-server", 9001, "handshake",
-           (*EXEC_KINDS, "partial-handshake")),
+           (*EXEC_KINDS, "partial-handshake"), concurrency=4),
     Target("exec-framed", "exec-server", 9002, "framed",
-           (*EXEC_KINDS, "truncated", "huge-length", "wrong-json")),
+           (*EXEC_KINDS, "truncated", "huge-length", "wrong-json"), concurrency=4),
     Target("ftp", "ftp-server", 9000, "ftp",
            ("random-bytes", "invalid-utf8", "oversized", "truncated", "wrong-json",
             "partial-handshake", "mutation", "empty"), FTP_BANNER),
@@ -206,11 +209,15 @@ def make_case(target: str, seed: int, index: int) -> Case:
 
 
 def split(rng: random.Random, data: bytes, fine: bool = True) -> tuple[bytes, ...]:
-    """Cut ``data`` into sends: mostly one, sometimes a few, sometimes a byte at a time."""
+    """Cut ``data`` into sends: mostly one, sometimes a few, sometimes a byte at a time.
+
+    Not ``fine``: where every chunk is a command (a shell to start), rarely cut,
+    never byte by byte.
+    """
     if len(data) < 2:
         return (data,) if data else ()
     style = rng.random()
-    if style < 0.6:
+    if style < (0.6 if fine else 0.85):
         return (data,)
     if fine and style < 0.7 and len(data) <= 64:
         return tuple(data[i : i + 1] for i in range(len(data)))
@@ -717,7 +724,11 @@ def play_udp(case: Case, target: Target, host: str, port: int, read_timeout: flo
 
 
 def _reply_done(target: Target, case: Case) -> Callable[[bytes], bool] | None:
-    """When a FIN case's reply is whole, for the targets whose reply length is known."""
+    """When a FIN case has its reply: whole where its length is known; on exec 9000 and
+    9001 the first command's answer, so the fuzzer goes no faster than the commands run."""
+    if target.family in ("naive", "handshake"):
+        size = len(target.greeting) + (1 if case.sent else 0)
+        return lambda reply: len(reply) >= size
     if target.family == "echo":
         size = len(target.greeting) + len(case.sent)
         return lambda reply: len(reply) >= size
@@ -976,7 +987,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch", type=int, default=100,
                         help="cases between two health checks (default: %(default)s)")
     parser.add_argument("--concurrency", type=int, default=None,
-                        help="connections at once (default: 1 for tcp, else 4)")
+                        help="connections at once (default: 1 for tcp, 4 for exec, else 8)")
     parser.add_argument("--host", default=None, help="server (default: the target's lab host)")
     parser.add_argument("--port", type=int, default=None, help="(default: the target's port)")
     parser.add_argument("--read-timeout", type=float, default=1.0,

@@ -1,0 +1,96 @@
+"""Fuzzing every server from a client host: 1,000 malformed inputs each, the server unharmed.
+
+Each test starts its own copy of one server and its own client host, runs
+``socklab probe fuzz`` there (a health check by a correct client after every
+100 inputs), then looks at the server's container: still running, never
+restarted, and no traceback in its log. The per-server figures are printed
+(``pytest -rA`` shows them) and written to ``test-reports/fuzz/<target>.json``.
+"""
+
+from __future__ import annotations
+
+import json
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pytest
+
+from integration.harness import ROOT, Host, TestLab
+
+# probe target: the lab service it fuzzes (exec-server's three ports are three targets)
+TARGETS = {
+    "tcp": "tcp-server",
+    "udp": "udp-server",
+    "exec-naive": "exec-server",
+    "exec-handshake": "exec-server",
+    "exec-framed": "exec-server",
+    "ftp": "ftp-server",
+    "select": "select-server",
+    "epoll": "epoll-server",
+    "twisted": "twisted-server",
+}
+
+# Found by this fuzzer and not fixed yet: json.loads raises RecursionError (arrays nested
+# 1,000 deep) and a plain ValueError (an integer of more than 4,300 digits), not only
+# JSONDecodeError. protocol/ftp.py and protocol/exec_framed.py decode_request catch only
+# JSONDecodeError, so the connection's thread dies with a traceback and no answer
+# (seed 7: ftp inputs 500, 578, 620; exec-framed 63, 241, 975). Strict: remove the mark
+# when the fix lands.
+JSON_PARSER_BUG = pytest.mark.xfail(
+    strict=True, raises=AssertionError,
+    reason="decode_request lets RecursionError/ValueError of json.loads escape (traceback)")
+KNOWN_BUGS = {"ftp": JSON_PARSER_BUG, "exec-framed": JSON_PARSER_BUG}
+
+INPUTS = 1000
+SEED = 7
+PROBE_TIMEOUT = 240
+REPORTS = ROOT / "test-reports" / "fuzz"
+
+
+def container_state(host: Host) -> dict[str, Any]:
+    """What a crash or a restart would change."""
+    host.container.reload()
+    state = host.container.attrs["State"]
+    return {"status": state["Status"], "started_at": state["StartedAt"],
+            "restarts": host.container.attrs["RestartCount"]}
+
+
+def summary(report: dict[str, Any]) -> str:
+    return (f"fuzz {report['target']:<14} inputs={report['inputs']} "
+            f"dropped_by_server={report['dropped_by_server']} "
+            f"failures={len(report['failures'])} server_errors={report['server_error_count']} "
+            f"fuzzer_timeouts={report['fuzzer_timeouts']} seconds={report['seconds']:.1f}")
+
+
+def save(target: str, report: dict[str, Any]) -> None:
+    REPORTS.mkdir(parents=True, exist_ok=True)
+    (REPORTS / f"{target}.json").write_text(json.dumps(report) + "\n")
+
+
+@pytest.mark.parametrize("target", [pytest.param(t, marks=KNOWN_BUGS.get(t, ()))
+                                    for t in TARGETS])
+def test_fuzz_server_survives_malformed_inputs(lab: TestLab, target: str,
+                                               record_property: pytest.RecordProperty) -> None:
+    with ThreadPoolExecutor(2) as pool:
+        server_start = pool.submit(lab.start, TARGETS[target], alias=f"fuzz-{target}")
+        client_start = pool.submit(lab.start, "client-1", alias=f"client-fuzz-{target}")
+        hosts = [f.result() for f in (server_start, client_start)]
+    server, client = hosts
+    try:
+        before = container_state(server)
+        report = client.probe("fuzz", "--target", target, "--host", server.alias,
+                              "--inputs", str(INPUTS), "--seed", str(SEED),
+                              timeout=PROBE_TIMEOUT)
+        after = container_state(server)
+        save(target, report)
+        print(summary(report))
+        record_property("fuzz", summary(report))
+        assert report["inputs"] >= INPUTS
+        assert report["failures"] == [], report["failures"]
+        assert report["server_errors"] == [], report["server_errors"]
+        assert before["status"] == "running" and before["restarts"] == 0
+        assert after == before, server.logs()[-4000:]
+        assert "Traceback" not in server.logs(), server.logs()[-4000:]
+    finally:
+        for host in hosts:
+            lab.remove(host)
