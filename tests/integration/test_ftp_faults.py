@@ -390,8 +390,6 @@ def test_ftp_stalled_upload_dropped_and_completed_uploads_kept(client1: Host,
     assert all(a["status"] == 408 for a in result["answers"]), result  # nothing else is said
 
 
-@pytest.mark.xfail(strict=True, reason="servers/base.py serve_connection does not send "
-                   "Session.farewell() on an idle timeout yet: the connection just closes")
 def test_ftp_stalled_upload_gets_408_before_the_close(client1: Host, slow_server: Host) -> None:
     result = stalled_upload(client1, slow_server, "stalled-2.bin")
     assert [a["status"] for a in result["answers"]] == [408], result

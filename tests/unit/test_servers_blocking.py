@@ -117,13 +117,14 @@ def test_serve_connection_survives_a_connection_reset_in_the_queue(log) -> None:
 
 
 class RecordingSocket:
-    """Records each sendall call: what the kernel would get per write."""
+    """Records each send call (all of it taken at once): what the kernel would get per write."""
 
     def __init__(self) -> None:
         self.writes: list[bytes] = []
 
-    def sendall(self, data: bytes) -> None:
+    def send(self, data: bytes) -> int:
         self.writes.append(bytes(data))
+        return len(data)
 
 
 def test_send_all_gathers_small_chunks_into_one_write() -> None:
@@ -187,3 +188,27 @@ def test_serve_connection_skips_the_farewell_to_a_client_that_does_not_read(sock
         while data := client.recv(1 << 20):
             received += data
     assert received and b"bye" not in received and set(received) == {ord("X")}
+
+
+def test_send_fully_times_out_only_without_progress(socket_pair) -> None:
+    """A reader slower than the whole reply per timeout, but steady, is not dropped."""
+    import threading
+    import time
+
+    from socklab.servers.base import send_fully
+
+    server, client = socket_pair
+    server.settimeout(0.5)
+    reply = b"r" * (8 << 20)
+    received = bytearray()
+
+    def slow_reader() -> None:  # ~8 MiB in ~1.6 s: longer than the timeout in all
+        while len(received) < len(reply):
+            received.extend(client.recv(256 << 10))
+            time.sleep(0.05)
+
+    reader = threading.Thread(target=slow_reader)
+    reader.start()
+    send_fully(server, reply)
+    reader.join()
+    assert bytes(received) == reply

@@ -90,6 +90,18 @@ def open_listener(host: str, port: int, backlog: int = DEFAULT_BACKLOG,
 COALESCE_LIMIT = 64 << 10
 
 
+def send_fully(conn: socket.socket, data: bytes | bytearray) -> None:
+    """``sendall``, but the socket's timeout bounds each wait for progress, not the whole.
+
+    ``sendall``'s timeout covers the entire call, so a client reading a large
+    reply slowly but steadily would count as idle; here only a client that
+    takes nothing for the whole timeout does.
+    """
+    view = memoryview(data)
+    while view:
+        view = view[conn.send(view):]
+
+
 def send_all(conn: socket.socket, chunks: Iterable[bytes]) -> int:
     """Send every chunk, small ones in one write; close a generator even when sending fails.
 
@@ -101,11 +113,11 @@ def send_all(conn: socket.socket, chunks: Iterable[bytes]) -> int:
         for chunk in chunks:
             pending += chunk
             if pending and (not chunk or len(pending) >= COALESCE_LIMIT):
-                conn.sendall(pending)
+                send_fully(conn, pending)
                 sent += len(pending)
                 pending.clear()
         if pending:
-            conn.sendall(pending)
+            send_fully(conn, pending)
             sent += len(pending)
     finally:
         if isinstance(chunks, Generator):
