@@ -49,9 +49,25 @@ def _variant_options(variants: argparse._SubParsersAction) -> None:  # type: ign
     exec_.add_argument("--workdir", default=".", help="the commands' working directory")
     exec_.add_argument("--timeout", type=float, default=30.0,
                        help="seconds before a command's process group is killed")
+    exec_.add_argument("--max-commands", type=_at_least_one, default=3, metavar="N",
+                       help="commands that may run or hold their output at once; the memory "
+                       "bound (default: %(default)s)")
+    exec_.add_argument("--slot-wait", type=float, default=15.0, metavar="SECONDS",
+                       help="how long a command waits for a free slot before the client is "
+                       "told the server is busy (default: %(default)s)")
+    exec_.epilog = ("With SOCKLAB_EXEC_TOKEN set in the environment (16 bytes or more), "
+                    "9001 and 9002 require a challenge-response proof of the token and 9000 "
+                    "is not opened. See docs/protocols.md.")
     ftp = variants.choices["ftp"]
     ftp.add_argument("--upload-dir", default="/srv/uploads", help="where uploads are stored")
     ftp.add_argument("--max-size", type=int, default=4 << 30, help="largest upload in bytes")
+
+
+def _at_least_one(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
 
 
 def _add_client(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -70,6 +86,10 @@ def _add_client(commands: argparse._SubParsersAction) -> None:  # type: ignore[t
                        "(default: %(default)s)")
     exec_.add_argument("-c", "--command", action="append", default=[],
                        help="run this command and exit (repeatable) instead of prompting")
+    exec_.add_argument("--token-file", metavar="PATH",
+                       help="file holding the exec server's token (default: the "
+                       "SOCKLAB_EXEC_TOKEN environment variable; never put it on the "
+                       "command line)")
     ftp = variants.choices["ftp"]
     ftp.add_argument("action", nargs="?", choices=("put", "get", "ls"),
                      help="upload, download or list; without it, a prompt taking the same "
@@ -128,13 +148,14 @@ def parser() -> argparse.ArgumentParser:
 
 def run_serve(args: argparse.Namespace) -> int:
     from socklab import log as lablog
+    from socklab.protocol.auth import TokenError
     from socklab.runner import RunAsRootError
     from socklab.variants import SERVE
 
     log = lablog.setup(VARIANTS[args.variant].host)
     try:
         SERVE[args.variant](args, log)
-    except (OSError, RunAsRootError, KeyError) as error:
+    except (OSError, RunAsRootError, TokenError, KeyError) as error:
         log.error("cannot serve: %s", error)
         return 1
     return 0
@@ -150,7 +171,7 @@ def run_client(args: argparse.Namespace) -> int:
     port = args.port or (EXEC_PORTS[args.mode] if variant.name == "exec" else variant.ports[0])
     actions = {
         "udp": lambda: ui.udp_repl(args.host, port),
-        "exec": lambda: ui.exec_repl(args.host, port, args.mode, args.command),
+        "exec": lambda: ui.exec_repl(args.host, port, args.mode, args.command, args.token_file),
         "ftp": lambda: ui.ftp_command(args.host, port, args.action, args.names, args.output),
     }
     greets = variant.name in ("select", "epoll")

@@ -12,10 +12,15 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from socklab import runner
 from socklab.servers.base import open_listener, stop_on_signals
 from socklab.sessions.echo import HELLO, Echo, UpperEcho
+
+if TYPE_CHECKING:
+    from socklab.protocol.auth import AuthFraming
+    from socklab.sessions import Session
 
 
 def idle(args: argparse.Namespace) -> float | None:
@@ -104,31 +109,67 @@ def serve_ftp(args: argparse.Namespace, log: logging.Logger) -> None:
 
 
 def serve_exec(args: argparse.Namespace, log: logging.Logger) -> None:
-    from socklab.servers.threaded import SessionServer, serve_threaded
-    from socklab.sessions.exec import FramedExec, HandshakeExec, NaiveExec
+    import os
 
+    from socklab.protocol import auth
+    from socklab.servers.threaded import SessionServer, serve_threaded
+
+    token = auth.load_token(os.environ.get(auth.TOKEN_VARIABLE))
+    slots = runner.CommandSlots(args.max_commands, args.slot_wait)
     command_runner = runner.CommandRunner(Path(args.workdir).resolve(),
-                                          runner.resolve_user(args.run_as), timeout=args.timeout)
-    framings: list[tuple[int, Callable[[runner.CommandRunner], object]]] = [
-        (args.port, NaiveExec), (args.handshake_port, HandshakeExec),
-        (args.framed_port, FramedExec)]
+                                          runner.resolve_user(args.run_as), timeout=args.timeout,
+                                          slots=slots)
     servers: list[SessionServer] = []
     try:
-        for port, session_class in framings:
-            factory = functools.partial(session_class, command_runner)
+        for port, name, factory in exec_sessions(args, command_runner, token):
             servers.append(SessionServer((args.host, port), factory, log, args.backlog,
                                          idle(args)))
-            log.info("listen %s:%d framing=%s", args.host, port, session_class.__name__)
+            log.info("listen %s:%d framing=%s", args.host, port, name)
     except BaseException:
         for server in servers:
             server.server_close()
         raise
-    log.info("commands run as uid=%s in %s, timeout %.0fs", command_runner.uid or "self",
-             command_runner.cwd, args.timeout)
+    log.info("commands run as uid=%s in %s, timeout %.0fs, at most %d at once (wait %.0fs "
+             "for a slot), output cap %d bytes", command_runner.uid or "self", command_runner.cwd,
+             args.timeout, slots.count, slots.wait, command_runner.output_cap)
+    if token:
+        log.info("token set (%s): %d and %d require a proof of it; %d (naive) is not opened",
+                 auth.TOKEN_VARIABLE, args.handshake_port, args.framed_port, args.port)
+    else:
+        log.info("no token (%s unset): anyone on the lab network may run commands",
+                 auth.TOKEN_VARIABLE)
     try:
         serve_threaded(servers, log)
     finally:
         command_runner.kill_all()  # no command outlives the server
+
+
+def exec_sessions(args: argparse.Namespace, command_runner: runner.CommandRunner,
+                  token: bytes | None) -> list[tuple[int, str, Callable[[], object]]]:
+    """(port, framing name, session factory) of each exec port to open.
+
+    With a token, 9001 and 9002 put the challenge–response first and 9000 is
+    not opened at all: its chunks have no framing a proof could travel in.
+    """
+    from socklab.protocol.auth import FRAMINGS
+    from socklab.sessions.exec import FramedExec, HandshakeExec, NaiveExec
+
+    ports = [(args.port, "naive", NaiveExec), (args.handshake_port, "handshake", HandshakeExec),
+             (args.framed_port, "framed", FramedExec)]
+    if token is None:
+        return [(port, cls.__name__, functools.partial(cls, command_runner))
+                for port, _, cls in ports]
+    return [(port, f"{cls.__name__}+token",
+             functools.partial(_authenticated, cls, command_runner, token, FRAMINGS[name]))
+            for port, name, cls in ports if name in FRAMINGS]
+
+
+def _authenticated(session_class: Callable[[runner.CommandRunner], Session],
+                   command_runner: runner.CommandRunner, token: bytes,
+                   framing: AuthFraming) -> Session:
+    from socklab.sessions.exec import Authenticated
+
+    return Authenticated(session_class(command_runner), token, framing)
 
 
 SERVE: dict[str, Callable[[argparse.Namespace, logging.Logger], None]] = {

@@ -16,15 +16,21 @@ from socklab.clients.core import (
     FtpClient,
     HandshakeClient,
     ServerClosed,
+    authenticate,
     file_chunks,
+    read_token,
     recv_exact,
     sha256_of,
 )
+from socklab.clients.interactive import exec_repl, run_safely
+from socklab.protocol import auth
+from socklab.protocol.auth import FRAMINGS, AuthDenied, TokenError
 from socklab.protocol.exec_framed import ExecReply
 from socklab.protocol.handshake import ReadyHeader
+from socklab.runner import CommandResult
 from socklab.servers.base import serve_connection
 from socklab.sessions import Session
-from socklab.sessions.exec import FramedExec, HandshakeExec
+from socklab.sessions.exec import Authenticated, FramedExec, HandshakeExec
 from socklab.sessions.ftp import FTP_BANNER, FtpSession
 from socklab.storage import UploadDir
 
@@ -137,3 +143,140 @@ def test_clients_framed_runs_commands(serve, fake_runner) -> None:
     assert client.run("warn") == ExecReply(0, b"out\n", b"err\n")
     assert client.run("big").stdout == b"x" * 100_000
     assert client.run("nope") == ExecReply(127, b"", b"sh: 1: not found\n")
+
+
+def test_clients_handshake_reports_flags(serve, fake_runner) -> None:
+    fake_runner.results[b"yes"] = CommandResult(-9, b"y\n" * 4, b"", truncated=True)
+    fake_runner.results[b"slow"] = CommandResult(-9, b"", b"", timed_out=True)
+    client = HandshakeClient(serve(HandshakeExec(fake_runner)))
+    assert client.run("yes") == (ReadyHeader(8, -9, frozenset({"truncated"})), b"y\n" * 4)
+    assert client.run("slow")[0].flags == {"timed-out"}
+
+
+# --- exec with a token ----------------------------------------------------------------
+
+TOKEN = b"lab-token-0123456789"
+
+
+class Recording(Session):
+    """Passes everything to ``inner`` and keeps every byte the client sent."""
+
+    def __init__(self, inner: Session) -> None:
+        self.inner = inner
+        self.received = bytearray()
+
+    def greeting(self) -> bytes:
+        return self.inner.greeting()
+
+    def feed(self, data: bytes):
+        self.received += data
+        yield from self.inner.feed(data)
+        self.finished = self.inner.finished
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def guarded(session: Session, framing: str, token: bytes = TOKEN) -> Recording:
+    return Recording(Authenticated(session, token, FRAMINGS[framing], sleep=lambda _: None))
+
+
+def test_clients_handshake_with_token(serve, fake_runner) -> None:
+    session = guarded(HandshakeExec(fake_runner), "handshake")
+    client = HandshakeClient(serve(session), token=TOKEN)
+    assert client.run("ls") == (ReadyHeader(12, 0), b"a.txt\nb.txt\n")
+    assert client.run("big")[1] == b"x" * 100_000
+    assert fake_runner.commands == [b"ls", b"big"]
+    assert session.received.startswith(b"Proof|")
+    assert TOKEN not in session.received and TOKEN.hex().encode() not in session.received
+
+
+def test_clients_framed_with_token(serve, fake_runner) -> None:
+    session = guarded(FramedExec(fake_runner), "framed")
+    client = FramedClient(serve(session), token=TOKEN)
+    assert client.run("warn") == ExecReply(0, b"out\n", b"err\n")
+    assert TOKEN not in session.received
+
+
+@pytest.mark.parametrize("framing", ["handshake", "framed"])
+def test_clients_wrong_token_is_refused_with_reason(serve, fake_runner, framing) -> None:
+    session = guarded(HandshakeExec(fake_runner) if framing == "handshake"
+                      else FramedExec(fake_runner), framing)
+    client_class = HandshakeClient if framing == "handshake" else FramedClient
+    with pytest.raises(AuthDenied, match="refused the token: the proof does not match"):
+        client_class(serve(session), token=b"not-the-token-0123456789")
+    assert fake_runner.commands == []
+
+
+def test_clients_without_token_are_told_one_is_needed(serve, fake_runner) -> None:
+    handshake_client = HandshakeClient(serve(guarded(HandshakeExec(fake_runner), "handshake")))
+    with pytest.raises(AuthDenied, match=f"requires a token: set {auth.TOKEN_VARIABLE}"):
+        handshake_client.run("ls")
+    framed_client = FramedClient(serve(guarded(FramedExec(fake_runner), "framed")))
+    with pytest.raises(AuthDenied, match="requires a token"):
+        framed_client.run("ls")
+    assert fake_runner.commands == []
+
+
+def test_clients_token_against_server_without_one(serve, fake_runner) -> None:
+    sock = serve(FramedExec(fake_runner))
+    with pytest.raises(AuthDenied, match="no challenge from the server"):
+        authenticate(sock, TOKEN, FRAMINGS["framed"], wait=0.2)
+    assert sock.gettimeout() == IO_TIMEOUT  # the client's own timeout is back
+
+
+def test_clients_read_token_from_file_or_environment(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.delenv(auth.TOKEN_VARIABLE, raising=False)
+    assert read_token() is None
+    monkeypatch.setenv(auth.TOKEN_VARIABLE, "from-the-environment-1")
+    assert read_token() == b"from-the-environment-1"
+    token_file = tmp_path / "token"
+    token_file.write_text("from-the-file-0123456\n")
+    assert read_token(str(token_file)) == b"from-the-file-0123456"  # the file wins
+    token_file.write_text("short\n")
+    with pytest.raises(TokenError, match=str(token_file)):
+        read_token(str(token_file))
+
+
+# --- the learner's exec client ----------------------------------------------------------
+
+
+@pytest.fixture
+def exec_server(background, log, fake_runner):
+    """A one-connection exec server with a token on 127.0.0.1; yields its port."""
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def serve_one(session: Session) -> None:
+        conn, _ = listener.accept()
+        serve_connection(conn, session, log)
+
+    def start(framing: str) -> int:
+        inner = HandshakeExec(fake_runner) if framing == "handshake" else FramedExec(fake_runner)
+        background.start(serve_one, guarded(inner, framing))
+        return listener.getsockname()[1]
+
+    with listener:
+        yield start
+
+
+@pytest.mark.parametrize(("mode", "expected"), [
+    ("handshake", "message size 12 recv size 12\na.txt\nb.txt\n"),
+    ("framed", "a.txt\nb.txt\n"),
+])
+def test_clients_exec_repl_with_token_file(exec_server, tmp_path, capsys, mode, expected) -> None:
+    token_file = tmp_path / "token"
+    token_file.write_text(TOKEN.decode() + "\n")
+    assert exec_repl("127.0.0.1", exec_server(mode), mode, ["ls"], str(token_file)) == 0
+    assert capsys.readouterr().out == expected
+
+
+def test_clients_exec_repl_wrong_token_exits_non_zero(exec_server, monkeypatch, capsys) -> None:
+    monkeypatch.setenv(auth.TOKEN_VARIABLE, "not-the-token-0123456789")
+    port = exec_server("framed")
+    assert run_safely(lambda: exec_repl("127.0.0.1", port, "framed", ["ls"])) == 1
+    assert "refused the token" in capsys.readouterr().err
+
+
+def test_clients_exec_repl_bad_token_file_exits_2(tmp_path, capsys) -> None:
+    assert exec_repl("127.0.0.1", 9, "framed", ["ls"], str(tmp_path / "missing")) == 2
+    assert "cannot read the token" in capsys.readouterr().err

@@ -243,6 +243,17 @@ def test_auth_server_denies_anything_but_a_proof(name: str, data: bytes) -> None
     assert isinstance(verdict, Denied)
 
 
+@pytest.mark.parametrize("data", [b"ls", b"touch marker", b"P", b"Proof", b"Proof|"])
+def test_auth_server_handshake_refuses_a_command_without_waiting_for_newline(
+        data: bytes) -> None:
+    server = ServerAuth(TOKEN, FRAMINGS["handshake"], NONCE)
+    verdict = server.receive(data)
+    if b"Proof|".startswith(data):
+        assert verdict is None  # could still become a proof
+    else:
+        assert isinstance(verdict, Denied) and "expected Proof|<64 hex digits>" in verdict.reason
+
+
 @framing_names
 def test_auth_server_takes_no_input_after_its_verdict(name: str) -> None:
     server = ServerAuth(TOKEN, FRAMINGS[name], NONCE)

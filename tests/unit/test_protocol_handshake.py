@@ -141,3 +141,46 @@ def test_handshake_moves_only_along_the_table(state: State, event: Event) -> Non
         with pytest.raises(LocalProtocolError):
             server._move(event)
         assert server.state is state
+
+
+# --- flags after the status -----------------------------------------------------------
+
+FLAGGED = [
+    pytest.param(["truncated"], b"Ready|33554432|-9|truncated", id="truncated"),
+    pytest.param(["timed-out"], b"Ready|33554432|-9|timed-out", id="timed-out"),
+    pytest.param(["busy"], b"Ready|33554432|-9|busy", id="busy"),
+    pytest.param(["truncated", "timed-out", "busy"],
+                 b"Ready|33554432|-9|truncated|timed-out|busy", id="all"),
+]
+
+
+@pytest.mark.parametrize(("flags", "header"), FLAGGED)
+def test_handshake_ready_flags_encode(flags: list[str], header: bytes) -> None:
+    server = HandshakeServer()
+    server.receive(b"yes")
+    assert server.ready(b"y" * 33554432, -9, flags) == header
+
+
+@pytest.mark.parametrize(("flags", "header"), FLAGGED)
+def test_handshake_ready_flags_parse(flags: list[str], header: bytes) -> None:
+    assert len(header) <= MAX_HEADER
+    assert handshake.parse_ready(header) == ReadyHeader(33554432, -9, frozenset(flags))
+
+
+def test_handshake_parse_ready_ignores_unknown_flags() -> None:
+    assert handshake.parse_ready(b"Ready|5|0|later|truncated|\xff") == ReadyHeader(
+        5, 0, frozenset({"truncated"}))
+
+
+def test_handshake_tutorial_client_reads_field_one_of_flagged_header() -> None:
+    # The tutorial's client: int(header.decode().split("|")[1])
+    assert int(b"Ready|20|-9|truncated".decode().split("|")[1]) == 20
+
+
+def test_handshake_ready_refuses_unknown_flag_and_keeps_state() -> None:
+    server = HandshakeServer()
+    server.receive(b"ls")
+    with pytest.raises(LocalProtocolError):
+        server.ready(b"out", 0, ["partial"])
+    assert server.state is State.RUNNING
+    assert server.ready(b"out", 0) == b"Ready|3|0"

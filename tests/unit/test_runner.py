@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from socklab import runner
-from socklab.runner import STATUS_CANNOT_RUN, CommandRunner, RunAsRootError
+from socklab.runner import STATUS_CANNOT_RUN, CommandRunner, CommandSlots, RunAsRootError
 
 as_root = pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
 
@@ -128,3 +128,72 @@ def test_runner_kill_all_ends_running_commands(tmp_path: Path, background) -> No
         time.sleep(0.01)
     assert results and results[0].status == -9
     assert not command_runner.running
+
+
+def test_runner_output_cap_counts_both_streams(tmp_path: Path) -> None:
+    result = CommandRunner(tmp_path, output_cap=1000, timeout=10).run(b"yes & yes >&2; wait")
+    assert result.truncated and result.status == -9
+    assert len(result.stdout) + len(result.stderr) == 1000
+
+
+def test_runner_output_exactly_at_cap_is_whole(tmp_path: Path) -> None:
+    result = CommandRunner(tmp_path, output_cap=1000, timeout=10).run(
+        b"head -c 600 /dev/zero; head -c 400 /dev/zero >&2")
+    assert (len(result.stdout), len(result.stderr), result.truncated) == (600, 400, False)
+
+
+def test_runner_commands_are_first_for_the_oom_killer(tmp_path: Path) -> None:
+    result = CommandRunner(tmp_path, timeout=5).run(
+        b"cat /proc/self/oom_score_adj; sh -c 'cat /proc/self/oom_score_adj'; echo $0")
+    assert result.stdout.split() == [b"1000", b"1000", b"/bin/sh"]
+    assert Path("/proc/self/oom_score_adj").read_text().strip() != "1000"  # not the server
+
+
+# --- command slots ----------------------------------------------------------------------
+
+
+def test_runner_slots_refuse_when_all_are_held(tmp_path: Path) -> None:
+    command_runner = CommandRunner(tmp_path, timeout=5, slots=CommandSlots(1, wait=0.05))
+    first = command_runner.run(b"echo first")
+    busy = command_runner.run(b"touch ran")
+    assert (busy.status, busy.busy, busy.stdout) == (STATUS_CANNOT_RUN, True, b"")
+    assert busy.stderr.startswith(b"server busy: 1 commands") and busy.stderr.endswith(b"\n")
+    assert not (tmp_path / "ran").exists()  # a busy command is not run
+    first.release()
+    with command_runner.run(b"echo second") as second:
+        assert (second.stdout, second.busy) == (b"second\n", False)
+    assert command_runner.run(b"echo third").stdout == b"third\n"  # the with released it
+
+
+def test_runner_slots_hold_while_results_unreleased(tmp_path: Path) -> None:
+    command_runner = CommandRunner(tmp_path, timeout=5, slots=CommandSlots(2, wait=0.05))
+    held = [command_runner.run(b"true") for _ in range(2)]
+    assert command_runner.run(b"true").busy
+    held[0].release()
+    held[0].release()  # a second release gives nothing back twice
+    assert not command_runner.run(b"true").busy
+    assert command_runner.run(b"true").busy
+
+
+def test_runner_slot_waits_for_a_release(tmp_path: Path, background) -> None:
+    command_runner = CommandRunner(tmp_path, timeout=5, slots=CommandSlots(1, wait=10))
+    first = command_runner.run(b"true")
+    results: list[runner.CommandResult] = []
+    background.start(lambda: results.append(command_runner.run(b"echo waited")))
+    first.release()
+    background.join()
+    assert results[0].stdout == b"waited\n" and not results[0].busy
+
+
+@pytest.mark.parametrize("count", [0, -1])
+def test_runner_slots_need_one(count: int) -> None:
+    with pytest.raises(ValueError):
+        CommandSlots(count)
+
+
+def test_runner_cli_defaults_are_the_runner_constants() -> None:
+    from socklab.cli import parser
+
+    args = parser().parse_args(["serve", "exec"])
+    assert (args.max_commands, args.slot_wait, args.timeout) == (
+        runner.MAX_COMMANDS, runner.SLOT_WAIT, runner.DEFAULT_TIMEOUT)

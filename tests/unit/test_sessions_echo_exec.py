@@ -2,14 +2,26 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from socklab.protocol import exec_framed
+from socklab.protocol.auth import FRAMINGS, AuthDenied, compute_proof
 from socklab.protocol.exec_framed import ExecReply
 from socklab.protocol.framing import HEADER, MAX_REPLY_FRAME, FrameDecoder
-from socklab.runner import CommandResult
+from socklab.runner import CommandResult, Slot
+from socklab.sessions import FLUSH
 from socklab.sessions.echo import HELLO, Echo, UpperEcho
-from socklab.sessions.exec import NAIVE_BANNER, FramedExec, HandshakeExec, NaiveExec
+from socklab.sessions.exec import (
+    FAILED_PROOF_DELAY,
+    NAIVE_BANNER,
+    REPLY_SLICE,
+    Authenticated,
+    FramedExec,
+    HandshakeExec,
+    NaiveExec,
+)
 
 
 def replies(chunks) -> list[ExecReply]:
@@ -61,7 +73,7 @@ def test_naive_exec_greets_with_banner(fake_runner) -> None:
     (b"true", b"current directory is /srv/lab\n"),  # never an empty reply
 ])
 def test_naive_exec_reply(fake_runner, command: bytes, reply: bytes) -> None:
-    assert NaiveExec(fake_runner).feed(command) == [reply]
+    assert list(NaiveExec(fake_runner).feed(command)) == [reply]
     assert fake_runner.commands == [command]
 
 
@@ -146,3 +158,190 @@ def test_framed_exec_oversized_frame_finishes_session(fake_runner) -> None:
     assert session.finished
     assert list(session.feed(exec_framed.encode_request("ls"))) == []
     assert fake_runner.commands == []
+
+
+# --- flags, busy and command slots ----------------------------------------------------
+
+CUT_SHORT = {
+    b"yes": CommandResult(-9, b"y\n" * 10, b"", truncated=True),
+    b"sleep": CommandResult(-9, b"", b"", timed_out=True),
+    b"busy": CommandResult(126, b"", b"server busy: try again later\n", busy=True),
+}
+
+
+@pytest.mark.parametrize(("command", "header", "output"), [
+    (b"yes", b"Ready|20|-9|truncated", b"y\n" * 10),
+    (b"sleep", b"Ready|0|-9|timed-out", b""),
+    (b"busy", b"Ready|29|126|busy", b"server busy: try again later\n"),
+])
+def test_handshake_exec_reports_flags(fake_runner, command, header, output) -> None:
+    fake_runner.results.update(CUT_SHORT)
+    session = HandshakeExec(fake_runner)
+    assert list(session.feed(command)) == [header]
+    assert b"".join(session.feed(b"start")) == output
+
+
+def test_naive_exec_busy_sends_the_message(fake_runner) -> None:
+    fake_runner.results.update(CUT_SHORT)
+    assert list(NaiveExec(fake_runner).feed(b"busy")) == [b"server busy: try again later\n"]
+
+
+def test_framed_exec_busy_is_an_error_reply(fake_runner) -> None:
+    fake_runner.results.update(CUT_SHORT)
+    (reply,) = replies(FramedExec(fake_runner).feed(exec_framed.encode_request("busy")))
+    assert reply == ExecReply(None, b"", b"", error="server busy: try again later", busy=True)
+
+
+class SlotRunner:
+    """Wraps the fake runner: its results hold a slot that says when it is released."""
+
+    def __init__(self, runner) -> None:
+        self.runner = runner
+        self.cwd = runner.cwd
+        self.released: list[bytes] = []
+
+    def run(self, command: bytes) -> CommandResult:
+        result = self.runner.run(command)
+        return replace(result, slot=Slot(lambda: self.released.append(command)))
+
+
+@pytest.fixture
+def slot_runner(fake_runner) -> SlotRunner:
+    return SlotRunner(fake_runner)
+
+
+def test_exec_sessions_slice_big_outputs(fake_runner) -> None:
+    chunks = list(NaiveExec(fake_runner).feed(b"big"))
+    assert b"".join(chunks) == b"x" * 100_000
+    assert max(map(len, chunks)) == REPLY_SLICE and len(chunks) == 2
+    framed = list(FramedExec(fake_runner).feed(exec_framed.encode_request("big")))
+    assert max(map(len, framed)) <= REPLY_SLICE and FLUSH not in framed
+    assert replies(framed)[0].stdout == b"x" * 100_000
+
+
+def test_naive_exec_holds_slot_until_reply_taken(slot_runner) -> None:
+    reply = NaiveExec(slot_runner).feed(b"big")
+    next(reply)
+    assert slot_runner.released == []  # half of the output is still to be sent
+    assert len(b"".join(reply)) == 100_000 - REPLY_SLICE
+    assert slot_runner.released == [b"big"]
+
+
+def test_framed_exec_releases_slot_when_connection_drops(slot_runner) -> None:
+    reply = FramedExec(slot_runner).feed(exec_framed.encode_request("big"))
+    next(reply)
+    assert slot_runner.released == []
+    reply.close()  # what the loop does when sending fails
+    assert slot_runner.released == [b"big"]
+
+
+def test_framed_exec_releases_each_slot_in_turn(slot_runner) -> None:
+    session = FramedExec(slot_runner)
+    data = exec_framed.encode_request("ls") + exec_framed.encode_request("fail")
+    seen = []
+    for _ in session.feed(data):
+        seen.append(list(slot_runner.released))
+    assert seen[0] == [] and slot_runner.released == [b"ls", b"fail"]
+
+
+def test_handshake_exec_holds_slot_until_start(slot_runner) -> None:
+    session = HandshakeExec(slot_runner)
+    list(session.feed(b"ls"))
+    assert slot_runner.released == []  # the output waits for "start"
+    list(session.feed(b"start"))
+    assert slot_runner.released == [b"ls"]
+
+
+def test_handshake_exec_releases_dropped_output(slot_runner) -> None:
+    session = HandshakeExec(slot_runner)
+    list(session.feed(b"ls"))
+    list(session.feed(b"fail"))  # not "start": the output of ls is dropped
+    assert slot_runner.released == [b"ls"]
+    session.close()  # the client leaves without "start"
+    assert slot_runner.released == [b"ls", b"fail"]
+
+
+# --- token ----------------------------------------------------------------------------
+
+TOKEN = b"lab-token-0123456789"
+
+
+def proof_for(session: Authenticated, token: bytes = TOKEN) -> bytes:
+    framing = session.auth.framing
+    return framing.proof(compute_proof(token, framing.context, session.auth.nonce_hex))
+
+
+def authenticated(inner, framing: str, sleeps: list[float]) -> Authenticated:
+    return Authenticated(inner, TOKEN, FRAMINGS[framing], sleep=sleeps.append)
+
+
+def test_authenticated_handshake_right_proof_then_commands(fake_runner) -> None:
+    sleeps: list[float] = []
+    session = authenticated(HandshakeExec(fake_runner), "handshake", sleeps)
+    assert session.greeting() == f"Challenge|{session.auth.nonce_hex}\n".encode()
+    assert list(session.feed(proof_for(session))) == [b"Auth|ok\n", FLUSH]
+    assert list(session.feed(b"ls")) == [b"Ready|12|0"]
+    assert b"".join(session.feed(b"start")) == b"a.txt\nb.txt\n"
+    assert fake_runner.commands == [b"ls"] and sleeps == [] and not session.finished
+
+
+def test_authenticated_framed_proof_with_pipelined_request(fake_runner) -> None:
+    session = authenticated(FramedExec(fake_runner), "framed", [])
+    chunks = list(session.feed(proof_for(session) + exec_framed.encode_request("ls")))
+    assert chunks[:2] == [FRAMINGS["framed"].accepted(), FLUSH]
+    assert replies(chunks[2:]) == [ExecReply(0, b"a.txt\nb.txt\n", b"")]
+
+
+def test_authenticated_proof_byte_by_byte(fake_runner) -> None:
+    session = authenticated(HandshakeExec(fake_runner), "handshake", [])
+    proof = proof_for(session)
+    early = [chunk for byte in proof[:-1] for chunk in session.feed(bytes([byte]))]
+    assert early == []
+    assert list(session.feed(proof[-1:])) == [b"Auth|ok\n", FLUSH]
+
+
+@pytest.mark.parametrize("framing", ["handshake", "framed"])
+@pytest.mark.parametrize("attempt", ["wrong-token", "command-instead", "other-port-proof"])
+def test_authenticated_refusal_runs_nothing_and_closes(fake_runner, framing: str,
+                                                       attempt: str) -> None:
+    sleeps: list[float] = []
+    inner = HandshakeExec(fake_runner) if framing == "handshake" else FramedExec(fake_runner)
+    session = authenticated(inner, framing, sleeps)
+    command = b"ls" if framing == "handshake" else exec_framed.encode_request("ls")
+    if attempt == "wrong-token":
+        data = proof_for(session, b"not-the-token-0123456789") + command
+    elif attempt == "command-instead":
+        data = command + b"\n" if framing == "handshake" else command
+    else:
+        other = FRAMINGS["framed" if framing == "handshake" else "handshake"]
+        proof = compute_proof(TOKEN, other.context, session.auth.nonce_hex)
+        data = FRAMINGS[framing].proof(proof) + command
+    (answer,) = list(session.feed(data))
+    with pytest.raises(AuthDenied):
+        FRAMINGS[framing].parse_verdict(_one_message(framing, answer))
+    assert session.finished and fake_runner.commands == []
+    assert sleeps == [FAILED_PROOF_DELAY]
+
+
+def _one_message(framing: str, data: bytes) -> bytes:
+    reader = FRAMINGS[framing].reader()
+    reader.feed(data)
+    message = reader.next_message()
+    assert message is not None and reader.rest() == b""
+    return message
+
+
+def test_authenticated_close_releases_inner(slot_runner) -> None:
+    session = authenticated(HandshakeExec(slot_runner), "handshake", [])
+    list(session.feed(proof_for(session) + b"ls"))
+    assert slot_runner.released == []
+    session.close()
+    assert slot_runner.released == [b"ls"]
+
+
+def test_authenticated_inner_finished_passes_through(fake_runner) -> None:
+    session = authenticated(FramedExec(fake_runner, max_frame=100), "framed", [])
+    list(session.feed(proof_for(session)))
+    assert not session.finished
+    list(session.feed(HEADER.pack(101)))
+    assert session.finished

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import socket
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any, BinaryIO
 
-from socklab.protocol import exec_framed, ftp, handshake
+from socklab.protocol import auth, exec_framed, ftp, handshake
 from socklab.protocol.body import SizedBody
 from socklab.protocol.errors import RemoteProtocolError
 from socklab.protocol.framing import MAX_REPLY_FRAME, FrameDecoder
@@ -48,26 +50,85 @@ def recv_exact(sock: socket.socket, size: int, recv_size: int = BULK_RECV,
     return b"".join(parts)
 
 
-class HandshakeClient:
-    """Port 9001 as the tutorial's client does it: header, ``start``, n bytes."""
+# How long a client with a token waits for the server's challenge, which a
+# server with a token sends as soon as it accepts the connection.
+CHALLENGE_WAIT = 10.0
 
-    def __init__(self, sock: socket.socket, recv_size: int = BULK_RECV) -> None:
+NEEDS_TOKEN = (f"the server requires a token: set {auth.TOKEN_VARIABLE} or use --token-file")
+
+
+def read_token(token_file: str | None = None) -> bytes | None:
+    """The exec token from ``token_file``, else from $SOCKLAB_EXEC_TOKEN; None when unset.
+
+    Never from the command line, where ``ps`` would show it to every user.
+    """
+    if token_file:
+        return auth.load_token(Path(token_file).read_text(), token_file)
+    return auth.load_token(os.environ.get(auth.TOKEN_VARIABLE))
+
+
+def authenticate(sock: socket.socket, token: bytes, framing: auth.AuthFraming,
+                 wait: float = CHALLENGE_WAIT) -> bytes:
+    """Prove ``token`` to the server (challenge, proof, verdict); what followed the verdict.
+
+    Raises ``auth.AuthDenied`` when the server refuses, or sends no challenge
+    within ``wait`` seconds.
+    """
+    client = auth.ClientAuth(token, framing)
+    timeout = sock.gettimeout()
+    sock.settimeout(wait)
+    try:
+        challenge = _auth_message(sock, client.reader)
+    except TimeoutError:
+        raise auth.AuthDenied(f"no challenge from the server within {wait:g} s: "
+                              "it does not ask for a token") from None
+    finally:
+        sock.settimeout(timeout)
+    sock.sendall(client.answer(challenge))
+    client.verdict(_auth_message(sock, client.reader))
+    return client.reader.rest()
+
+
+def _auth_message(sock: socket.socket, reader: auth.MessageReader) -> bytes:
+    while (message := reader.next_message()) is None:
+        reader.feed(recv_some(sock, TUTORIAL_RECV))
+    return message
+
+
+class HandshakeClient:
+    """Port 9001 as the tutorial's client does it: header, ``start``, n bytes.
+
+    With a ``token``, the proof comes first (port 9001 of a server with a token).
+    """
+
+    def __init__(self, sock: socket.socket, recv_size: int = BULK_RECV,
+                 token: bytes | None = None) -> None:
         self.sock = sock
         self.recv_size = recv_size
+        if token is not None:
+            authenticate(sock, token, auth.FRAMINGS["handshake"])
 
     def run(self, command: str) -> tuple[handshake.ReadyHeader, bytes]:
         self.sock.sendall(command.encode())
-        header = handshake.parse_ready(recv_some(self.sock, TUTORIAL_RECV))
+        header = recv_some(self.sock, TUTORIAL_RECV)
+        if auth.FRAMINGS["handshake"].is_challenge(header.split(b"\n", 1)[0]):
+            raise auth.AuthDenied(NEEDS_TOKEN)
+        ready = handshake.parse_ready(header)
         self.sock.sendall(handshake.START)
-        return header, recv_exact(self.sock, header.size, self.recv_size)
+        return ready, recv_exact(self.sock, ready.size, self.recv_size)
 
 
 class FramedClient:
-    """Port 9002: one request frame, three reply frames."""
+    """Port 9002: one request frame, three reply frames.
 
-    def __init__(self, sock: socket.socket) -> None:
+    With a ``token``, the proof comes first (port 9002 of a server with a token).
+    """
+
+    def __init__(self, sock: socket.socket, token: bytes | None = None) -> None:
         self.sock = sock
         self.decoder = FrameDecoder(MAX_REPLY_FRAME)
+        if token is not None:
+            self.decoder.feed(authenticate(sock, token, auth.FRAMINGS["framed"]))
 
     def run(self, command: str) -> exec_framed.ExecReply:
         self.sock.sendall(exec_framed.encode_request(command))
@@ -75,7 +136,10 @@ class FramedClient:
 
     def reply(self) -> exec_framed.ExecReply:
         """Read one reply (three frames), e.g. after sending several requests at once."""
-        return exec_framed.decode_reply([self._next_frame() for _ in range(3)])
+        header = self._next_frame()
+        if auth.FRAMINGS["framed"].is_challenge(header):
+            raise auth.AuthDenied(NEEDS_TOKEN)
+        return exec_framed.decode_reply([header, self._next_frame(), self._next_frame()])
 
     def _next_frame(self) -> bytes:
         while (frame := self.decoder.next_frame()) is None:

@@ -20,10 +20,13 @@ from socklab.clients.core import (
     HandshakeClient,
     file_chunks,
     open_connection,
+    read_token,
     recv_some,
     sha256_of,
 )
+from socklab.protocol.auth import TokenError
 from socklab.protocol.errors import ProtocolError
+from socklab.protocol.handshake import TIMED_OUT, TRUNCATED
 
 PROMPT = ">>> "
 QUIT = "exit"
@@ -80,9 +83,19 @@ def udp_repl(host: str, port: int) -> int:
     return 0
 
 
-def exec_repl(host: str, port: int, mode: str, commands: list[str]) -> int:
+def exec_repl(host: str, port: int, mode: str, commands: list[str],
+              token_file: str | None = None) -> int:
+    try:
+        token = read_token(token_file)
+    except (OSError, TokenError) as error:
+        print(f"socklab client: cannot read the token: {error}", file=sys.stderr)
+        return 2
+    if token is not None and mode == "naive":
+        print("socklab client: the naive port has no authentication; a server with a token "
+              "does not open it (use --mode handshake or framed)", file=sys.stderr)
+        return 2
     with open_connection(host, port) as sock:
-        run = _exec_runner(sock, mode)
+        run = _exec_runner(sock, mode, token)
         source = iter(commands) if commands else lines()
         status = 0
         for command in source:
@@ -90,7 +103,14 @@ def exec_repl(host: str, port: int, mode: str, commands: list[str]) -> int:
     return status
 
 
-def _exec_runner(sock: socket.socket, mode: str) -> Callable[[str], int]:
+def _notes(truncated: bool, timed_out: bool) -> str:
+    """What the server said about an output it cut short, for the learner."""
+    notes = [note for note, raised in (("output truncated at the server's cap", truncated),
+                                       ("time limit reached, command killed", timed_out)) if raised]
+    return "".join(f"[{note}]\n" for note in notes)
+
+
+def _exec_runner(sock: socket.socket, mode: str, token: bytes | None) -> Callable[[str], int]:
     if mode == "naive":
         print(recv_some(sock, TUTORIAL_RECV).decode("utf-8", "replace"), end="")
 
@@ -100,20 +120,22 @@ def _exec_runner(sock: socket.socket, mode: str) -> Callable[[str], int]:
             return 0
         return naive
     if mode == "handshake":
-        client = HandshakeClient(sock)
+        client = HandshakeClient(sock, token=token)
 
         def handshake(command: str) -> int:
             header, output = client.run(command)
             print(f"message size {header.size} recv size {len(output)}")
             sys.stdout.write(output.decode("utf-8", "replace"))
+            sys.stderr.write(_notes(TRUNCATED in header.flags, TIMED_OUT in header.flags))
             return header.status or 0
         return handshake
-    framed_client = FramedClient(sock)
+    framed_client = FramedClient(sock, token=token)
 
     def framed(command: str) -> int:
         reply = framed_client.run(command)
         sys.stdout.write(reply.stdout.decode("utf-8", "replace"))
         sys.stderr.write(reply.stderr.decode("utf-8", "replace"))
+        sys.stderr.write(_notes(reply.truncated, reply.timed_out))
         if reply.error:
             print(f"error: {reply.error}", file=sys.stderr)
         print(f"[exit status {reply.exit_status}]", file=sys.stderr)

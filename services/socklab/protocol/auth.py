@@ -104,7 +104,12 @@ class AuthFraming:
     context: ClassVar[bytes]
 
     def reader(self) -> MessageReader:
+        """Reads the server's messages (challenge, verdict) on the client."""
         raise NotImplementedError
+
+    def proof_reader(self) -> MessageReader:
+        """Reads the client's proof on the server."""
+        return self.reader()
 
     def challenge(self, nonce_hex: str) -> bytes:
         raise NotImplementedError
@@ -153,15 +158,25 @@ class MessageReader:
 
 
 class LineReader(MessageReader):
-    """``\\n``-terminated lines, at most ``MAX_AUTH_MESSAGE`` bytes each."""
+    """``\\n``-terminated lines, at most ``MAX_AUTH_MESSAGE`` bytes each.
 
-    def __init__(self) -> None:
+    With ``expect``, a line that does not start so is refused as soon as its
+    first bytes differ: a client that sends a command instead of a proof (and
+    no newline, as the tutorial's does) hears why at once.
+    """
+
+    def __init__(self, expect: bytes = b"") -> None:
         self._buffer = bytearray()
+        self.expect = expect
 
     def feed(self, data: bytes) -> None:
         self._buffer += data
 
     def next_message(self) -> bytes | None:
+        start = bytes(self._buffer[: len(self.expect)])
+        if not self.expect.startswith(start):
+            raise RemoteProtocolError(f"expected {self.expect.decode()}<64 hex digits>, "
+                                      f"got {start!r}…")
         end = self._buffer.find(b"\n", 0, MAX_AUTH_MESSAGE + 1)
         if end < 0:
             if len(self._buffer) > MAX_AUTH_MESSAGE:
@@ -200,6 +215,9 @@ class LineFraming(AuthFraming):
 
     def reader(self) -> MessageReader:
         return LineReader()
+
+    def proof_reader(self) -> MessageReader:
+        return LineReader(expect=b"Proof|")
 
     def challenge(self, nonce_hex: str) -> bytes:
         return f"Challenge|{nonce_hex}\n".encode()
@@ -344,7 +362,7 @@ class ServerAuth:
         self.framing = framing
         self.nonce_hex = nonce_hex or new_nonce()
         self.state = State.AWAIT_PROOF
-        self._reader = framing.reader()
+        self._reader = framing.proof_reader()
 
     def challenge(self) -> bytes:
         return self.framing.challenge(self.nonce_hex)

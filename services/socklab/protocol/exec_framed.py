@@ -8,17 +8,20 @@ Reply: three frames: a JSON header, then stdout, then stderr::
 
 A request the server cannot use gets the same three frames, with
 ``"error": "<why>"`` and ``"exit_status": null`` in the header and both data
-frames empty, so a client always reads exactly three frames per request.
+frames empty, so a client always reads exactly three frames per request. A
+request refused because the server had no free command slot also carries
+``"busy": true``.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from socklab.protocol.errors import RemoteProtocolError
-from socklab.protocol.framing import encode_frame
+from socklab.protocol.framing import HEADER, encode_frame
 
 REPLY_FRAMES = 3
 
@@ -31,6 +34,7 @@ class ExecReply:
     truncated: bool = False
     timed_out: bool = False
     error: str | None = None
+    busy: bool = False
 
     def header(self) -> dict[str, Any]:
         fields: dict[str, Any] = {
@@ -42,11 +46,26 @@ class ExecReply:
         }
         if self.error is not None:
             fields["error"] = self.error
+        if self.busy:
+            fields["busy"] = True
         return fields
 
     def encode(self) -> list[bytes]:
         header = json.dumps(self.header()).encode()
         return [encode_frame(header), encode_frame(self.stdout), encode_frame(self.stderr)]
+
+    def chunks(self) -> Iterator[bytes]:
+        """The same three frames, the outputs after their length and never copied.
+
+        ``encode()`` copies each output to put its length in front; a server
+        sending a 32 MiB output needs the bytes once, not twice. No chunk is
+        empty (a session's empty chunk means "flush").
+        """
+        yield encode_frame(json.dumps(self.header()).encode())
+        for data in (self.stdout, self.stderr):
+            yield HEADER.pack(len(data))
+            if data:
+                yield data
 
 
 def encode_request(command: str) -> bytes:
@@ -79,4 +98,4 @@ def decode_reply(frames: list[bytes]) -> ExecReply:
     if header.get("stdout_bytes") != len(stdout) or header.get("stderr_bytes") != len(stderr):
         raise RemoteProtocolError("reply header sizes do not match its frames")
     return ExecReply(header.get("exit_status"), stdout, stderr, bool(header.get("truncated")),
-                     bool(header.get("timed_out")), header.get("error"))
+                     bool(header.get("timed_out")), header.get("error"), bool(header.get("busy")))

@@ -7,6 +7,12 @@ server sends nothing else until it hears ``start``, so the client may read it
 with a single ``recv``. Every command gets a header, even an empty output
 (``Ready|0|0``), so the tutorial's client never hangs.
 
+Flags may follow the status, one ``|`` field each (the tutorial's client reads
+field 1 only): ``truncated`` (the output cap cut the output), ``timed-out``
+(the time limit killed the command), ``busy`` (not run: the server had no free
+command slot; the output is the server's message), e.g.
+``Ready|33554432|-9|truncated``.
+
 Server side is a state machine; its transitions are the table below.
 """
 
@@ -14,7 +20,8 @@ from __future__ import annotations
 
 import enum
 import re
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 
 from socklab.protocol.errors import LocalProtocolError, RemoteProtocolError
 
@@ -23,8 +30,14 @@ READY = b"Ready"
 
 STATUS = re.compile(rb"-?[0-9]+")
 
-# A Ready header is "Ready|" plus two decimal numbers: 64 bytes is generous and
-# bounds what a client buffers while waiting for it.
+# The flags a header may carry after the status.
+TRUNCATED = "truncated"
+TIMED_OUT = "timed-out"
+BUSY = "busy"
+FLAGS = frozenset({TRUNCATED, TIMED_OUT, BUSY})
+
+# A Ready header is "Ready|", two decimal numbers and at most three flags
+# (under 60 bytes): 64 bounds what a client buffers while waiting for it.
 MAX_HEADER = 64
 
 
@@ -64,8 +77,11 @@ class SendOutput:
     data: bytes
 
 
-def format_ready(size: int, status: int) -> bytes:
-    return b"Ready|%d|%d" % (size, status)
+def format_ready(size: int, status: int, flags: Iterable[str] = ()) -> bytes:
+    unknown = set(flags) - FLAGS
+    if unknown:
+        raise LocalProtocolError(f"unknown Ready flags {sorted(unknown)}")
+    return b"|".join([b"Ready|%d|%d" % (size, status), *(f.encode() for f in flags)])
 
 
 class HandshakeServer:
@@ -97,25 +113,31 @@ class HandshakeServer:
         self._move(Event.COMMAND)
         return [Command(chunk)]
 
-    def ready(self, output: bytes, status: int) -> bytes:
+    def ready(self, output: bytes, status: int, flags: Iterable[str] = ()) -> bytes:
         """Record the command's output; return the header to send."""
+        header = format_ready(len(output), status, flags)
         self._move(Event.READY)
         self._pending = output
-        return format_ready(len(output), status)
+        return header
 
 
 @dataclass(frozen=True)
 class ReadyHeader:
     size: int
     status: int | None
+    flags: frozenset[str] = field(default_factory=frozenset)
 
 
 def parse_ready(header: bytes) -> ReadyHeader:
-    """Parse ``Ready|<n>[|<status>…]`` as the client receives it."""
+    """Parse ``Ready|<n>[|<status>[|<flag>…]]`` as the client receives it.
+
+    Fields that are no known flag are ignored, as the contract allows.
+    """
     if len(header) > MAX_HEADER:
         raise RemoteProtocolError(f"Ready header longer than {MAX_HEADER} bytes")
     fields = header.strip().split(b"|")
     if fields[0] != READY or len(fields) < 2 or not fields[1].isdigit():
         raise RemoteProtocolError(f"expected Ready|<n>, got {header[:MAX_HEADER]!r}")
     status = int(fields[2]) if len(fields) > 2 and STATUS.fullmatch(fields[2]) else None
-    return ReadyHeader(size=int(fields[1]), status=status)
+    flags = frozenset(f.decode("ascii", "replace") for f in fields[3:]) & FLAGS
+    return ReadyHeader(size=int(fields[1]), status=status, flags=flags)
