@@ -54,7 +54,7 @@ def recv_exact(sock: socket.socket, size: int, recv_size: int = BULK_RECV,
 # server with a token sends as soon as it accepts the connection.
 CHALLENGE_WAIT = 10.0
 
-NEEDS_TOKEN = (f"the server requires a token: set {auth.TOKEN_VARIABLE} or use --token-file")
+NEEDS_TOKEN = f"the server requires a token: set {auth.TOKEN_VARIABLE} or use --token-file"
 
 
 def read_token(token_file: str | None = None) -> bytes | None:

@@ -168,7 +168,7 @@ def concurrent_framed(host: str, port: int, command: str, clients: int) -> Resul
         try:
             with open_connection(host, port, timeout=120) as sock:
                 reply = FramedClient(sock).run(command)
-            result = {key: value for key, value in reply.header().items()}
+            result = reply.header()
         except (OSError, ProtocolError) as error:
             result = {"client_error": str(error)}
         with lock:
