@@ -39,7 +39,7 @@ TARGETS = {
 JSON_PARSER_BUG = pytest.mark.xfail(
     strict=True, raises=AssertionError,
     reason="decode_request lets RecursionError/ValueError of json.loads escape (traceback)")
-KNOWN_BUGS = {"ftp": JSON_PARSER_BUG, "exec-framed": JSON_PARSER_BUG}
+KNOWN_BUGS = {"exec-framed": JSON_PARSER_BUG}
 
 INPUTS = 1000
 SEED = 7

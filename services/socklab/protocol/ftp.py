@@ -20,6 +20,7 @@ from typing import Any
 
 from socklab.protocol.body import SizedBody
 from socklab.protocol.errors import RemoteProtocolError
+from socklab.protocol.jsonobj import parse_object
 
 # A request is a few short fields; the tutorial's server reads it with a single
 # recv(2014). 8 KiB leaves room for long names and extra fields and bounds what
@@ -207,12 +208,9 @@ def decode_request(raw: bytes) -> dict[str, Any]:
     if len(raw) > MAX_REQUEST:
         raise FtpError(BAD_REQUEST, f"request longer than {MAX_REQUEST} bytes")
     try:
-        fields = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise FtpError(BAD_REQUEST, f"request is not valid UTF-8 JSON: {error}") from None
-    if not isinstance(fields, dict):
-        raise FtpError(BAD_REQUEST, "a request is one JSON object")
-    return fields
+        return parse_object(raw, "a request")
+    except RemoteProtocolError as error:
+        raise FtpError(BAD_REQUEST, str(error)) from None
 
 
 def check_filename(name: object) -> str:
@@ -276,10 +274,7 @@ class AnswerReader:
         line = self.next_line()
         if line is None:
             return None
-        try:
-            answer_fields = json.loads(line)
-        except (UnicodeDecodeError, json.JSONDecodeError) as error:
-            raise RemoteProtocolError(f"answer is not JSON: {line[:80]!r}") from error
-        if not isinstance(answer_fields, dict) or "status" not in answer_fields:
+        answer_fields = parse_object(line, f"answer {line[:80]!r}")
+        if "status" not in answer_fields:
             raise RemoteProtocolError(f"answer has no status: {line[:80]!r}")
         return answer_fields
