@@ -99,8 +99,9 @@ RACE_ROUNDS = 3
 RACE_SIZE = 4 * MB
 
 
-def test_ftp_same_name_from_two_hosts_at_once_ends_one_whole(lab: TestLab, client1: Host,
-                                                             client2: Host) -> None:
+def test_ftp_same_name_from_two_hosts_at_once_ends_one_whole(
+        lab: TestLab, client1: Host, client2: Host,
+        record_property: pytest.RecordProperty) -> None:
     server = spare_ftp(lab, "ftp-race")
     try:
         before = store_earlier_uploads(client1, "ftp-race", {"earlier.bin": MB})
@@ -128,7 +129,8 @@ def test_ftp_same_name_from_two_hosts_at_once_ends_one_whole(lab: TestLab, clien
             assert now["same.bin"] in (one["sha256"], two["sha256"]), "a mix of two uploads"
             winners.append("client-1" if now["same.bin"] == one["sha256"] else "client-2")
             assert_no_upload_lost(before, server)
-        print(f"same.bin after each round: {winners}")
+        record_property("figures", f"ftp same name from two hosts, whole after each round: "
+                                   f"{winners}")
     finally:
         lab.remove(server)
 
@@ -335,7 +337,8 @@ UNREAD_CLIENTS = 4
 
 
 def test_ftp_client_not_reading_a_get_is_dropped_memory_bounded(
-        lab: TestLab, client1: Host, client2: Host, slow_server: Host) -> None:
+        lab: TestLab, client1: Host, client2: Host, slow_server: Host,
+        record_property: pytest.RecordProperty) -> None:
     before = {**stored(slow_server), **store_earlier_uploads(client1, "ftp-slow",
                                                              {"unread.bin": UNREAD_SIZE})}
     idle_closes = slow_server.logs().count("reason=idle-timeout")
@@ -360,8 +363,9 @@ def test_ftp_client_not_reading_a_get_is_dropped_memory_bounded(
         assert connection["received"] < UNREAD_SIZE and connection["ended"] in ("eof", "reset")
     grew = {key: max(s[key] for s in [*samples, memory_after]) - memory_before[key]
             for key in ("anon", "server_hwm")}
-    print(f"memory before {memory_before}, after {memory_after}, growth {grew}; "
-          f"readers got {result['connections']}")
+    record_property("figures", f"ftp gets never read: memory before {memory_before}, "
+                    f"after {memory_after}, growth {grew}; "
+                    f"readers got {result['connections']}")
     # Buffering the file for a reader would cost UNREAD_SIZE per reader; the
     # server holds one read chunk per connection.
     assert grew["server_hwm"] < UNREAD_SIZE, grew

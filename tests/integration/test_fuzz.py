@@ -4,7 +4,8 @@ Each test starts its own copy of one server and its own client host, runs
 ``socklab probe fuzz`` there (a health check by a correct client after every
 100 inputs), then looks at the server's container: still running, never
 restarted, and no traceback in its log. The per-server figures are printed
-(``pytest -rA`` shows them) and written to ``test-reports/fuzz/<target>.json``.
+in the "socklab figures" summary at the end of the run and written to
+``test-reports/fuzz/<target>.json``.
 """
 
 from __future__ import annotations
@@ -83,8 +84,7 @@ def test_fuzz_server_survives_malformed_inputs(lab: TestLab, target: str,
                               timeout=PROBE_TIMEOUT)
         after = container_state(server)
         save(target, report)
-        print(summary(report))
-        record_property("fuzz", summary(report))
+        record_property("figures", summary(report))
         assert report["inputs"] >= INPUTS
         assert report["failures"] == [], report["failures"]
         assert report["server_errors"] == [], report["server_errors"]

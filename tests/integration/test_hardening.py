@@ -64,8 +64,8 @@ CPU_WINDOW = 2.5
 
 @pytest.mark.parametrize("service", ["select-server", "epoll-server", "twisted-server",
                                      "ftp-server", "exec-server"])
-def test_out_of_descriptors_keeps_serving_without_spinning(lab: TestLab, client1: Host,
-                                                           service: str) -> None:
+def test_out_of_descriptors_keeps_serving_without_spinning(
+        lab: TestLab, client1: Host, service: str, record_property: pytest.RecordProperty) -> None:
     alias = f"emfile-{service}"
     server = spare(lab, service, alias,
                    ulimits={"nofile": {"soft": LOW_NOFILE, "hard": LOW_NOFILE}})
@@ -83,7 +83,7 @@ def test_out_of_descriptors_keeps_serving_without_spinning(lab: TestLab, client1
             cpu = server.cgroup()["cpu_seconds"] - before
             result = attack.result()
         report = f"{result}, {cpu:.2f} CPU seconds in {CPU_WINDOW} s at EMFILE"
-        print(f"{service}: {report}")  # the figures, shown by pytest -rP
+        record_property("figures", f"emfile {service}: {report}")
         report += f"\n{server.logs()}"
         assert "accept failed: Too many open files" in server.logs(), report
         assert 0 < result["accepted_while_held"] < CLIENTS, report  # clients were left waiting
@@ -137,8 +137,8 @@ MEMORY_BOUND = 48 << 20  # growth of the container's peak memory we accept
 
 @pytest.mark.parametrize("service", ["tcp-server", "select-server", "epoll-server",
                                      "twisted-server"])
-def test_a_client_that_never_reads_is_dropped_with_memory_bounded(lab: TestLab, client1: Host,
-                                                                  service: str) -> None:
+def test_a_client_that_never_reads_is_dropped_with_memory_bounded(
+        lab: TestLab, client1: Host, service: str, record_property: pytest.RecordProperty) -> None:
     alias = f"greedy-{service}"
     server = spare(lab, service, alias, "--idle-timeout", str(SHORT_IDLE))
     try:
@@ -148,7 +148,7 @@ def test_a_client_that_never_reads_is_dropped_with_memory_bounded(lab: TestLab, 
         after = server.cgroup()
         report = f"{result}; memory {before['memory'] / 2**20:.1f} MiB before, " \
                  f"peak {after['memory_peak'] / 2**20:.1f} MiB"
-        print(f"{service}: {report}")  # the figures, shown by pytest -rP
+        record_property("figures", f"never-reads {service}: {report}")
         assert result["ended"] in ("reset", "closed"), report  # the server dropped it
         assert result["sent"] < GREEDY_LIMIT, report
         assert after["memory_peak"] - before["memory"] < MEMORY_BOUND, report
