@@ -226,9 +226,11 @@ def test_exec_token_never_crosses_the_wire(token_lab: tuple[Host, Host]) -> None
     capture = "/tmp/exec-token.pcap"
     client.container.exec_run(
         # --immediate-mode: without it the kernel hands packets over in blocks, and
-        # those of the last second are lost when tcpdump is stopped.
+        # those of the last second are lost when tcpdump is stopped. A ring slot is
+        # snaplen bytes: with -s 0 (256 KiB) a 2 MiB ring holds 8 packets and drops
+        # under load; 2 KiB holds any packet here (MTU 1500) and the ring thousands.
         ["sh", "-c", f"echo $$ > {capture}.pid; exec tcpdump -i any --immediate-mode -U "
-                     f"-s 0 -w {capture} "
+                     f"-s 2048 -B 8192 -w {capture} "
                      f"tcp port 9001 or tcp port 9002 2> {capture}.log"], detach=True, user="root")
     assert wait_until(lambda: "listening on" in client.read(f"{capture}.log"), EFFECT_TIMEOUT)
     for mode in ("handshake", "framed"):
@@ -238,8 +240,9 @@ def test_exec_token_never_crosses_the_wire(token_lab: tuple[Host, Host]) -> None
     assert wait_until(lambda: client.run("pgrep", "-x", "tcpdump").exit_code != 0,
                       EFFECT_TIMEOUT)
     packets = get_file(client, capture)
+    tcpdump_said = client.read(f"{capture}.log")  # counts of captured and dropped packets
     # The capture saw both exchanges, proofs included...
-    assert b"echo capture-handshake" in packets and b"capture-framed" in packets
+    assert b"echo capture-handshake" in packets and b"capture-framed" in packets, tcpdump_said
     assert b"Proof|" in packets and b'{"proof": "' in packets
     # ...and the token in no form.
     assert TOKEN.encode() not in packets and TOKEN.encode().hex().encode() not in packets
