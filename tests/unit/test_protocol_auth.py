@@ -168,6 +168,7 @@ def test_auth_reader_refuses_oversized_message(name: str, flood: bytes) -> None:
     ("framed", b'["proof"]'),
     ("framed", b"\xff"),
     ("framed", b'{"proof": "%s"}' % (b"a" * 65)),
+    ("framed", b"[" * (MAX_AUTH_MESSAGE - 4)),  # json.loads: RecursionError
 ])
 def test_auth_framing_refuses_malformed_proof(name: str, message: bytes) -> None:
     with pytest.raises(RemoteProtocolError):

@@ -132,7 +132,11 @@ def test_framed_exec_reports_truncation_and_timeout(fake_runner) -> None:
     assert (reply.exit_status, reply.truncated, reply.timed_out) == (-9, True, True)
 
 
-@pytest.mark.parametrize("payload", [b"not json", b'{"cmd": 1}', b"\xff"])
+@pytest.mark.parametrize("payload", [
+    b"not json", b'{"cmd": 1}', b"\xff",
+    b"[" * 100_000,  # json.loads: RecursionError
+    b'{"cmd": "ls", "n": ' + b"1" * 5000 + b"}",  # json.loads: ValueError (over 4,300 digits)
+])
 def test_framed_exec_bad_request_gets_error_reply(fake_runner, payload) -> None:
     session = FramedExec(fake_runner)
     chunks = list(session.feed(HEADER.pack(len(payload)) + payload))

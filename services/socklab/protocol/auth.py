@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from socklab.protocol.errors import LocalProtocolError, RemoteProtocolError
+from socklab.protocol.exec_framed import JSON_ERRORS
 from socklab.protocol.framing import FrameDecoder, encode_frame
 
 # The environment variable that holds the token, on the server and on clients.
@@ -302,7 +303,7 @@ def _json_frame(fields: dict[str, Any]) -> bytes:
 def _json_object(message: bytes) -> dict[str, Any]:
     try:
         fields = json.loads(message.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError):
+    except JSON_ERRORS:
         fields = None
     if not isinstance(fields, dict):
         raise RemoteProtocolError(f"expected a JSON object, got {message[:80]!r}")

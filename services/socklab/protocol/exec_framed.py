@@ -25,6 +25,11 @@ from socklab.protocol.framing import HEADER, encode_frame
 
 REPLY_FRAMES = 3
 
+# What json.loads may raise on bytes from the network: JSONDecodeError and
+# UnicodeDecodeError (both ValueErrors), a plain ValueError for an integer of
+# more than 4,300 digits, RecursionError for arrays nested ~1,000 deep.
+JSON_ERRORS = (ValueError, RecursionError)
+
 
 @dataclass(frozen=True)
 class ExecReply:
@@ -76,7 +81,7 @@ def decode_request(payload: bytes) -> bytes:
     """The command a request frame names, as bytes for the shell."""
     try:
         fields = json.loads(payload.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+    except JSON_ERRORS as error:
         raise RemoteProtocolError(f"request is not UTF-8 JSON: {error}") from None
     if not isinstance(fields, dict) or not isinstance(fields.get("cmd"), str):
         raise RemoteProtocolError('request must be a JSON object with a string "cmd"')
@@ -91,7 +96,7 @@ def decode_reply(frames: list[bytes]) -> ExecReply:
     header_frame, stdout, stderr = frames
     try:
         header = json.loads(header_frame)
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+    except JSON_ERRORS as error:
         raise RemoteProtocolError(f"reply header is not JSON: {error}") from None
     if not isinstance(header, dict):
         raise RemoteProtocolError("reply header is not a JSON object")
