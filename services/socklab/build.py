@@ -423,6 +423,144 @@ def ensure_images(root: Path = DEFAULT_ROOT, *, force: bool = False, log: Log = 
     return tag
 
 
+# --- The test VM image (socklab.vms) -------------------------------------------------
+#
+# A stand-in for an instructor's lab VM: plain Debian booting systemd, with sshd,
+# sudo and python3 (for Ansible) and nothing of ours, no Docker: the Ansible
+# playbook must install everything itself. socklab.vms runs containers of it.
+
+VM_REPO = "socklab-vm"
+VM_USER = "labadmin"  # the sudo user Ansible logs in as (key only, no password)
+VM_PACKAGES: tuple[str, ...] = (
+    "systemd",  # PID 1, as on a VM
+    "systemd-sysv",  # /sbin/init
+    "openssh-server",  # Ansible's way in
+    "sudo",  # become
+    "python3",  # Ansible's modules run with it
+    "iproute2",  # priority "important", on every real VM; Ansible's network facts use ip
+)
+VM_RECIPE_VERSION = 1
+# Make /proc/sys/net writable at boot. Docker mounts /proc/sys read-only; the
+# network namespace is the VM's own, so its net.* values are the VM's to set, as
+# on a real VM. The rest of /proc/sys is the host's kernel and stays read-only
+# (systemd-sysctl skips itself then: ConditionPathIsReadWrite=/proc/sys/).
+VM_SYSCTL_NET_UNIT = """[Unit]
+Description=Make /proc/sys/net writable (this container's network namespace is its own)
+DefaultDependencies=no
+Before=sysinit.target systemd-sysctl.service
+
+[Service]
+Type=oneshot
+RemainAfterExit=yes
+ExecStart=/bin/mount --bind /proc/sys/net /proc/sys/net
+ExecStart=/bin/mount -o remount,bind,rw /proc/sys/net
+
+[Install]
+WantedBy=sysinit.target
+"""
+# Every VM makes its own host keys on first boot (the image ships none).
+VM_SSH_KEYS_DROPIN = """[Service]
+ExecStartPre=
+ExecStartPre=/usr/bin/ssh-keygen -A
+ExecStartPre=/usr/sbin/sshd -t
+"""
+VM_SSHD_CONFIG = "PasswordAuthentication no\nKbdInteractiveAuthentication no\nPermitRootLogin no\n"
+VM_SUDOERS = f"{VM_USER} ALL=(ALL:ALL) NOPASSWD: ALL\n"
+VM_SYSCTL_NET_NAME = "socklab-vm-sysctl-net.service"
+
+
+def _write_hook(path: str, content: str, mode: str = "0644") -> str:
+    """A customize hook writing ``content`` to ``path`` inside the new root ("$1")."""
+    quoted = "'" + content.replace("'", "'\\''") + "'"
+    return f"printf '%s' {quoted} > \"$1{path}\" && chmod {mode} \"$1{path}\""
+
+
+# mmdebstrap --customize-hook commands, run on the host with the new root as "$1".
+VM_HOOKS: tuple[str, ...] = (
+    f'chroot "$1" useradd --create-home --shell /bin/bash --groups sudo {VM_USER}',
+    f"chroot \"$1\" usermod --password '*' {VM_USER}",  # no password, yet not locked
+    f'chroot "$1" install -d -m 0700 -o {VM_USER} -g {VM_USER} /home/{VM_USER}/.ssh',
+    _write_hook(f"/etc/sudoers.d/{VM_USER}", VM_SUDOERS, "0440"),
+    _write_hook("/etc/ssh/sshd_config.d/socklab-vm.conf", VM_SSHD_CONFIG),
+    'rm -f "$1"/etc/ssh/ssh_host_*',
+    'mkdir -p "$1/etc/systemd/system/ssh.service.d"',
+    _write_hook("/etc/systemd/system/ssh.service.d/host-keys.conf", VM_SSH_KEYS_DROPIN),
+    _write_hook(f"/etc/systemd/system/{VM_SYSCTL_NET_NAME}", VM_SYSCTL_NET_UNIT),
+    'mkdir -p "$1/etc/systemd/system/sysinit.target.wants"',
+    f'ln -sf ../{VM_SYSCTL_NET_NAME} "$1/etc/systemd/system/sysinit.target.wants/"',
+    # No console in a container: a getty would only restart forever.
+    'ln -sf /dev/null "$1/etc/systemd/system/getty@tty1.service"',
+    'ln -sf /dev/null "$1/etc/systemd/system/console-getty.service"',
+    ': > "$1/etc/machine-id"',  # empty: systemd makes one per VM at boot
+)
+VM_IMPORT_CHANGES: tuple[str, ...] = (
+    "ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+    "ENV LANG=C.UTF-8",
+    "ENV container=docker",  # tells systemd it runs in a container
+    # (docker import takes no STOPSIGNAL: socklab.vms passes --stop-signal SIGRTMIN+3.)
+    'CMD ["/sbin/init"]',
+)
+
+
+def vm_recipe(suite: str, mirror: str) -> dict[str, object]:
+    """Everything the test VM image is made from; its tag is a hash of this."""
+    return {
+        "packages": list(VM_PACKAGES),
+        "suite": suite,
+        "variant": MMDEBSTRAP_VARIANT,
+        "mirror": mirror,
+        "dpkg_options": list(DPKG_OPTIONS),
+        "hooks": list(VM_HOOKS),
+        "import_changes": list(VM_IMPORT_CHANGES),
+        "recipe_version": VM_RECIPE_VERSION,
+    }
+
+
+def vm_tag(suite: str, mirror: str) -> str:
+    recipe = json.dumps(vm_recipe(suite, mirror), sort_keys=True).encode()
+    return f"{VM_REPO}:{_short_hash(recipe)}"
+
+
+def vm_mmdebstrap_command(suite: str, mirror: str, target: Path) -> list[str]:
+    return [
+        "mmdebstrap",
+        f"--variant={MMDEBSTRAP_VARIANT}",
+        f"--include={','.join(VM_PACKAGES)}",
+        *(f"--dpkgopt={option}" for option in DPKG_OPTIONS),
+        *(f"--customize-hook={hook}" for hook in VM_HOOKS),
+        suite,
+        str(target),
+        mirror,
+    ]
+
+
+def build_vm_image(tag: str, suite: str, mirror: str, log: Log) -> None:
+    """Bootstrap the VM root filesystem into a tarball and ``docker import`` it as ``tag``."""
+    ensure_mmdebstrap(log)
+    log(f"VM image {tag}: building with mmdebstrap from {mirror} ({BASE_BUILD_ESTIMATE})")
+    with tempfile.TemporaryDirectory(prefix="socklab-vm-rootfs-") as scratch:
+        tarball = Path(scratch) / "rootfs.tar"
+        start = time.monotonic()
+        run_streamed(vm_mmdebstrap_command(suite, mirror, tarball), "mmdebstrap", log,
+                     "mmdebstrap")
+        log(f"VM image {tag}: root filesystem ready in {_elapsed(start)}; importing")
+        changes = [arg for change in VM_IMPORT_CHANGES for arg in ("--change", change)]
+        run_quiet(["docker", "import", *changes, str(tarball), tag], "docker import")
+
+
+def ensure_vm_image(*, force: bool = False, log: Log = log_stderr) -> str:
+    """Build the test VM image unless it exists (or if ``force``); return its tag."""
+    check_docker()
+    suite = debian_suite()
+    tag = vm_tag(suite, debian_mirror(suite))
+    if not force and image_exists(tag):
+        log(f"VM image {tag}: already built, skipping")
+    else:
+        build_vm_image(tag, suite, debian_mirror(suite), log)
+    tag_latest(tag)
+    return tag
+
+
 # --- Command line --------------------------------------------------------------------
 
 
