@@ -37,8 +37,8 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from socklab.protocol.errors import LocalProtocolError, RemoteProtocolError
-from socklab.protocol.exec_framed import JSON_ERRORS
 from socklab.protocol.framing import FrameDecoder, encode_frame
+from socklab.protocol.jsonobj import parse_object
 
 # The environment variable that holds the token, on the server and on clients.
 TOKEN_VARIABLE = "SOCKLAB_EXEC_TOKEN"
@@ -274,7 +274,7 @@ class JsonFraming(AuthFraming):
         return _hex_value(message, "proof")
 
     def parse_verdict(self, message: bytes) -> None:
-        fields = _json_object(message)
+        fields = parse_object(message, "the server's answer")
         if fields.get("auth") == "ok":
             return
         reason = fields.get("error") if fields.get("auth") == "denied" else None
@@ -300,18 +300,8 @@ def _json_frame(fields: dict[str, Any]) -> bytes:
     return encode_frame(json.dumps(fields).encode())
 
 
-def _json_object(message: bytes) -> dict[str, Any]:
-    try:
-        fields = json.loads(message.decode("utf-8"))
-    except JSON_ERRORS:
-        fields = None
-    if not isinstance(fields, dict):
-        raise RemoteProtocolError(f"expected a JSON object, got {message[:80]!r}")
-    return fields
-
-
 def _hex_value(message: bytes, name: str) -> str:
-    value = _json_object(message).get(name)
+    value = parse_object(message, f"the {name} message").get(name)
     if not isinstance(value, str) or not HEX_DIGEST.fullmatch(value):
         raise RemoteProtocolError(f'expected {{"{name}": "<64 hex digits>"}}, '
                                   f"got {message[:80]!r}")

@@ -22,13 +22,9 @@ from typing import Any
 
 from socklab.protocol.errors import RemoteProtocolError
 from socklab.protocol.framing import HEADER, encode_frame
+from socklab.protocol.jsonobj import parse_object
 
 REPLY_FRAMES = 3
-
-# What json.loads may raise on bytes from the network: JSONDecodeError and
-# UnicodeDecodeError (both ValueErrors), a plain ValueError for an integer of
-# more than 4,300 digits, RecursionError for arrays nested ~1,000 deep.
-JSON_ERRORS = (ValueError, RecursionError)
 
 
 @dataclass(frozen=True)
@@ -79,11 +75,8 @@ def encode_request(command: str) -> bytes:
 
 def decode_request(payload: bytes) -> bytes:
     """The command a request frame names, as bytes for the shell."""
-    try:
-        fields = json.loads(payload.decode("utf-8"))
-    except JSON_ERRORS as error:
-        raise RemoteProtocolError(f"request is not UTF-8 JSON: {error}") from None
-    if not isinstance(fields, dict) or not isinstance(fields.get("cmd"), str):
+    fields = parse_object(payload, "request")
+    if not isinstance(fields.get("cmd"), str):
         raise RemoteProtocolError('request must be a JSON object with a string "cmd"')
     try:
         return fields["cmd"].encode("utf-8")
@@ -94,12 +87,7 @@ def decode_request(payload: bytes) -> bytes:
 def decode_reply(frames: list[bytes]) -> ExecReply:
     """Rebuild a reply from its three frames, checking the header against them."""
     header_frame, stdout, stderr = frames
-    try:
-        header = json.loads(header_frame)
-    except JSON_ERRORS as error:
-        raise RemoteProtocolError(f"reply header is not JSON: {error}") from None
-    if not isinstance(header, dict):
-        raise RemoteProtocolError("reply header is not a JSON object")
+    header = parse_object(header_frame, "reply header")
     if header.get("stdout_bytes") != len(stdout) or header.get("stderr_bytes") != len(stderr):
         raise RemoteProtocolError("reply header sizes do not match its frames")
     return ExecReply(header.get("exit_status"), stdout, stderr, bool(header.get("truncated")),
