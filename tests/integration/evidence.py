@@ -35,7 +35,8 @@ class Evidence:
         if self.capturing is None and hosts:
             self.capturing = hosts[0]
             self.capturing.container.exec_run(
-                ["tcpdump", "-i", "any", "-U", "-s", "256", "-w", CAPTURE], detach=True,
+                ["tcpdump", "-i", "any", "-U", "--immediate-mode", "-B", "8192", "-s", "256",
+                 "-w", CAPTURE], detach=True,
                 user="root")
 
     def collect(self) -> list[Path]:

@@ -245,7 +245,7 @@ def sweep(client: docker.DockerClient, labels: dict[str, str]) -> int:
     """Remove every container, network and volume carrying ``labels``; count them."""
     filters = {"label": [f"{k}={v}" if v else k for k, v in labels.items()]}
     removed = 0
-    for container in client.containers.list(all=True, filters=filters):
+    for container in client.containers.list(all=True, filters=filters, ignore_removed=True):
         container.remove(force=True, v=True)
         removed += 1
     for network in client.networks.list(filters=filters):
@@ -260,7 +260,8 @@ def sweep(client: docker.DockerClient, labels: dict[str, str]) -> int:
 def sweep_orphans(client: docker.DockerClient) -> int:
     """Remove what runs whose owning pytest process is gone left behind."""
     removed = 0
-    for container in client.containers.list(all=True, filters={"label": OWNER_LABEL}):
+    for container in client.containers.list(all=True, filters={"label": OWNER_LABEL},
+                                            ignore_removed=True):
         pid = container.labels.get(OWNER_LABEL, "")
         if pid.isdigit() and not Path(f"/proc/{pid}").exists():
             removed += sweep(client, {RUN_LABEL: container.labels[RUN_LABEL]})

@@ -31,17 +31,11 @@ TARGETS = {
     "twisted": "twisted-server",
 }
 
-# Found by this fuzzer and not fixed yet: json.loads raises RecursionError (arrays nested
-# 1,000 deep) and a plain ValueError (an integer of more than 4,300 digits), not only
-# JSONDecodeError. protocol/ftp.py and protocol/exec_framed.py decode_request catch only
-# JSONDecodeError, so the connection's thread dies with a traceback and no answer
-# (seed 7: ftp inputs 500, 578, 620; exec-framed 63, 241, 975). Strict: remove the mark
-# when the fix lands.
-JSON_PARSER_BUG = pytest.mark.xfail(
-    strict=True, raises=AssertionError,
-    reason="decode_request lets RecursionError/ValueError of json.loads escape (traceback)")
-KNOWN_BUGS = {"exec-framed": JSON_PARSER_BUG}
-
+# Found by this fuzzer, and fixed (protocol/jsonobj.py): json.loads raises
+# RecursionError (arrays nested 1,000 deep) and a plain ValueError (an integer
+# of more than 4,300 digits), not only JSONDecodeError; the connection's thread
+# died with a traceback and no answer (seed 7: ftp inputs 500, 578, 620;
+# exec-framed 63, 241, 975).
 INPUTS = 1000
 SEED = 7
 PROBE_TIMEOUT = 240
@@ -68,8 +62,7 @@ def save(target: str, report: dict[str, Any]) -> None:
     (REPORTS / f"{target}.json").write_text(json.dumps(report) + "\n")
 
 
-@pytest.mark.parametrize("target", [pytest.param(t, marks=KNOWN_BUGS.get(t, ()))
-                                    for t in TARGETS])
+@pytest.mark.parametrize("target", list(TARGETS))
 def test_fuzz_server_survives_malformed_inputs(lab: TestLab, target: str,
                                                record_property: pytest.RecordProperty) -> None:
     with ThreadPoolExecutor(2) as pool:
