@@ -14,6 +14,13 @@ VENV_STAMP   := $(VENV)/.installed-$(shell sha256sum pyproject.toml 2>/dev/null 
 PYTEST_ARGS  ?=
 # make up PUBLISH=1 also publishes the servers' ports on 127.0.0.1 (compose/publish.yml).
 PUBLISH      ?=
+# make vms VMS=3 starts three test VMs; make provision INVENTORY=path provisions real ones.
+VMS          ?= 2
+INVENTORY    ?=
+# Extra ansible-playbook arguments, e.g. make provision ANSIBLE_ARGS='--limit vm-1 --diff'
+ANSIBLE_ARGS ?=
+# Extra pytest arguments of make test-ansible, e.g. ANSIBLE_TEST_ARGS=-x
+ANSIBLE_TEST_ARGS ?=
 
 # Compose v2 (docker compose) if present, else v1 (docker-compose).
 COMPOSE := $(shell if docker compose version >/dev/null 2>&1; then echo "docker compose"; \
@@ -25,6 +32,7 @@ DC = $(COMPOSE) -p $(PROJECT) -f $(COMPOSE_FILE) $(if $(PUBLISH),-f compose/publ
 WITH_IMAGE = image_env="$$($(HOSTPY) -m socklab.build images)"; eval "$$image_env"; export SOCKLAB_IMAGE;
 
 .PHONY: help up down shell ps logs test lint unit images clean check-docker check-compose
+.PHONY: vms vms-down provision test-ansible
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -72,12 +80,35 @@ lint: $(VENV_STAMP) ## ruff over the package and the tests
 unit: $(VENV_STAMP) ## the unit tests only (no Docker)
 	$(VENV)/bin/pytest -n auto tests/unit $(PYTEST_ARGS)
 
-test: check-docker $(VENV_STAMP) lint ## everything: lint, unit and integration tests (pytest -n auto)
+test: check-docker $(VENV_STAMP) lint test-ansible ## everything: lint, the Ansible tests, unit and integration tests (pytest -n auto)
 	@$(WITH_IMAGE) \
 	run="$$(date +%Y%m%d%H%M%S)-$$$$"; \
 	trap 'PYTHONPATH=tests $(VENV)/bin/python -m integration.harness sweep "$$run"' EXIT INT TERM; \
 	echo "socklab: test run $$run with $$SOCKLAB_IMAGE" >&2; \
 	SOCKLAB_TEST_RUN="$$run" PYTHONPATH=services:tests $(VENV)/bin/pytest -n auto $(PYTEST_ARGS)
+
+vms: check-docker ## start the local test VMs (VMS=2): systemd Debian containers with sshd, no Docker
+	@$(HOSTPY) -m socklab.vms up --count $(VMS) >/dev/null
+
+vms-down: check-docker ## remove the test VMs, their volumes and their network
+	@$(HOSTPY) -m socklab.vms down
+
+provision: $(VENV_STAMP) ## ansible/site.yml against INVENTORY=path, or the test VMs (started if needed)
+	@inventory="$(INVENTORY)"; \
+	if [ -z "$$inventory" ]; then \
+	  $(HOSTPY) -m socklab.vms up --count $(VMS) >/dev/null; inventory=.vms/inventory.ini; \
+	fi; \
+	[ -e "$$inventory" ] || { echo "socklab: no inventory $$inventory" >&2; exit 1; }; \
+	inventory="$$(realpath "$$inventory")"; \
+	echo "socklab: provisioning the hosts of $$inventory" >&2; \
+	cd ansible && ../$(VENV)/bin/ansible-playbook -i "$$inventory" site.yml $(ANSIBLE_ARGS)
+
+test-ansible: check-docker $(VENV_STAMP) ## ansible-lint, then site.yml on fresh test VMs: converge, idempotence, verify
+	@run="$$(date +%Y%m%d%H%M%S)-$$$$"; \
+	trap 'PYTHONPATH=tests $(VENV)/bin/python -m integration.harness sweep "$$run"' EXIT INT TERM; \
+	echo "socklab: Ansible test run $$run (test VMs socklab-vmt-$$run-N)" >&2; \
+	SOCKLAB_TEST_RUN="$$run" SOCKLAB_ANSIBLE_TESTS=1 PYTHONPATH=services:tests \
+	  $(VENV)/bin/pytest tests/ansible $(ANSIBLE_TEST_ARGS)
 
 clean: ## remove everything the project created: lab, test leftovers, images, venv
 	-@if [ -n "$(COMPOSE)" ] && docker info >/dev/null 2>&1; then $(DC) down -v --remove-orphans; fi

@@ -294,14 +294,11 @@ def wait_for_logins(vmset: VmSet, timeout: float = BOOT_TIMEOUT) -> list[Vm]:
 
 
 def up(vmset: VmSet, count: int = DEFAULT_COUNT, log: build.Log = build.log_stderr) -> list[Vm]:
-    """Have VMs 1..count running and reachable (extra ones removed); the VMs."""
+    """Have VMs 1..count running and reachable (more are left alone); all running VMs."""
     image = build.ensure_vm_image(log=log)
     public_key = ensure_key(vmset)
     ensure_network(vmset)
     present = containers(vmset)
-    for container in present:
-        if vm_index(vmset, container) > count:
-            remove_containers([container])
     for index in range(1, count + 1):
         start_vm(vmset, index, image, present.get(vmset.name(index)))
     for index in range(1, count + 1):

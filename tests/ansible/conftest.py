@@ -1,0 +1,93 @@
+"""Fixtures of the Ansible suite: fresh test VMs, one converge run, one idempotence run.
+
+The suite is run by ``make test-ansible`` (which ``make test`` calls), or by
+naming this directory: ``pytest tests/ansible``. A plain ``pytest`` over
+``tests/`` (the integration run of ``make test``) leaves it out, so the VMs
+are converged once, not once per xdist worker.
+
+Every VM carries the test run's labels (``socklab.test-run``, the owner's
+pid): the VM set is removed when the session ends, however it ends, and
+``make test``'s sweep or a later run's orphan sweep removes what a killed run left.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import docker
+import pytest
+from ansible_run import Run, run_playbook
+
+from integration import harness
+from socklab import vms
+
+HERE = Path(__file__).resolve().parent
+# Two VMs show that the play converges them in parallel and each gets its own lab.
+VM_COUNT = int(os.environ.get("SOCKLAB_TEST_VMS", "2"))
+# The playbook runs take minutes: pyproject's 300 s per test is not enough.
+SUITE_TIMEOUT = 3600
+
+
+def _named_here(arg: str) -> bool:
+    path = Path(arg.split("::", 1)[0]).resolve()
+    return path == HERE or HERE in path.parents
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    """Collect this suite only when asked for: its directory or files named on the command line."""
+    if HERE not in collection_path.parents:
+        return None
+    if os.environ.get("SOCKLAB_ANSIBLE_TESTS") == "1":
+        return None
+    return True if not any(_named_here(arg) for arg in config.args) else None
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if HERE in Path(item.path).parents:
+            item.add_marker(pytest.mark.timeout(SUITE_TIMEOUT))
+
+
+@pytest.fixture(scope="session")
+def vm_set(tmp_path_factory: pytest.TempPathFactory) -> Iterator[vms.VmSet]:
+    """Fresh test VMs for this run (removed at the end, also on failure)."""
+    run_id = os.environ["SOCKLAB_TEST_RUN"]
+    client = docker.from_env()
+    harness.sweep_orphans(client)  # VMs of killed runs, whose owner is gone
+    labels = {harness.RUN_LABEL: run_id,
+              harness.OWNER_LABEL: os.environ.get("SOCKLAB_TEST_OWNER_PID", str(os.getpid()))}
+    vmset = vms.VmSet(prefix=f"socklab-vmt-{run_id}", labels=labels,
+                      state_dir=tmp_path_factory.mktemp("vms"))
+    try:
+        vms.up(vmset, VM_COUNT)
+        yield vmset
+    finally:
+        vms.down(vmset)
+        client.close()
+
+
+@pytest.fixture(scope="session")
+def vm_list(vm_set: vms.VmSet) -> list[vms.Vm]:
+    return vms.running_vms(vm_set)
+
+
+@pytest.fixture(scope="session")
+def converge(vm_set: vms.VmSet) -> Run:
+    """The first run of site.yml against the fresh VMs."""
+    return run_playbook(vm_set.inventory)
+
+
+@pytest.fixture(scope="session")
+def converged(converge: Run) -> Run:
+    """The first run, which must have succeeded for the checks that follow it."""
+    if converge.returncode != 0:
+        pytest.fail(f"site.yml failed on the fresh VMs:\n{converge.tail()}", pytrace=False)
+    return converge
+
+
+@pytest.fixture(scope="session")
+def second_run(converged: Run, vm_set: vms.VmSet) -> Run:
+    """site.yml again, on the converged VMs."""
+    return run_playbook(vm_set.inventory)

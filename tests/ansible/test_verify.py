@@ -1,0 +1,226 @@
+"""What site.yml left on each VM, measured from the control node.
+
+Over SSH with paramiko, as the lab user: the kernel settings live in
+/proc/sys, the login's open-files limit, and a client container reaching every
+server's port. With the Docker SDK over ssh:// (paramiko): the lab's
+containers are up and healthy, on a network from the engine's address pool.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import shlex
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import docker
+import paramiko
+import pytest
+import yaml
+from ansible_run import ANSIBLE_DIR, ROOT, Run
+
+from integration.harness import wait_until
+from socklab import build, vms
+from socklab.variants import VARIANTS
+
+PROJECT = "socklab"  # the socklab role's socklab_project
+CLIENT = "client-1"
+SSH_TIMEOUT = 30.0
+HEALTH_WAIT = 180.0  # health checks flap under a loaded machine's 2 s timeouts
+
+
+def role_defaults(role: str) -> dict[str, Any]:
+    return yaml.safe_load((ANSIBLE_DIR / "roles" / role / "defaults" / "main.yml").read_text())
+
+
+class Shell:
+    """One SSH session to a VM as the lab user (paramiko, key only, known host key)."""
+
+    def __init__(self, vm_set: vms.VmSet, vm: vms.Vm) -> None:
+        self.vm = vm
+        self.client = paramiko.SSHClient()
+        self.client.load_host_keys(str(vm_set.known_hosts))
+        self.client.set_missing_host_key_policy(paramiko.RejectPolicy())
+        self.client.connect(vm.address, username=build.VM_USER, key_filename=str(vm_set.key),
+                            look_for_keys=False, allow_agent=False, timeout=SSH_TIMEOUT)
+
+    def run(self, command: str, timeout: float = 120.0) -> tuple[int, str, str]:
+        _, stdout, stderr = self.client.exec_command(command, timeout=timeout)
+        out, err = stdout.read().decode(), stderr.read().decode()
+        return stdout.channel.recv_exit_status(), out, err
+
+    def check(self, name: str, **kwargs: Any) -> dict[str, Any]:
+        """A scripted client check run in the lab's client container (docker, no sudo)."""
+        container = self.lab_container(CLIENT)
+        command = shlex.join(["docker", "exec", container, "python3", "-m",
+                              "socklab.clients.scripted", name, json.dumps(kwargs)])
+        status, out, err = self.run(command)
+        assert status == 0, f"{name} {kwargs} on {self.vm.name}: {status}\n{err}{out}"
+        return json.loads(out)
+
+    def lab_container(self, service: str) -> str:
+        command = shlex.join(["docker", "ps", "-q", "--filter",
+                              f"label=com.docker.compose.project={PROJECT}", "--filter",
+                              f"label=com.docker.compose.service={service}"])
+        status, out, err = self.run(command)
+        assert status == 0 and out.strip(), f"no {service} on {self.vm.name}: {err}"
+        return out.split()[0]
+
+
+@pytest.fixture(scope="session")
+def shells(converged: Run, vm_set: vms.VmSet,
+           vm_list: list[vms.Vm]) -> Iterator[list[Shell]]:
+    opened = [Shell(vm_set, vm) for vm in vm_list]
+    yield opened
+    for shell in opened:
+        shell.client.close()
+
+
+def test_sysctls_are_live_in_proc_sys(shells: list[Shell]) -> None:
+    wanted = role_defaults("host_tuning")["host_tuning_sysctls"]
+    for shell in shells:
+        for key, value in wanted.items():
+            status, out, err = shell.run(f"cat /proc/sys/{key.replace('.', '/')}")
+            assert status == 0, err
+            assert out.split() == str(value).split(), (shell.vm.name, key, out)
+
+
+def test_sysctls_are_written_under_sysctl_d(shells: list[Shell]) -> None:
+    defaults = role_defaults("host_tuning")
+    for shell in shells:
+        status, out, err = shell.run(f"cat {defaults['host_tuning_sysctl_file']}")
+        assert status == 0, err
+        written = dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
+        written = {key.strip(): value.split() for key, value in written.items()}
+        assert written == {key: str(value).split()
+                           for key, value in defaults["host_tuning_sysctls"].items()}
+
+
+def test_a_login_gets_the_open_files_limit(shells: list[Shell]) -> None:
+    wanted = role_defaults("host_tuning")["host_tuning_nofile"]
+    for shell in shells:
+        _, limits, _ = shell.run("cat /proc/1/limits")
+        ceiling = next(line.split()[4] for line in limits.splitlines()
+                       if line.startswith("Max open files"))
+        expected = wanted if ceiling == "unlimited" else min(wanted, int(ceiling))
+        status, out, err = shell.run("ulimit -Sn; ulimit -Hn")
+        assert status == 0, err
+        assert out.split() == [str(expected)] * 2, (shell.vm.name, out)
+
+
+def _echo(host: str, port: int, greeting: str = "", upper: bool = True) -> Callable[[Shell], None]:
+    def check(shell: Shell) -> None:
+        result = shell.check("echo", host=host, port=port, size=4096, greeting=greeting,
+                             upper=upper)
+        assert result["greeting"] == greeting
+        assert result["received"] == 4096 and result["intact"], result
+    return check
+
+
+def _udp(shell: Shell) -> None:
+    result = shell.check("udp", host="udp-server", port=9999, count=10, size=64)
+    assert result == {"sent": 10, "answered": 10, "distinct_replies": ["ok"]}
+
+
+def _exec_naive(shell: Shell) -> None:
+    result = shell.check("exec_naive", host="exec-server", port=9000,
+                         commands=["echo one", "echo two"])
+    assert "".join(result["chunks"]) == "one\ntwo\n", result
+
+
+def _exec_handshake(shell: Shell) -> None:
+    result = shell.check("exec_handshake", host="exec-server", port=9001, command="echo hi")
+    assert (result["status"], result["size"], result["text"]) == (0, 3, "hi\n"), result
+
+
+def _exec_framed(shell: Shell) -> None:
+    result = shell.check("exec_framed", host="exec-server", port=9002,
+                         command="id -un; echo err >&2; exit 3")
+    assert (result["exit_status"], result["stdout"], result["stderr"]) == (3, "runner\n",
+                                                                          "err\n")
+
+
+def _ftp(shell: Shell) -> None:
+    name = f"verify-{shell.vm.name}.bin"
+    put = shell.check("ftp_put", host="ftp-server", port=9000, filename=name, size=100_000)
+    assert put["answer"]["status"] in (201, 409), put  # 409: a rerun finds it stored
+    got = shell.check("ftp_get", host="ftp-server", port=9000, filename=name)
+    assert (got["received"], got["sha256"]) == (100_000, put["sha256"]), got
+
+
+# Every server port of the lab (socklab.variants), and how a client proves it answers.
+SERVER_CHECKS: dict[tuple[str, int], Callable[[Shell], None]] = {
+    ("tcp-server", 9000): _echo("tcp-server", 9000),
+    ("udp-server", 9999): _udp,
+    ("exec-server", 9000): _exec_naive,
+    ("exec-server", 9001): _exec_handshake,
+    ("exec-server", 9002): _exec_framed,
+    ("ftp-server", 9000): _ftp,
+    ("select-server", 9000): _echo("select-server", 9000, greeting="hello"),
+    ("epoll-server", 9000): _echo("epoll-server", 9000, greeting="hello"),
+    ("twisted-server", 8000): _echo("twisted-server", 8000, upper=False),
+}
+
+
+def test_checks_cover_every_server_port() -> None:
+    ports = {(v.host, port) for v in VARIANTS.values() for port in v.ports}
+    assert set(SERVER_CHECKS) == ports
+
+
+@pytest.mark.parametrize(("host", "port"), list(SERVER_CHECKS))
+def test_client_container_reaches_server(shells: list[Shell], host: str, port: int) -> None:
+    for shell in shells:
+        SERVER_CHECKS[(host, port)](shell)
+
+
+@pytest.fixture
+def remote_engines(shells: list[Shell], vm_set: vms.VmSet, tmp_path: Path,
+                   monkeypatch: pytest.MonkeyPatch) -> Iterator[list[docker.DockerClient]]:
+    """The Docker SDK on each VM's engine over ssh:// (paramiko, our key and known hosts).
+
+    The SDK reads the key from ~/.ssh/config and the host keys from
+    ~/.ssh/known_hosts: a HOME of our own supplies both.
+    """
+    ssh_dir = tmp_path / ".ssh"
+    ssh_dir.mkdir(mode=0o700)
+    (ssh_dir / "config").write_text(vm_set.ssh_config.read_text())
+    (ssh_dir / "known_hosts").write_text(vm_set.known_hosts.read_text())
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.delenv("SSH_AUTH_SOCK", raising=False)
+    clients = [docker.DockerClient(base_url=f"ssh://{build.VM_USER}@{shell.vm.address}",
+                                   use_ssh_client=False, timeout=60) for shell in shells]
+    yield clients
+    for client in clients:
+        client.close()
+
+
+def _lab_states(client: docker.DockerClient) -> dict[str, tuple[str, str]]:
+    """service -> (status, health) of the lab's containers on one engine."""
+    found = client.containers.list(all=True, filters={
+        "label": f"com.docker.compose.project={PROJECT}"})
+    return {c.labels["com.docker.compose.service"]:
+            (c.attrs["State"]["Status"], c.attrs["State"].get("Health", {}).get("Status", ""))
+            for c in found}
+
+
+def test_lab_containers_are_healthy_over_docker_sdk(remote_engines: list[docker.DockerClient]
+                                                    ) -> None:
+    compose = yaml.safe_load((ROOT / "compose" / "lab.yml").read_text())["services"]
+    servers = {name for name, spec in compose.items()
+               if spec.get("labels", {}).get("socklab.role") == "server"}
+    expected = {name: ("running", "healthy" if name in servers else "") for name in compose}
+    for client in remote_engines:
+        wait_until(lambda c=client: _lab_states(c) == expected, HEALTH_WAIT, interval=2.0)
+        assert _lab_states(client) == expected
+
+
+def test_lab_network_comes_from_the_engine_address_pool(
+        remote_engines: list[docker.DockerClient]) -> None:
+    pools = [ipaddress.ip_network(pool["base"]) for pool in
+             role_defaults("docker_engine")["docker_engine_address_pools"]]
+    for client in remote_engines:
+        network = client.networks.get(PROJECT)
+        subnets = [ipaddress.ip_network(c["Subnet"]) for c in network.attrs["IPAM"]["Config"]]
+        assert subnets and all(any(s.subnet_of(p) for p in pools) for s in subnets), subnets
