@@ -155,6 +155,28 @@ def exec_handshake(host: str, port: int, command: str, recv_size: int = 100) -> 
             "sha256": _digest(output), "text": output[:4096].decode("utf-8", "replace")}
 
 
+def _wait_until_settled(sock: socket.socket, quiet: float, limit: float = 15.0) -> None:
+    """Wait, without reading, until the replies stop arriving for ``quiet`` seconds.
+
+    On a busy machine the last command may finish after the pause between
+    sends; the glue the tutorial shows is there only once every reply is in.
+    """
+    deadline = time.monotonic() + limit
+    waiting = -1
+    previous = sock.gettimeout()
+    sock.settimeout(quiet)
+    while time.monotonic() < deadline:
+        try:
+            now = len(sock.recv(1 << 20, socket.MSG_PEEK))
+        except TimeoutError:
+            now = waiting
+        if now == waiting and now > 0:
+            break
+        waiting = now
+        time.sleep(quiet)
+    sock.settimeout(previous)
+
+
 def exec_naive(host: str, port: int, commands: list[str], pause: float = 0.3,
                recv_size: int = TUTORIAL_RECV) -> Result:
     """Send each command ``pause`` apart without reading, then read as the tutorial does."""
@@ -163,6 +185,7 @@ def exec_naive(host: str, port: int, commands: list[str], pause: float = 0.3,
         for command in commands:
             sock.sendall(command.encode())
             time.sleep(pause)
+        _wait_until_settled(sock, pause)
         chunks = [recv_some(sock, recv_size)]
         sock.settimeout(pause)
         try:
