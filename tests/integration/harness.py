@@ -55,6 +55,39 @@ def compose_services() -> dict[str, dict[str, Any]]:
     return yaml.safe_load(COMPOSE_FILE.read_text())["services"]
 
 
+RESOURCES_SCRIPT = r"""
+import json, os
+def read(path):
+    try:
+        with open(path) as f:
+            return f.read()
+    except OSError:
+        return ""
+def stat(text, key):
+    return next((int(l.split()[1]) for l in text.splitlines() if l.split()[:1] == [key]), 0)
+root = "/sys/fs/cgroup"
+if os.path.exists(root + "/memory.current"):  # cgroup v2
+    current, peak = read(root + "/memory.current"), read(root + "/memory.peak")
+    anon = stat(read(root + "/memory.stat"), "anon")
+    limit_hits = stat(read(root + "/memory.events"), "max")
+    cpu_ns = stat(read(root + "/cpu.stat"), "usage_usec") * 1000
+else:  # cgroup v1
+    current = read(root + "/memory/memory.usage_in_bytes")
+    peak = read(root + "/memory/memory.max_usage_in_bytes")
+    anon = stat(read(root + "/memory/memory.stat"), "rss")
+    limit_hits = int(read(root + "/memory/memory.failcnt") or 0)
+    cpu_ns = int(read(root + "/cpuacct/cpuacct.usage") or 0)
+children = read("/proc/1/task/1/children").split()  # under tini: the server
+server = int(children[0]) if children else 0
+hwm = stat(read(f"/proc/{server}/status").replace(":", " "), "VmHWM") * 1024 if server else 0
+ticks = read(f"/proc/{server}/stat").rsplit(")", 1)[-1].split()[11:13] if server else []
+server_cpu_ns = sum(int(t) for t in ticks) * 10**9 // os.sysconf("SC_CLK_TCK")
+print(json.dumps({"current": int(current or 0), "peak": int(peak or 0), "anon": anon,
+                  "limit_hits": limit_hits, "cpu_ns": cpu_ns, "server_pid": server,
+                  "server_hwm": hwm, "server_cpu_ns": server_cpu_ns}))
+"""
+
+
 @dataclass(frozen=True)
 class Completed:
     exit_code: int
@@ -99,17 +132,20 @@ class Host:
     def read(self, path: str) -> str:
         return self.run("cat", path).stdout
 
-    def cgroup(self) -> dict[str, float]:
-        """This container's memory (now and peak, bytes) and CPU time (seconds), from its cgroup.
+    def resources(self) -> dict[str, int]:
+        """What this container uses, from its cgroup (v1 or v2) and /proc, read inside it.
 
-        Read inside the container: cgroup v1 (``memory/``, ``cpuacct/``) or v2.
+        ``current``, ``peak``, ``anon`` (bytes: charged to the container now,
+        at most so far, anonymous memory now), ``limit_hits`` (allocations that
+        met the memory limit), ``cpu_ns`` (the container's CPU time so far,
+        this reading's own included), and for the server (tini's one child)
+        ``server_pid``, ``server_hwm`` (its peak RSS) and ``server_cpu_ns``
+        (its CPU time so far, user and system, its threads included).
         """
-        script = ("cd /sys/fs/cgroup; if [ -d memory ]; then "
-                  "cat memory/memory.usage_in_bytes memory/memory.max_usage_in_bytes "
-                  "cpuacct/cpuacct.usage; else cat memory.current memory.peak; "
-                  "awk '$1==\"usage_usec\"{print $2*1000}' cpu.stat; fi")
-        now, peak, cpu_ns = self.run("sh", "-c", script).stdout.split()
-        return {"memory": float(now), "memory_peak": float(peak), "cpu_seconds": int(cpu_ns) / 1e9}
+        result = self.run("python3", "-c", RESOURCES_SCRIPT)
+        if result.exit_code != 0:
+            raise AssertionError(f"reading resources on {self.alias}: {result.stderr}")
+        return json.loads(result.stdout)
 
     def logs(self) -> str:
         return self.container.logs().decode("utf-8", "replace")

@@ -264,28 +264,6 @@ def test_exec_short_token_refused_at_start(lab: TestLab) -> None:
 
 # --- memory: many big outputs, an unread one, a greedy command --------------------------
 
-MEMORY_SCRIPT = r"""
-import json, os
-def read(path):
-    try:
-        with open(path) as f:
-            return f.read()
-    except OSError:
-        return ""
-server = read("/proc/1/task/1/children").split()[0]  # tini's one child: the server
-hwm = next(int(l.split()[1]) * 1024 for l in read(f"/proc/{server}/status").splitlines()
-           if l.startswith("VmHWM:"))
-root = "/sys/fs/cgroup"
-if os.path.exists(root + "/memory.events"):  # cgroup v2
-    peak = int(read(root + "/memory.peak") or 0)
-    events = dict(l.split() for l in read(root + "/memory.events").splitlines())
-    limit_hits = int(events.get("max", 0))
-else:  # cgroup v1
-    peak = int(read(root + "/memory/memory.max_usage_in_bytes") or 0)
-    limit_hits = int(read(root + "/memory/memory.failcnt") or 0)
-print(json.dumps({"server_pid": int(server), "server_hwm": hwm, "cgroup_peak": peak,
-                  "limit_hits": limit_hits}))
-"""
 
 # What the server may hold: MAX_COMMANDS outputs at the cap, each with the
 # eighth a growing buffer over-allocates, plus the server itself (about 25 MiB
@@ -293,25 +271,19 @@ print(json.dumps({"server_pid": int(server), "server_hwm": hwm, "cgroup_peak": p
 MEMORY_BOUND = MAX_COMMANDS * OUTPUT_CAP * 9 // 8 + 64 * MB
 
 
-def memory(server: Host) -> dict[str, int]:
-    result = server.run("python3", "-c", MEMORY_SCRIPT)
-    assert result.exit_code == 0, result.stderr
-    return json.loads(result.stdout)
-
-
 def assert_alive_and_serving(server: Host, client: Host, alias: str, pid: int) -> None:
     assert state(server) == ("running", False, 0)
-    assert memory(server)["server_pid"] == pid  # the same server process, never restarted
+    assert server.resources()["server_pid"] == pid  # the same server process, never restarted
     after = client.check("framed", module=EXEC, host=alias, port=9002, command="echo alive")
     assert after["stdout"] == "alive\n"
 
 
 def test_exec_concurrent_big_outputs_keep_memory_bounded(lab: TestLab, client1: Host) -> None:
     server = lab.start("exec-server", alias="exec-mem")
-    pid = memory(server)["server_pid"]
+    pid = server.resources()["server_pid"]
     result = client1.check("concurrent_framed", module=EXEC, host="exec-mem", port=9002,
                            command=BIG_OUTPUT, clients=MAX_COMMANDS + 1)
-    used = memory(server)
+    used = server.resources()
     print(f"{MAX_COMMANDS + 1} clients x {BIG_OUTPUT}: {used}; replies {result['replies']}")
     served = [r for r in result["replies"] if r.get("stdout_bytes") == OUTPUT_CAP]
     busy = [r for r in result["replies"] if r.get("busy")]
@@ -329,10 +301,10 @@ def test_exec_never_reading_client_is_dropped_and_frees_its_slot(
     # One slot, so the second client must wait for the silent one to be dropped.
     server = lab.start("exec-server", alias="exec-idle", command=exec_command(
         "--idle-timeout", "3", "--max-commands", "1", "--slot-wait", "120"))
-    pid = memory(server)["server_pid"]
+    pid = server.resources()["server_pid"]
     result = client1.check("never_read", module=EXEC, host="exec-idle", port=9002,
                            command=f"head -c {OUTPUT_CAP} /dev/zero", then="echo served")
-    used = memory(server)
+    used = server.resources()
     print(f"never-reading client: {result}; memory {used}")
     assert result["server_was_sending"]  # the silent client's command held the slot...
     assert result["other"]["stdout"] == "served\n"  # ...until it was dropped: the slot came back
@@ -348,7 +320,7 @@ def test_exec_never_reading_client_is_dropped_and_frees_its_slot(
 
 def test_exec_greedy_command_is_killed_not_the_server(lab: TestLab, client1: Host) -> None:
     server = lab.start("exec-server", alias="exec-oom")
-    pid = memory(server)["server_pid"]
+    pid = server.resources()["server_pid"]
     started = time.monotonic()
     result = client1.check("framed", module=EXEC, host="exec-oom", port=9002,
                            command="python3 -c 'x = b\"x\" * (512 << 20); print(len(x))'")
@@ -356,7 +328,7 @@ def test_exec_greedy_command_is_killed_not_the_server(lab: TestLab, client1: Hos
     # The OOM killer took it (SIGKILL: -9 for the shell, 137 when the shell reports its child).
     assert result["exit_status"] in (-9, 128 + 9) and result["stdout"] == ""
     assert state(server)[0::2] == ("running", 0)  # OOMKilled is set: a command was killed
-    assert memory(server)["server_pid"] == pid
+    assert server.resources()["server_pid"] == pid
     after = client1.check("framed", module=EXEC, host="exec-oom", port=9002,
                           command="echo alive")
     assert after["stdout"] == "alive\n"

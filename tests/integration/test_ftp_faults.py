@@ -8,7 +8,6 @@ The scripted clients are in ``socklab.clients.scripted_ftp``.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
@@ -300,36 +299,6 @@ def test_ftp_byte_per_second_uploader_is_served(lab: TestLab, client1: Host,
     assert after["trickle.bin"] == result["sha256"]
 
 
-MEMORY_SCRIPT = r"""
-import json, os
-def read(path):
-    try:
-        with open(path) as f:
-            return f.read()
-    except OSError:
-        return ""
-root = "/sys/fs/cgroup"
-if os.path.exists(root + "/memory.current"):  # cgroup v2
-    current, peak = read(root + "/memory.current"), read(root + "/memory.peak")
-    stat, anon_key = read(root + "/memory.stat"), "anon"
-else:  # cgroup v1
-    current = read(root + "/memory/memory.usage_in_bytes")
-    peak = read(root + "/memory/memory.max_usage_in_bytes")
-    stat, anon_key = read(root + "/memory/memory.stat"), "rss"
-anon = next(int(l.split()[1]) for l in stat.splitlines() if l.split()[0] == anon_key)
-server = read("/proc/1/task/1/children").split()[0]  # tini's one child: the server
-hwm = next(int(l.split()[1]) * 1024 for l in read(f"/proc/{server}/status").splitlines()
-           if l.startswith("VmHWM:"))
-print(json.dumps({"current": int(current or 0), "peak": int(peak or 0), "anon": anon,
-                  "server_hwm": hwm}))
-"""
-
-
-def memory(server: Host) -> dict[str, int]:
-    """The container's cgroup memory (bytes) and the server process's peak RSS."""
-    result = server.run("python3", "-c", MEMORY_SCRIPT)
-    assert result.exit_code == 0, result.stderr
-    return json.loads(result.stdout)
 
 
 UNREAD_SIZE = 32 * MB  # far beyond the socket buffers of both ends
@@ -342,7 +311,7 @@ def test_ftp_client_not_reading_a_get_is_dropped_memory_bounded(
     before = {**stored(slow_server), **store_earlier_uploads(client1, "ftp-slow",
                                                              {"unread.bin": UNREAD_SIZE})}
     idle_closes = slow_server.logs().count("reason=idle-timeout")
-    memory_before = memory(slow_server)
+    memory_before = slow_server.resources()
     gate = "/tmp/ftp-unread-gate"
     samples = []
     with ThreadPoolExecutor(1) as pool:
@@ -350,14 +319,14 @@ def test_ftp_client_not_reading_a_get_is_dropped_memory_bounded(
                               port=9000, filename="unread.bin", gate=gate, count=UNREAD_CLIENTS)
 
         def all_dropped() -> bool:
-            samples.append(memory(slow_server))
+            samples.append(slow_server.resources())
             return (slow_server.logs().count("reason=idle-timeout") >=
                     idle_closes + UNREAD_CLIENTS)
 
         dropped = wait_until(all_dropped, EFFECT_TIMEOUT)
         open_gate((client1, gate))
         result = readers.result()
-    memory_after = memory(slow_server)
+    memory_after = slow_server.resources()
     assert dropped, f"the server did not drop its {UNREAD_CLIENTS} silent readers"
     for connection in result["connections"]:  # each got less than the file, then the end
         assert connection["received"] < UNREAD_SIZE and connection["ended"] in ("eof", "reset")

@@ -8,7 +8,7 @@ import socket
 
 import pytest
 
-from socklab.servers import blocking
+from socklab.servers import base, blocking
 from socklab.servers.base import serve_connection
 from socklab.sessions.echo import HELLO, UpperEcho
 
@@ -91,7 +91,7 @@ class FakeListener:
 
 @pytest.mark.parametrize("code", [errno.EMFILE, errno.ENFILE, errno.ECONNABORTED])
 def test_blocking_accept_one_survives_capacity_errors(code: int, log, monkeypatch) -> None:
-    monkeypatch.setattr(blocking, "ACCEPT_RETRY_DELAY", 0)
+    monkeypatch.setattr(base, "ACCEPT_RETRY_DELAY", 0)
     assert blocking.accept_one(FakeListener(OSError(code, "load")), log) is None
 
 
@@ -212,3 +212,23 @@ def test_send_fully_times_out_only_without_progress(socket_pair) -> None:
     send_fully(server, reply)
     reader.join()
     assert bytes(received) == reply
+
+
+def test_accept_failures_log_one_line_per_episode(log, caplog, monkeypatch) -> None:
+    from socklab.servers.base import AcceptFailures
+
+    clock = [100.0]
+    monkeypatch.setattr(base.time, "monotonic", lambda: clock[0])
+    caplog.set_level(logging.INFO, logger=log.name)
+    failures = AcceptFailures(log)
+    emfile = OSError(errno.EMFILE, "Too many open files")
+    for _ in range(5):  # at the limit: fail, accept a freed slot, fail again...
+        failures.failed(emfile)
+        clock[0] += 0.1
+        failures.accepted()
+    clock[0] += base.ACCEPT_RECOVERED_AFTER
+    failures.accepted()  # a second without failures: the episode is over
+    assert [r.getMessage() for r in caplog.records] == [
+        "accept failed: Too many open files; pausing accept, retrying every 0.1s",
+        "accept resumed after 0.4s and 5 failed attempts",
+    ]

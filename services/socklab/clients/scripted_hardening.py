@@ -117,11 +117,15 @@ class Dialog:
 
 
 def fd_exhaustion(host: str, port: int, count: int, kind: str, greeting: str = "",
-                  hold: float = 6.0, rounds_every: float = 0.5) -> Result:
+                  hold: float = 6.0, rounds_every: float = 0.5, quiet: float = 0.0,
+                  marker: str = "") -> Result:
     """Open ``count`` connections to a server with fewer descriptors; hold; release.
 
-    Connections the server could not accept wait in its listen queue. While
-    they are held, every accepted one does an exchange each ``rounds_every``
+    Connections the server could not accept wait in its listen queue. First
+    every connection stays quiet for ``quiet`` seconds (``marker``, a file
+    created when the quiet starts, lets a test measure the server's CPU
+    then: a loop spinning on its listener would show). Then, for ``hold``
+    seconds, every accepted one does an exchange each ``rounds_every``
     seconds (the server must keep serving them). Then all are closed and a
     new connection must be accepted and served.
     """
@@ -136,6 +140,9 @@ def fd_exhaustion(host: str, port: int, count: int, kind: str, greeting: str = "
             socks.append(sock)
     first = dialog.exchange(socks, 0, first=True, timeout=ANSWER_WAIT)
     accepted = [s for s, ok in zip(socks, first, strict=True) if ok]
+    if marker:
+        open(marker, "w").close()
+    time.sleep(quiet)
     rounds, exchanges, failed = 0, 0, 0
     deadline = time.monotonic() + hold
     while time.monotonic() < deadline:

@@ -13,6 +13,7 @@ import errno
 import logging
 import signal
 import socket
+import time
 from collections.abc import Generator, Iterable, Iterator
 from types import FrameType
 
@@ -81,6 +82,44 @@ def open_listener(host: str, port: int, backlog: int = DEFAULT_BACKLOG,
         sock.close()
         raise
     return sock
+
+
+# After a failed accept (out of descriptors, memory or buffers) a loop waits
+# this long before trying again, instead of spinning on a queue it cannot drain.
+ACCEPT_RETRY_DELAY = 0.1
+
+# Accepts that succeed this long after the last failure end an episode.
+ACCEPT_RECOVERED_AFTER = 1.0
+
+
+class AcceptFailures:
+    """The log of accept failures: one line when an episode starts, one when it ends.
+
+    At the descriptor limit the loops alternate between failing and accepting
+    the next waiting client as descriptors free up; a line for each would
+    flood the log. An episode ends at the first accept more than
+    ACCEPT_RECOVERED_AFTER seconds after the last failure.
+    """
+
+    def __init__(self, log: logging.Logger) -> None:
+        self.log = log
+        self.since: float | None = None
+        self.last = 0.0
+        self.count = 0
+
+    def failed(self, error: OSError) -> None:
+        self.last = time.monotonic()
+        self.count += 1
+        if self.since is None:
+            self.since = self.last
+            self.log.warning("accept failed: %s; pausing accept, retrying every %.1fs",
+                             error.strerror, ACCEPT_RETRY_DELAY)
+
+    def accepted(self) -> None:
+        if self.since is not None and time.monotonic() - self.last >= ACCEPT_RECOVERED_AFTER:
+            self.log.info("accept resumed after %.1fs and %d failed attempts",
+                          self.last - self.since, self.count)
+            self.since, self.count = None, 0
 
 
 # Small chunks of one reply are sent together, up to this many bytes. Sent

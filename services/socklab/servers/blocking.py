@@ -13,25 +13,24 @@ import socket
 import time
 
 from socklab.log import peer_name
-from socklab.servers.base import ACCEPT_CAPACITY_ERRNOS, serve_connection
+from socklab.servers import base
+from socklab.servers.base import ACCEPT_CAPACITY_ERRNOS, AcceptFailures, serve_connection
 from socklab.sessions import SessionFactory
 
-# After accept() fails for lack of descriptors or memory, wait this long
-# before trying again, instead of spinning on a queue we cannot drain.
-ACCEPT_RETRY_DELAY = 0.1
 
-
-def accept_one(listener: socket.socket, log: logging.Logger) -> socket.socket | None:
+def accept_one(listener: socket.socket, log: logging.Logger,
+               failures: AcceptFailures | None = None) -> socket.socket | None:
     """Accept the next connection; ``None`` after a load error, which is logged."""
+    failures = failures or AcceptFailures(log)
     try:
         conn, address = listener.accept()
     except OSError as error:
         if error.errno not in ACCEPT_CAPACITY_ERRNOS:
             raise
-        log.warning("accept failed: %s; pausing accept for %.1fs", error.strerror,
-                    ACCEPT_RETRY_DELAY)
-        time.sleep(ACCEPT_RETRY_DELAY)
+        failures.failed(error)
+        time.sleep(base.ACCEPT_RETRY_DELAY)
         return None
+    failures.accepted()
     log.info("accept peer=%s", peer_name(address))
     return conn
 
@@ -39,7 +38,8 @@ def accept_one(listener: socket.socket, log: logging.Logger) -> socket.socket | 
 def serve_blocking(listener: socket.socket, new_session: SessionFactory,
                    log: logging.Logger, idle_timeout: float | None = None) -> None:
     """Accept a client, serve it until it leaves (or idles), then accept the next."""
+    failures = AcceptFailures(log)
     while True:
-        conn = accept_one(listener, log)
+        conn = accept_one(listener, log, failures)
         if conn is not None:
             serve_connection(conn, new_session(), log, idle_timeout=idle_timeout)

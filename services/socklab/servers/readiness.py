@@ -23,8 +23,13 @@ import time
 from dataclasses import dataclass, field
 
 from socklab.log import peer_name
-from socklab.servers.base import ACCEPT_CAPACITY_ERRNOS, PEER_GONE_ERRNOS, RECV_SIZE
-from socklab.servers.blocking import ACCEPT_RETRY_DELAY
+from socklab.servers.base import (
+    ACCEPT_CAPACITY_ERRNOS,
+    ACCEPT_RETRY_DELAY,
+    PEER_GONE_ERRNOS,
+    RECV_SIZE,
+    AcceptFailures,
+)
 from socklab.sessions import Session, SessionFactory
 
 # Reply bytes we hold for one slow reader before we stop reading its requests.
@@ -155,7 +160,7 @@ class ReadinessServer:
         # In edge-triggered mode no new event would come for them.
         self.unfinished: set[int] = set()
         self.accept_paused_until: float | None = None
-        self.accept_failing = False
+        self.accept_failures = AcceptFailures(log)
         listener.setblocking(False)
         poller.register(listener.fileno(), True, False)
 
@@ -211,9 +216,7 @@ class ReadinessServer:
                     raise
                 self._pause_accepting(error)
                 return
-            if self.accept_failing:
-                self.log.info("accept resumed")
-                self.accept_failing = False
+            self.accept_failures.accepted()
             self._adopt(sock, peer_name(address))
 
     def _pause_accepting(self, error: OSError) -> None:
@@ -222,10 +225,7 @@ class ReadinessServer:
         Sleeping would stall every client; watching would spin, since the
         queued connection keeps the listener readable.
         """
-        if not self.accept_failing:  # one line per episode, not one per retry
-            self.log.warning("accept failed: %s; pausing accept, retrying every %.1fs",
-                             error.strerror, ACCEPT_RETRY_DELAY)
-            self.accept_failing = True
+        self.accept_failures.failed(error)
         self.poller.unregister(self.listener.fileno())
         self.accept_paused_until = time.monotonic() + ACCEPT_RETRY_DELAY
 

@@ -17,8 +17,13 @@ import socketserver
 import threading
 
 from socklab.log import peer_name
-from socklab.servers.base import ACCEPT_CAPACITY_ERRNOS, serve_connection, stop_on_signals
-from socklab.servers.blocking import ACCEPT_RETRY_DELAY
+from socklab.servers.base import (
+    ACCEPT_CAPACITY_ERRNOS,
+    ACCEPT_RETRY_DELAY,
+    AcceptFailures,
+    serve_connection,
+    stop_on_signals,
+)
 from socklab.sessions import SessionFactory
 
 # How often serve_forever checks for shutdown(): stopping takes at most this.
@@ -59,7 +64,7 @@ class SessionServer(socketserver.ThreadingTCPServer):
                  log: logging.Logger, backlog: int, idle_timeout: float | None = None) -> None:
         self.request_queue_size = backlog
         self.descriptor_reserve = DESCRIPTOR_RESERVE
-        self.accept_paused = False
+        self.accept_failures = AcceptFailures(log)
         self.idle_timeout = idle_timeout
         self.new_session = new_session
         self.log = log
@@ -80,14 +85,10 @@ class SessionServer(socketserver.ThreadingTCPServer):
             request = super().get_request()
         except OSError as error:
             if error.errno in ACCEPT_CAPACITY_ERRNOS:
-                if not self.accept_paused:
-                    self.log.warning("accept failed: %s; pausing accept", error.strerror)
-                    self.accept_paused = True
+                self.accept_failures.failed(error)
                 threading.Event().wait(ACCEPT_RETRY_DELAY)  # no busy loop on EMFILE
             raise
-        if self.accept_paused:
-            self.log.info("accept resumed")
-            self.accept_paused = False
+        self.accept_failures.accepted()
         return request
 
 
