@@ -12,6 +12,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 ANSIBLE_DIR = ROOT / "ansible"
 SITE = ANSIBLE_DIR / "site.yml"
+REPORTS = ROOT / "test-reports" / "ansible"  # the playbook runs' full output
 BIN = Path(sys.executable).parent  # ansible-playbook sits beside the venv's python
 
 # A cold converge (Docker from Debian's mirror, the lab image shipped) took
@@ -33,6 +34,11 @@ class Run:
     def tail(self, lines: int = 60) -> str:
         return "\n".join(self.output.splitlines()[-lines:])
 
+    def changed_tasks(self) -> list[str]:
+        """Each task that reported a change, with the change lines of its hosts."""
+        return [f"{task} {line}" for task, line in task_lines(self.output)
+                if line.startswith("changed:")]
+
 
 def parse_recap(output: str) -> dict[str, dict[str, int]]:
     """The PLAY RECAP of ``output``: host -> {"ok": n, "changed": n, "failed": n, ...}.
@@ -49,6 +55,17 @@ def parse_recap(output: str) -> dict[str, dict[str, int]]:
             counts = (pair.split("=") for pair in match["counts"].split())
             hosts[match["host"]] = {key: int(value) for key, value in counts}
     return hosts
+
+
+def task_lines(output: str) -> list[tuple[str, str]]:
+    """(task header, line) for each line printed under a TASK or HANDLER header."""
+    found, task = [], ""
+    for line in output.splitlines():
+        if line.startswith(("TASK [", "RUNNING HANDLER [")):
+            task = line.rstrip(" *")
+        elif task and line.strip():
+            found.append((task, line.strip()))
+    return found
 
 
 def ansible_env() -> dict[str, str]:
@@ -71,5 +88,10 @@ def run_tool(tool: str, *args: str, timeout: float = PLAYBOOK_TIMEOUT) -> Run:
     return Run(done.returncode, done.stdout)
 
 
-def run_playbook(inventory: Path, *args: str) -> Run:
-    return run_tool("ansible-playbook", "-i", str(inventory), str(SITE), *args)
+def run_playbook(inventory: Path, *args: str, log_name: str = "") -> Run:
+    """site.yml against ``inventory``; its output also saved as test-reports/ansible/LOG_NAME."""
+    run = run_tool("ansible-playbook", "-i", str(inventory), str(SITE), *args)
+    if log_name:
+        REPORTS.mkdir(parents=True, exist_ok=True)
+        (REPORTS / log_name).write_text(run.output)
+    return run

@@ -76,7 +76,7 @@ def vm_list(vm_set: vms.VmSet) -> list[vms.Vm]:
 @pytest.fixture(scope="session")
 def converge(vm_set: vms.VmSet) -> Run:
     """The first run of site.yml against the fresh VMs."""
-    return run_playbook(vm_set.inventory)
+    return run_playbook(vm_set.inventory, log_name="converge.log")
 
 
 @pytest.fixture(scope="session")
@@ -90,4 +90,4 @@ def converged(converge: Run) -> Run:
 @pytest.fixture(scope="session")
 def second_run(converged: Run, vm_set: vms.VmSet) -> Run:
     """site.yml again, on the converged VMs."""
-    return run_playbook(vm_set.inventory)
+    return run_playbook(vm_set.inventory, log_name="second-run.log")
