@@ -35,7 +35,7 @@ WITH_IMAGE = image_env="$$($(HOSTPY) -m socklab.build images)"; eval "$$image_en
 .PHONY: vms vms-down provision test-ansible
 
 help: ## list the targets
-	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
 check-docker:
 	@command -v docker >/dev/null || { echo "socklab: the docker command is missing: install Docker Engine (Debian: apt-get install docker.io)" >&2; exit 1; }
@@ -114,6 +114,7 @@ clean: ## remove everything the project created: lab, test leftovers, images, ve
 	-@if [ -n "$(COMPOSE)" ] && docker info >/dev/null 2>&1; then $(DC) down -v --remove-orphans; fi
 	-@docker ps -aq --filter label=socklab.test-run | xargs -r docker rm -fv >/dev/null
 	-@docker network ls -q --filter label=socklab.test-run | xargs -r docker network rm >/dev/null
-	-@docker images --format '{{.Repository}}:{{.Tag}}' | grep -E '^socklab-(lab|base):' | xargs -r docker rmi
-	rm -rf $(VENV) .pytest_cache .ruff_cache test-reports .image-build.lock services/*.egg-info
+	-@$(HOSTPY) -m socklab.vms down >/dev/null 2>&1
+	-@docker images --format '{{.Repository}}:{{.Tag}}' | grep -E '^socklab-(lab|base|vm):' | xargs -r docker rmi
+	rm -rf $(VENV) .pytest_cache .ruff_cache test-reports .image-build.lock services/*.egg-info .vms
 	find services tests -name __pycache__ -type d -prune -exec rm -rf {} +
