@@ -27,3 +27,22 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         harness.sweep(docker.from_env(), {harness.RUN_LABEL: os.environ["SOCKLAB_TEST_RUN"]})
     except Exception as error:  # a failed sweep must not mask the results
         print(f"socklab: sweeping test run failed: {error}")
+
+
+# Figures a test measured, recorded with record_property("figures", line):
+# gathered from every xdist worker and printed together at the end of the run.
+# (Here, not in integration/conftest.py: the xdist controller never collects
+# tests, so only this conftest, loaded at start-up, sees its reports.)
+_FIGURES: list[str] = []
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.when == "call":
+        _FIGURES.extend(str(value) for key, value in report.user_properties if key == "figures")
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if _FIGURES:
+        terminalreporter.section("socklab figures")
+        for line in sorted(_FIGURES):
+            terminalreporter.write_line(line)

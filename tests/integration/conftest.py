@@ -77,19 +77,3 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         report.sections.append(("socklab evidence", f"evidence saved:\n{listing}"))
         report.longrepr = f"{report.longrepr}\n\nevidence saved:\n{listing}"
 
-
-# Figures a test measured, recorded with record_property("figures", line):
-# gathered from every xdist worker and printed together at the end of the run.
-_FIGURES: list[str] = []
-
-
-def pytest_runtest_logreport(report: pytest.TestReport) -> None:
-    if report.when == "call":
-        _FIGURES.extend(str(value) for key, value in report.user_properties if key == "figures")
-
-
-def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    if _FIGURES:
-        terminalreporter.section("socklab figures")
-        for line in sorted(_FIGURES):
-            terminalreporter.write_line(line)
