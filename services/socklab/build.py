@@ -208,22 +208,36 @@ def _short_hash(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()[:HASH_LENGTH]
 
 
-def base_recipe(suite: str, mirror: str) -> dict[str, object]:
-    """Everything the base image is made from; its tag is a hash of this."""
-    return {
-        "packages": list(BASE_PACKAGES),
+def rootfs_recipe(packages: tuple[str, ...] | list[str], suite: str, mirror: str,
+                  import_changes: tuple[str, ...] | list[str], version: int,
+                  hooks: tuple[str, ...] | list[str] = ()) -> dict[str, object]:
+    """Everything an mmdebstrap-built image is made from; its tag is a hash of this."""
+    recipe: dict[str, object] = {
+        "packages": list(packages),
         "suite": suite,
         "variant": MMDEBSTRAP_VARIANT,
         "mirror": mirror,
         "dpkg_options": list(DPKG_OPTIONS),
-        "import_changes": list(IMPORT_CHANGES),
-        "recipe_version": BASE_RECIPE_VERSION,
+        "import_changes": list(import_changes),
+        "recipe_version": version,
     }
+    if hooks:
+        recipe["hooks"] = list(hooks)
+    return recipe
+
+
+def recipe_tag(repo: str, recipe: dict[str, object]) -> str:
+    """``repo:<hash of the recipe>``: a change to any input is a new tag."""
+    return f"{repo}:{_short_hash(json.dumps(recipe, sort_keys=True).encode())}"
+
+
+def base_recipe(suite: str, mirror: str) -> dict[str, object]:
+    """Everything the base image is made from; its tag is a hash of this."""
+    return rootfs_recipe(BASE_PACKAGES, suite, mirror, IMPORT_CHANGES, BASE_RECIPE_VERSION)
 
 
 def base_tag(suite: str, mirror: str) -> str:
-    recipe = json.dumps(base_recipe(suite, mirror), sort_keys=True).encode()
-    return f"{BASE_REPO}:{_short_hash(recipe)}"
+    return recipe_tag(BASE_REPO, base_recipe(suite, mirror))
 
 
 def _is_hashed(path: Path, top: Path) -> bool:
@@ -504,21 +518,12 @@ VM_IMPORT_CHANGES: tuple[str, ...] = (
 
 def vm_recipe(suite: str, mirror: str) -> dict[str, object]:
     """Everything the test VM image is made from; its tag is a hash of this."""
-    return {
-        "packages": list(VM_PACKAGES),
-        "suite": suite,
-        "variant": MMDEBSTRAP_VARIANT,
-        "mirror": mirror,
-        "dpkg_options": list(DPKG_OPTIONS),
-        "hooks": list(VM_HOOKS),
-        "import_changes": list(VM_IMPORT_CHANGES),
-        "recipe_version": VM_RECIPE_VERSION,
-    }
+    return rootfs_recipe(VM_PACKAGES, suite, mirror, VM_IMPORT_CHANGES, VM_RECIPE_VERSION,
+                         hooks=VM_HOOKS)
 
 
 def vm_tag(suite: str, mirror: str) -> str:
-    recipe = json.dumps(vm_recipe(suite, mirror), sort_keys=True).encode()
-    return f"{VM_REPO}:{_short_hash(recipe)}"
+    return recipe_tag(VM_REPO, vm_recipe(suite, mirror))
 
 
 def vm_mmdebstrap_command(suite: str, mirror: str, target: Path) -> list[str]:
