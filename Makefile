@@ -4,7 +4,11 @@ SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 .DEFAULT_GOAL := help
 
-PROJECT      ?= socklab
+# make up LAB=alice starts a lab of its own beside the others (make down|shell|ps|logs
+# LAB=alice act on it): Compose project and network socklab-alice, its own uploads
+# volume, the same host names inside. Without LAB: project and network socklab.
+LAB          ?=
+PROJECT      ?= $(if $(LAB),socklab-$(LAB),socklab)
 COMPOSE_FILE := compose/lab.yml
 PYTHON       ?= python3
 HOSTPY       := PYTHONPATH=services $(PYTHON)
@@ -25,17 +29,19 @@ ANSIBLE_TEST_ARGS ?=
 # Compose v2 (docker compose) if present, else v1 (docker-compose).
 COMPOSE := $(shell if docker compose version >/dev/null 2>&1; then echo "docker compose"; \
              elif command -v docker-compose >/dev/null 2>&1; then echo docker-compose; fi)
-DC = $(COMPOSE) -p $(PROJECT) -f $(COMPOSE_FILE) $(if $(PUBLISH),-f compose/publish.yml)
+# compose/lab.yml names the lab's network from SOCKLAB_NETWORK: one network per lab.
+DC = SOCKLAB_NETWORK=$(PROJECT) $(COMPOSE) -p $(PROJECT) -f $(COMPOSE_FILE) $(if $(PUBLISH),-f compose/publish.yml)
 
 # Builds what is missing (tags are hashes of the inputs) and exports SOCKLAB_IMAGE.
 # (The assignment, unlike a bare eval "$(...)", fails when the build fails.)
 WITH_IMAGE = image_env="$$($(HOSTPY) -m socklab.build images)"; eval "$$image_env"; export SOCKLAB_IMAGE;
 
-.PHONY: help up down shell ps logs test lint unit images clean check-docker check-compose
+.PHONY: help up down shell ps logs test lint unit images clean check-docker check-compose check-lab
 .PHONY: vms vms-down provision test-ansible
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+	@echo "  LAB=name with up, down, shell, ps, logs: a lab of its own beside the others"
 
 check-docker:
 	@command -v docker >/dev/null || { echo "socklab: the docker command is missing: install Docker Engine (Debian: apt-get install docker.io)" >&2; exit 1; }
@@ -44,26 +50,32 @@ check-docker:
 check-compose: check-docker
 	@[ -n "$(COMPOSE)" ] || { echo "socklab: no Compose tool: install 'docker compose' (v2) or docker-compose (v1, Debian: apt-get install docker-compose)" >&2; exit 1; }
 
+# A bad LAB name, or PUBLISH=1 with LAB (every lab would want the same host ports),
+# stops here, before anything starts. (Passed in the environment: no shell quoting.)
+check-lab: export SOCKLAB_CHECK_LAB := $(LAB)
+check-lab:
+	@$(HOSTPY) -m socklab.hostctl check-lab --lab="$$SOCKLAB_CHECK_LAB" $(if $(PUBLISH),--publish)
+
 images: check-docker ## build the base and lab images if missing
 	@$(HOSTPY) -m socklab.build images >/dev/null
 
-up: check-compose ## build what is missing, start the lab, wait for health, print the lab map
+up: check-lab check-compose ## build what is missing, start the lab, wait for health, print the lab map
 	@$(WITH_IMAGE) \
-	echo "socklab: starting the lab with $$SOCKLAB_IMAGE ($(COMPOSE))" >&2; \
+	echo "socklab: starting the lab $(PROJECT) with $$SOCKLAB_IMAGE ($(COMPOSE))" >&2; \
 	$(DC) up -d --remove-orphans; \
 	$(HOSTPY) -m socklab.hostctl wait --project $(PROJECT); \
 	echo; $(HOSTPY) -m socklab.hostctl map --project $(PROJECT)
 
-down: check-compose ## stop and remove the lab (uploads are kept in their volume)
+down: check-lab check-compose ## stop and remove the lab (uploads are kept in their volume)
 	$(DC) down --remove-orphans
 
-shell: check-compose ## a shell on client-1
+shell: check-lab check-compose ## a shell on client-1
 	$(DC) exec client-1 bash
 
-ps: check-compose ## the lab's containers and the lab map
+ps: check-lab check-compose ## the lab's containers and the lab map
 	@$(HOSTPY) -m socklab.hostctl map --project $(PROJECT)
 
-logs: check-compose ## follow the servers' logs (one line per connection event)
+logs: check-lab check-compose ## follow the servers' logs (one line per connection event)
 	$(DC) logs --follow --tail 50
 
 $(VENV_STAMP): pyproject.toml
@@ -112,6 +124,8 @@ test-ansible: check-docker $(VENV_STAMP) ## ansible-lint, then site.yml on fresh
 
 clean: ## remove everything the project created: lab, test leftovers, images, venv
 	-@if [ -n "$(COMPOSE)" ] && docker info >/dev/null 2>&1; then $(DC) down -v --remove-orphans; fi
+	-@if docker info >/dev/null 2>&1; then for lab in $$($(HOSTPY) -m socklab.hostctl labs); do \
+	  echo "socklab: removing lab $$lab" >&2; $(HOSTPY) -m socklab.hostctl remove --project "socklab-$$lab"; done; fi
 	-@docker ps -aq --filter label=socklab.test-run | xargs -r docker rm -fv >/dev/null
 	-@docker network ls -q --filter label=socklab.test-run | xargs -r docker network rm >/dev/null
 	-@$(HOSTPY) -m socklab.vms down >/dev/null 2>&1

@@ -1,19 +1,30 @@
-"""Host-side helpers of ``make up``: wait for the lab's health checks, print the map.
+"""Host-side helpers of ``make up``: lab names, health, the map, and how many labs fit.
 
 Runs on the host with the standard library only and talks to Docker through
-its CLI, so ``make up`` needs no virtual environment. Usage::
+its CLI, so ``make up`` needs no virtual environment. One machine can run
+many labs (``make up LAB=alice``): lab ``alice`` is Compose project
+``socklab-alice`` on network ``socklab-alice``; without a name it is the
+default lab, project and network ``socklab``. Usage::
 
-    PYTHONPATH=services python3 -m socklab.hostctl wait --project socklab
-    PYTHONPATH=services python3 -m socklab.hostctl map --project socklab
+    PYTHONPATH=services python3 -m socklab.hostctl check-lab --lab alice [--publish]
+    PYTHONPATH=services python3 -m socklab.hostctl wait --project socklab-alice
+    PYTHONPATH=services python3 -m socklab.hostctl map --project socklab-alice
+    PYTHONPATH=services python3 -m socklab.hostctl labs      # the named labs running here
+    PYTHONPATH=services python3 -m socklab.hostctl remove --project socklab-alice
+    PYTHONPATH=services python3 -m socklab.hostctl capacity --counts 1,5,10,20
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import re
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from socklab.variants import VARIANTS
@@ -23,6 +34,52 @@ DEFAULT_WAIT = 120.0
 POLL_INTERVAL = 1.0
 
 PORTS = {v.host: ", ".join(f"{p}/{v.transport}" for p in v.ports) for v in VARIANTS.values()}
+
+DEFAULT_PROJECT = "socklab"
+LAB_PREFIX = "socklab-"
+LAB_NAME = re.compile(r"[a-z0-9][a-z0-9-]*")
+# Compose names containers <project>_<service>_1 (v1) or <project>-<service>-1
+# (v2), and a container's name is a DNS name on its network: a DNS label holds
+# at most 63 characters. The longest service name decides what is left for LAB.
+LONGEST_SERVICE = max([v.host for v in VARIANTS.values()] + ["client-1"], key=len)
+MAX_LAB_LENGTH = 63 - len(LAB_PREFIX) - len(f"_{LONGEST_SERVICE}_1")
+COMPOSE_PROJECT_LABEL = "com.docker.compose.project"
+TEST_RUN_LABEL = "socklab.test-run"
+
+
+def lab_project(lab: str) -> str:
+    """The Compose project (and network) name of lab ``lab``; "" is the default lab."""
+    return f"{LAB_PREFIX}{lab}" if lab else DEFAULT_PROJECT
+
+
+def lab_of(project: str) -> str:
+    """The LAB name of a project, "" for the default lab (inverse of lab_project)."""
+    return project.removeprefix(LAB_PREFIX) if project.startswith(LAB_PREFIX) else ""
+
+
+def lab_error(lab: str, publish: bool = False) -> str | None:
+    """Why ``make up LAB=lab`` must not start, or None when it may."""
+    if not lab:
+        return None
+    if not LAB_NAME.fullmatch(lab):
+        return (f"LAB={lab!r} is not a lab name: use lower-case letters, digits and '-', "
+                "starting with a letter or digit (e.g. LAB=alice)")
+    if len(lab) > MAX_LAB_LENGTH:
+        return (f"LAB={lab!r} has {len(lab)} characters, at most {MAX_LAB_LENGTH} fit: "
+                f"its longest container name, {LAB_PREFIX}{lab}_{LONGEST_SERVICE}_1, "
+                "must fit in one DNS label (63 characters)")
+    if publish:
+        return (f"PUBLISH=1 with LAB={lab}: every lab would publish the same ports on "
+                "127.0.0.1 (19000, ...) and the second lab would fail to start. "
+                "Reach a named lab from its client hosts (make shell LAB=" + lab + "), "
+                "or publish the default lab only (make up PUBLISH=1)")
+    return None
+
+
+def lab_hint(project: str) -> str:
+    """The ``LAB=...`` argument that names ``project`` on make's command line."""
+    lab = lab_of(project)
+    return f" LAB={lab}" if lab else ""
 
 
 def docker_json(*args: str) -> Any:
@@ -38,6 +95,37 @@ def lab_containers(project: str) -> list[dict[str, Any]]:
                          capture_output=True, text=True, check=True).stdout.split()
     containers = docker_json("inspect", *ids) if ids else []
     return sorted(containers, key=service_name)
+
+
+def lab_projects() -> list[str]:
+    """The Compose projects of the learner labs on this machine (test labs excluded)."""
+    result = subprocess.run(["docker", "ps", "-a", "--filter", "label=socklab.role", "--format",
+                             f'{{{{.Label "{COMPOSE_PROJECT_LABEL}"}}}}|'
+                             f'{{{{.Label "{TEST_RUN_LABEL}"}}}}'],
+                            capture_output=True, text=True, check=True)
+    return projects_of(result.stdout.splitlines())
+
+
+def projects_of(lines: list[str]) -> list[str]:
+    """The lab projects in ``PROJECT|TEST-RUN`` lines (one per container), tests left out."""
+    projects = set()
+    for line in lines:
+        project, _, test_run = line.partition("|")
+        if not test_run and (project == DEFAULT_PROJECT or lab_of(project)):
+            projects.add(project)
+    return sorted(projects)
+
+
+def remove_project(project: str) -> None:
+    """Remove a lab's containers, network and volumes (``compose down -v``, by label)."""
+    selector = f"label={COMPOSE_PROJECT_LABEL}={project}"
+    for kind in ("container", "network", "volume"):
+        ids = subprocess.run(["docker", kind, "ls", "-q", "--filter", selector, *(
+            ["-a"] if kind == "container" else [])], capture_output=True, text=True,
+            check=True).stdout.split()
+        remove = {"container": ["rm", "-fv"], "network": ["rm"], "volume": ["rm", "-f"]}[kind]
+        if ids:
+            subprocess.run(["docker", kind, *remove, *ids], capture_output=True, check=False)
 
 
 def service_name(container: dict[str, Any]) -> str:
@@ -64,8 +152,8 @@ def wait(project: str, timeout: float) -> int:
             print(f"socklab: no containers of project {project!r}", file=sys.stderr)
             return 1
         if failed or (pending and time.monotonic() > deadline):
-            print(f"socklab: not healthy: {', '.join(failed or pending)}; see: make logs",
-                  file=sys.stderr)
+            print(f"socklab: not healthy: {', '.join(failed or pending)}; "
+                  f"see: make logs{lab_hint(project)}", file=sys.stderr)
             return 1
         if not pending:
             print(f"socklab: all {len(states)} hosts up", file=sys.stderr)
@@ -89,8 +177,12 @@ def published(container: dict[str, Any]) -> str:
 
 def print_map(project: str) -> int:
     containers = lab_containers(project)
+    others = [lab_of(p) or "(the default lab)" for p in lab_projects() if p != project]
+    if others:
+        print(f"Other labs on this machine: {', '.join(others)} (make ps LAB=name)\n")
     if not containers:
-        print(f"socklab: the lab {project!r} is not running (make up)", file=sys.stderr)
+        print(f"socklab: the lab {project!r} is not running (make up{lab_hint(project)})",
+              file=sys.stderr)
         return 1
     rows = [("HOST", "ADDRESS", "PORTS", "STATE", "CONTAINER")]
     rows += [(service_name(c), address(c), PORTS.get(service_name(c), "-"), health(c),
@@ -99,7 +191,8 @@ def print_map(project: str) -> int:
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
         print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
-    print("\nEnter a client host:   make shell      (a shell on client-1)")
+    hint = lab_hint(project)
+    print(f"\nEnter a client host:   make shell{hint}      (a shell on client-1)")
     print("Then, for example:     socklab client tcp     socklab client exec --mode naive")
     if not publishing:
         print("Host names resolve on the lab network only; no port is published on this machine.")
@@ -110,15 +203,159 @@ def print_map(project: str) -> int:
     return 0
 
 
+# --- how many labs fit on this machine (capacity) ---------------------------------
+
+ROOT = Path(__file__).resolve().parents[2]
+CGROUP = Path("/sys/fs/cgroup")
+
+
+@dataclass(frozen=True)
+class Memory:
+    """What a container is charged (``usage``, page cache included) and its anonymous part."""
+
+    usage: int
+    anon: int
+
+
+def stat_value(text: str, key: str) -> int:
+    """The value of ``key`` in a cgroup ``memory.stat`` or ``/proc/meminfo`` text (0 if absent)."""
+    for line in text.splitlines():
+        fields = line.replace(":", " ").split()
+        if fields[:1] == [key]:
+            return int(fields[1])
+    return 0
+
+
+def container_memory(container_id: str) -> Memory:
+    """A container's memory from the host's cgroup files (v1 under docker/, v2 a scope)."""
+    v1 = CGROUP / "memory" / "docker" / container_id
+    if v1.is_dir():
+        stat = (v1 / "memory.stat").read_text()
+        return Memory(int((v1 / "memory.usage_in_bytes").read_text()),
+                      stat_value(stat, "total_rss"))
+    v2 = CGROUP / "system.slice" / f"docker-{container_id}.scope"
+    stat = (v2 / "memory.stat").read_text()
+    return Memory(int((v2 / "memory.current").read_text()), stat_value(stat, "anon"))
+
+
+def lab_memory(project: str) -> Memory:
+    """The sum over a lab's running containers."""
+    ids = subprocess.run(["docker", "ps", "-q", "--no-trunc", "--filter",
+                          f"label={COMPOSE_PROJECT_LABEL}={project}"],
+                         capture_output=True, text=True, check=True).stdout.split()
+    readings = [container_memory(i) for i in ids]
+    return Memory(sum(m.usage for m in readings), sum(m.anon for m in readings))
+
+
+def cpu_times() -> tuple[int, int]:
+    """(busy, total) jiffies of all CPUs from /proc/stat; idle and iowait count as not busy."""
+    fields = [int(f) for f in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    total = sum(fields[:8])  # guest time is already inside user and nice
+    return total - fields[3] - fields[4], total
+
+
+def cores_busy(before: tuple[int, int], after: tuple[int, int]) -> float:
+    """How many CPUs were busy on average between two cpu_times() readings."""
+    busy, total = after[0] - before[0], after[1] - before[1]
+    return (os.cpu_count() or 1) * busy / total if total else 0.0
+
+
+def host_figures(window: float) -> dict[str, float]:
+    """MemAvailable, CPUs busy over ``window`` seconds and the load averages, now."""
+    before = cpu_times()
+    time.sleep(window)
+    busy = cores_busy(before, cpu_times())
+    available = stat_value(Path("/proc/meminfo").read_text(), "MemAvailable") * 1024
+    load = os.getloadavg()
+    return {"mem_available_gib": round(available / 2**30, 2), "cores_busy": round(busy, 2),
+            "load1": load[0], "load5": load[1]}
+
+
+def start_lab(lab: str) -> float:
+    """``make up LAB=lab`` from the checkout; the seconds it took (SystemExit if it failed)."""
+    started = time.monotonic()
+    result = subprocess.run(["make", "-s", "up", f"LAB={lab}"], cwd=ROOT, capture_output=True,
+                            text=True, check=False)
+    if result.returncode != 0:
+        raise SystemExit(f"socklab: make up LAB={lab} failed:\n{result.stderr[-2000:]}")
+    return time.monotonic() - started
+
+
+def measure_step(labs: list[str], up_seconds: list[float], settle: float,
+                 window: float) -> dict[str, Any]:
+    """The figures with ``labs`` running, after ``settle`` seconds of idling."""
+    time.sleep(settle)
+    memory = [lab_memory(lab_project(lab)) for lab in labs]
+    mib = 2**20
+    return {"labs": len(labs), **host_figures(window),
+            "lab_usage_mib": round(sum(m.usage for m in memory) / len(memory) / mib, 1),
+            "lab_anon_mib": round(sum(m.anon for m in memory) / len(memory) / mib, 1),
+            "up_seconds_mean": round(sum(up_seconds) / len(up_seconds), 1),
+            "up_seconds_max": round(max(up_seconds), 1)}
+
+
+def capacity(counts: list[int], prefix: str, settle: float, window: float) -> int:
+    """Start labs prefix1..prefixN in steps of ``counts``, print the figures, remove them."""
+    labs: list[str] = []
+    up_seconds: list[float] = []
+    existing = set(lab_projects())
+    try:
+        print(json.dumps({"labs": 0, **host_figures(window)}), flush=True)
+        for count in sorted(counts):
+            for number in range(len(labs) + 1, count + 1):
+                lab = f"{prefix}{number}"
+                if lab_project(lab) in existing or lab_error(lab):
+                    raise SystemExit(f"socklab: lab {lab} exists or is not a lab name")
+                labs.append(lab)
+                up_seconds.append(start_lab(lab))
+                print(f"socklab: lab {lab} up in {up_seconds[-1]:.1f} s", file=sys.stderr)
+            print(json.dumps(measure_step(labs, up_seconds, settle, window)), flush=True)
+    finally:
+        for lab in labs:
+            remove_project(lab_project(lab))
+        print(f"socklab: removed {len(labs)} labs", file=sys.stderr)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python3 -m socklab.hostctl")
-    parser.add_argument("action", choices=("wait", "map"))
-    parser.add_argument("--project", default="socklab", help="compose project name")
+    parser.add_argument("action", choices=("check-lab", "wait", "map", "labs", "remove",
+                                           "capacity"))
+    parser.add_argument("--project", default=DEFAULT_PROJECT, help="compose project name")
+    parser.add_argument("--lab", default="", help="check-lab: the LAB name to check")
+    parser.add_argument("--publish", action="store_true", help="check-lab: PUBLISH=1 was given")
     parser.add_argument("--timeout", type=float, default=DEFAULT_WAIT)
+    parser.add_argument("--counts", default="1,5,10,20",
+                        help="capacity: how many labs to measure with, in steps")
+    parser.add_argument("--prefix", default="m", help="capacity: labs are named PREFIX1, ...")
+    parser.add_argument("--settle", type=float, default=60.0,
+                        help="capacity: seconds to idle before measuring")
+    parser.add_argument("--window", type=float, default=30.0,
+                        help="capacity: seconds over which CPU use is averaged")
     args = parser.parse_args(argv)
+    if args.action == "check-lab":
+        return check_lab(args.lab, args.publish)
     if args.action == "wait":
         return wait(args.project, args.timeout)
+    if args.action == "labs":
+        print("\n".join(lab_of(p) for p in lab_projects() if lab_of(p)))
+        return 0
+    if args.action == "remove":
+        remove_project(args.project)
+        return 0
+    if args.action == "capacity":
+        counts = [int(c) for c in args.counts.split(",")]
+        return capacity(counts, args.prefix, args.settle, args.window)
     return print_map(args.project)
+
+
+def check_lab(lab: str, publish: bool) -> int:
+    """Exit status 1 with the reason when ``make ... LAB=lab`` must not run."""
+    error = lab_error(lab, publish)
+    if error:
+        print(f"socklab: {error}", file=sys.stderr)
+        return 1
+    return 0
 
 
 if __name__ == "__main__":
