@@ -238,12 +238,16 @@ def container_memory(container_id: str) -> Memory:
     return Memory(int((v2 / "memory.current").read_text()), stat_value(stat, "anon"))
 
 
+def container_ids(project: str) -> set[str]:
+    """The full ids of a lab's running containers."""
+    return set(subprocess.run(["docker", "ps", "-q", "--no-trunc", "--filter",
+                               f"label={COMPOSE_PROJECT_LABEL}={project}"],
+                              capture_output=True, text=True, check=True).stdout.split())
+
+
 def lab_memory(project: str) -> Memory:
     """The sum over a lab's running containers."""
-    ids = subprocess.run(["docker", "ps", "-q", "--no-trunc", "--filter",
-                          f"label={COMPOSE_PROJECT_LABEL}={project}"],
-                         capture_output=True, text=True, check=True).stdout.split()
-    readings = [container_memory(i) for i in ids]
+    readings = [container_memory(i) for i in container_ids(project)]
     return Memory(sum(m.usage for m in readings), sum(m.anon for m in readings))
 
 
@@ -271,6 +275,93 @@ def host_figures(window: float) -> dict[str, float]:
             "load1": load[0], "load5": load[1]}
 
 
+def process_ticks(pid: int, children: bool = True) -> int:
+    """CPU clock ticks of a process (user + system), with its reaped children's if asked."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:  # gone in the meantime
+        return 0
+    return sum(int(f) for f in fields[11:15 if children else 13])
+
+
+def container_cpu_ns(container_id: str) -> int:
+    """CPU time of everything that ran in a container's cgroup (v1 cpuacct, v2 cpu.stat)."""
+    v1 = CGROUP / "cpuacct" / "docker" / container_id / "cpuacct.usage"
+    if v1.exists():
+        return int(v1.read_text())
+    v2 = CGROUP / "system.slice" / f"docker-{container_id}.scope" / "cpu.stat"
+    return stat_value(v2.read_text(), "usage_usec") * 1000
+
+
+def helper_pids(ids: set[str]) -> dict[str, list[int]]:
+    """The processes outside the containers that serve them, by kind.
+
+    ``shims``: one containerd shim per container (``-id <container id>``).
+    ``storage``: with the fuse-overlayfs storage driver (these machines),
+    each container's root file system is a fuse-overlayfs process, outside
+    its cgroup, that serves every file the container opens, health checks
+    included.
+    """
+    merged = set(subprocess.run(
+        ["docker", "inspect", "--format", "{{.GraphDriver.Data.MergedDir}}", *ids],
+        capture_output=True, text=True, check=False).stdout.split()) if ids else set()
+    found: dict[str, list[int]] = {"shims": [], "storage": []}
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            argv = [a.decode(errors="replace") for a in cmdline.read_bytes().split(b"\0")[:-1]]
+        except OSError:
+            continue
+        pid = int(cmdline.parent.name)
+        if "-id" in argv[:-1] and argv[argv.index("-id") + 1] in ids:
+            found["shims"].append(pid)
+        elif argv and argv[0].endswith("fuse-overlayfs") and argv[-1] in merged:
+            found["storage"].append(pid)
+    return found
+
+
+def process_pss(pid: int) -> int:
+    """A process's proportional share of memory in bytes: its shared pages (the shims'
+    Go binary, say) divided among the processes that map them; 0 if it is gone."""
+    try:
+        return stat_value(Path(f"/proc/{pid}/smaps_rollup").read_text(), "Pss") * 1024
+    except OSError:
+        return 0
+
+
+def daemon_pids() -> list[int]:
+    """This machine's dockerd (a child of PID 1) and the containerd it runs or uses."""
+    pids = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            name, rest = stat.read_text().rsplit(")", 1)
+        except OSError:
+            continue
+        if name.endswith("(dockerd") and rest.split()[1] == "1":
+            pids.append(int(stat.parent.name))
+    return pids + [int(p) for p in subprocess.run(
+        ["pgrep", "-P", ",".join(map(str, pids)) or "0", "containerd"],
+        capture_output=True, text=True, check=False).stdout.split()]
+
+
+@dataclass(frozen=True)
+class CpuSample:
+    """Cumulative CPU of the labs, split where it is spent, at one moment (seconds)."""
+
+    containers: float
+    shims: float
+    storage: float
+    daemons: float
+
+
+def cpu_sample(ids: set[str], helpers: dict[str, list[int]],
+               daemons: list[int]) -> CpuSample:
+    tick = os.sysconf("SC_CLK_TCK")
+    return CpuSample(sum(container_cpu_ns(c) for c in ids) / 1e9,
+                     sum(process_ticks(p) for p in helpers["shims"]) / tick,
+                     sum(process_ticks(p) for p in helpers["storage"]) / tick,
+                     sum(process_ticks(p, children=False) for p in daemons) / tick)
+
+
 def start_lab(lab: str) -> float:
     """``make up LAB=lab`` from the checkout; the seconds it took (SystemExit if it failed)."""
     started = time.monotonic()
@@ -283,13 +374,31 @@ def start_lab(lab: str) -> float:
 
 def measure_step(labs: list[str], up_seconds: list[float], settle: float,
                  window: float) -> dict[str, Any]:
-    """The figures with ``labs`` running, after ``settle`` seconds of idling."""
+    """The figures with ``labs`` running, after ``settle`` seconds of idling.
+
+    CPU is split where it is spent: in the labs' containers (idle servers and
+    the health-check processes), in their shims (each health check is a
+    ``runc exec`` the shim starts and reaps: runc and, again, the check), and
+    in dockerd and containerd (every container of the machine, not only labs).
+    """
     time.sleep(settle)
+    ids = set().union(*(container_ids(lab_project(lab)) for lab in labs))
+    helpers, daemons = helper_pids(ids), daemon_pids()
+    before, started = cpu_sample(ids, helpers, daemons), time.monotonic()
+    host = host_figures(window)
+    after, seconds = cpu_sample(ids, helpers, daemons), time.monotonic() - started
     memory = [lab_memory(lab_project(lab)) for lab in labs]
+    helper_pss = sum(process_pss(p) for pids in helpers.values() for p in pids)
+    per_lab = len(labs) * seconds
     mib = 2**20
-    return {"labs": len(labs), **host_figures(window),
+    return {"labs": len(labs), **host,
             "lab_usage_mib": round(sum(m.usage for m in memory) / len(memory) / mib, 1),
             "lab_anon_mib": round(sum(m.anon for m in memory) / len(memory) / mib, 1),
+            "lab_helpers_pss_mib": round(helper_pss / len(labs) / mib, 1),
+            "lab_cores_containers": round((after.containers - before.containers) / per_lab, 3),
+            "lab_cores_shims": round((after.shims - before.shims) / per_lab, 3),
+            "lab_cores_storage": round((after.storage - before.storage) / per_lab, 3),
+            "daemon_cores": round((after.daemons - before.daemons) / seconds, 3),
             "up_seconds_mean": round(sum(up_seconds) / len(up_seconds), 1),
             "up_seconds_max": round(max(up_seconds), 1)}
 

@@ -1,0 +1,108 @@
+"""Unit tests of socklab.hostctl's lab naming, lab listing and capacity arithmetic, and
+of the Makefile's LAB handling (make run with bad names or -n: nothing starts)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from socklab import hostctl
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.parametrize(("lab", "project"), [("", "socklab"), ("alice", "socklab-alice"),
+                                              ("t-1-gw0-a", "socklab-t-1-gw0-a")])
+def test_lab_project_and_lab_of_are_inverse(lab: str, project: str) -> None:
+    assert hostctl.lab_project(lab) == project
+    assert hostctl.lab_of(project) == lab
+
+
+@pytest.mark.parametrize("lab", ["", "alice", "m1", "0", "group-7", "a" * hostctl.MAX_LAB_LENGTH])
+def test_lab_error_accepts_lab_names(lab: str) -> None:
+    assert hostctl.lab_error(lab) is None
+
+
+@pytest.mark.parametrize("lab", ["Alice", "-x", "a_b", "a b", "a.b", "é", "a/b", "x'y"])
+def test_lab_error_refuses_what_is_not_a_lab_name(lab: str) -> None:
+    error = hostctl.lab_error(lab)
+    assert error is not None and "not a lab name" in error
+
+
+def test_lab_error_refuses_a_name_whose_container_names_exceed_a_dns_label() -> None:
+    lab = "a" * (hostctl.MAX_LAB_LENGTH + 1)
+    error = hostctl.lab_error(lab)
+    assert error is not None and f"at most {hostctl.MAX_LAB_LENGTH}" in error
+    longest = f"socklab-{'a' * hostctl.MAX_LAB_LENGTH}_twisted-server_1"
+    assert len(longest) == 63  # the longest name a lab may give a container
+
+
+def test_lab_error_refuses_publish_with_a_lab_only() -> None:
+    error = hostctl.lab_error("alice", publish=True)
+    assert error is not None and "PUBLISH=1" in error
+    assert hostctl.lab_error("", publish=True) is None
+
+
+def test_projects_of_lists_learner_labs_and_leaves_out_tests_and_strangers() -> None:
+    lines = ["socklab|", "socklab-alice|", "socklab-alice|", "socklab-t-9-gw0-a|9",
+             "|42", "other|", "socklab-|"]
+    assert hostctl.projects_of(lines) == ["socklab", "socklab-alice"]
+
+
+def test_lab_hint_names_the_lab_on_make_s_command_line() -> None:
+    assert hostctl.lab_hint("socklab") == ""
+    assert hostctl.lab_hint("socklab-bob") == " LAB=bob"
+
+
+def test_stat_value_reads_cgroup_stat_and_meminfo_lines() -> None:
+    assert hostctl.stat_value("cache 10\nrss 20\ntotal_rss 30\n", "total_rss") == 30
+    assert hostctl.stat_value("MemTotal:  100 kB\nMemAvailable:  64 kB\n", "MemAvailable") == 64
+    assert hostctl.stat_value("rss 1\n", "anon") == 0
+
+
+def test_cores_busy_scales_the_busy_share_by_the_cpu_count() -> None:
+    cpus = os.cpu_count() or 1
+    assert hostctl.cores_busy((100, 1000), (150, 1100)) == pytest.approx(cpus * 0.5)
+    assert hostctl.cores_busy((5, 5), (5, 5)) == 0.0
+
+
+def test_check_lab_exits_1_with_the_reason(capsys: pytest.CaptureFixture[str]) -> None:
+    assert hostctl.main(["check-lab", "--lab=-x"]) == 1
+    assert "not a lab name" in capsys.readouterr().err
+    assert hostctl.main(["check-lab", "--lab", "alice"]) == 0
+
+
+def test_lab_yml_names_the_network_after_the_lab() -> None:
+    compose = yaml.safe_load((ROOT / "compose" / "lab.yml").read_text())
+    assert compose["networks"]["lab"]["name"] == "${SOCKLAB_NETWORK:-socklab}"
+    assert "name" not in compose["volumes"]["uploads"]  # <project>_uploads: one per lab
+
+
+def _make(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["make", "--no-print-directory", *args], cwd=ROOT, text=True,
+                          capture_output=True, check=False, timeout=60)
+
+
+@pytest.mark.parametrize("target", ["up", "down", "shell", "ps", "logs"])
+def test_make_refuses_a_bad_lab_before_anything_starts(target: str) -> None:
+    result = _make(target, "LAB=Bad_Name")
+    assert result.returncode != 0
+    assert "LAB='Bad_Name' is not a lab name" in result.stderr
+    assert "starting the lab" not in result.stderr + result.stdout
+
+
+def test_make_refuses_publish_with_a_lab() -> None:
+    result = _make("up", "LAB=alice", "PUBLISH=1")
+    assert result.returncode != 0 and "PUBLISH=1 with LAB=alice" in result.stderr
+
+
+@pytest.mark.parametrize(("lab", "project"), [("", "socklab"), ("alice", "socklab-alice")])
+def test_make_drives_compose_with_the_lab_s_project_and_network(lab: str, project: str) -> None:
+    result = _make("-n", "down", f"LAB={lab}")
+    assert result.returncode == 0, result.stderr
+    assert f"SOCKLAB_NETWORK={project} " in result.stdout
+    assert f" -p {project} -f compose/lab.yml" in result.stdout
