@@ -50,6 +50,7 @@ BASE_PACKAGES: tuple[str, ...] = (
     "netcat-openbsd",  # nc: hand-made TCP/UDP clients and servers
     "nftables",  # nft: drop a share of a host's packets (the kernel has no netem here)
     "iptables",  # its NFQUEUE target hands packets to socklab delay (no netem either)
+    "python3-uvloop",  # the benchmark's uvloop reference server (make bench)
 )
 # Bump when the recipe changes in a way the other hashed inputs do not show.
 BASE_RECIPE_VERSION = 1

@@ -1,0 +1,127 @@
+"""The benchmark's parameters and the cells they make: the full run and ``QUICK=1``. No I/O.
+
+A *cell* is one server under one load (message size and concurrency for the
+echo servers); every cell is run ``runs`` times and reported as the median
+and min-max of those runs. The full grid is the issue's; the quick grid is a
+few cells with small N, a smoke check that finishes in under two minutes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from socklab.bench.targets import ECHO_TARGETS
+
+KIB = 1 << 10
+MIB = 1 << 20
+GIB = 1 << 30
+
+
+@dataclass(frozen=True)
+class Params:
+    """Everything a bench run varies; recorded whole in results.json."""
+
+    quick: bool
+    runs: int  # repeats of every cell
+    sizes: tuple[int, ...]  # echo message sizes (bytes)
+    concurrencies: tuple[int, ...]  # echo connections at once
+    duration: float  # seconds measured per echo run
+    warmup: float  # seconds run but not measured before each echo run
+    echo_targets: tuple[str, ...]
+    max_processes: int  # load-generator processes per run (each drives 1/n of the connections)
+    ftp_sizes: tuple[int, ...]
+    ftp_runs: int
+    iperf_seconds: float
+    exec_modes: tuple[str, ...]
+    exec_duration: float
+    udp_rates: tuple[int, ...]  # offered datagrams/s; 0 = as fast as the client can
+    udp_duration: float
+    udp_size: int
+    idle_counts: dict[str, tuple[int, ...]] = field(default_factory=dict)
+    idle_duration: float = 2.0
+    memory_connections: int = 400  # idle connections opened to measure memory per connection
+    memory_targets: tuple[str, ...] = ()
+    # QUICK: the one concurrency non-blocking servers are measured at (None: all of them).
+    quick_concurrency: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+FULL = Params(
+    quick=False, runs=3, sizes=(1 * KIB, 10 * KIB, 100 * KIB), concurrencies=(1, 10, 100),
+    duration=2.0, warmup=0.5,
+    echo_targets=("tcp", "select", "epoll", "twisted", "asyncio", "uvloop", "threaded"),
+    max_processes=2,
+    ftp_sizes=(1 * MIB, 100 * MIB, 1 * GIB), ftp_runs=3, iperf_seconds=4.0,
+    exec_modes=("naive", "handshake", "framed"), exec_duration=2.0,
+    udp_rates=(10_000, 30_000, 0), udp_duration=2.0, udp_size=64,
+    # select() cannot watch descriptor 1024 or above: 1,000 idle clients is its wall.
+    idle_counts={"select": (100, 500, 1000), "epoll": (100, 500, 1000, 10_000)},
+    idle_duration=2.0,
+    # Below the servers' 512-process limit, which bounds the threaded reference.
+    memory_connections=400,
+    memory_targets=("select", "epoll", "twisted", "asyncio", "uvloop", "threaded"),
+)
+
+QUICK = Params(
+    # Every echo server once (tcp at 1, the others at 10), the idle curve's two ends
+    # for epoll, one upload, every exec framing, one udp rate: a smoke check.
+    quick=True, runs=2, sizes=(1 * KIB,), concurrencies=(1, 10), duration=0.3, warmup=0.1,
+    echo_targets=("tcp", "select", "epoll", "twisted", "asyncio", "uvloop", "threaded"),
+    max_processes=2,
+    ftp_sizes=(1 * MIB,), ftp_runs=2, iperf_seconds=1.0,
+    exec_modes=("naive", "handshake", "framed"), exec_duration=0.3,
+    udp_rates=(10_000,), udp_duration=0.3, udp_size=64,
+    idle_counts={"epoll": (100, 1000)}, idle_duration=0.3,
+    memory_connections=100, memory_targets=(),
+    quick_concurrency=10,
+)
+
+
+@dataclass(frozen=True)
+class EchoCell:
+    target: str
+    size: int
+    concurrency: int
+
+    @property
+    def key(self) -> str:
+        return f"{self.target}/{self.size}/{self.concurrency}"
+
+
+def echo_cells(params: Params) -> list[EchoCell]:
+    """Every echo cell, grouped by server (one container each), blocking ones at concurrency 1."""
+    cells = []
+    for name in params.echo_targets:
+        target = ECHO_TARGETS[name]
+        for size in params.sizes:
+            for concurrency in params.concurrencies:
+                if target.blocking and concurrency > 1:
+                    continue  # tcp-server serves one client at a time by design
+                if params.quick_concurrency and not target.blocking and (
+                        concurrency != params.quick_concurrency):
+                    continue
+                cells.append(EchoCell(name, size, concurrency))
+    return cells
+
+
+def processes_for(concurrency: int, params: Params) -> int:
+    """Load-generator processes for ``concurrency`` connections: at most one per connection."""
+    return max(1, min(concurrency, params.max_processes))
+
+
+def split(total: int, parts: int) -> list[int]:
+    """``total`` connections over ``parts`` processes, as evenly as possible."""
+    return [total // parts + (1 if i < total % parts else 0) for i in range(parts)]
+
+
+def idle_points(params: Params) -> list[tuple[str, int]]:
+    return [(target, count) for target, counts in params.idle_counts.items() for count in counts]
+
+
+def count_steps(params: Params) -> int:
+    """How many measured steps a run has: the progress bar's total."""
+    return (len(echo_cells(params)) + len(idle_points(params)) + len(params.ftp_sizes) + 1
+            + len(params.exec_modes) + len(params.udp_rates) + len(params.memory_targets))

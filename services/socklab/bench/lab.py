@@ -1,0 +1,284 @@
+"""The benchmark's own hosts: a private Docker network and containers from compose/lab.yml.
+
+Every bench run gets a network and containers named ``socklab-bench-<run>-…``
+and labelled ``socklab.bench-run=<run>``; ``close`` (called in ``finally``,
+also on Ctrl-C and SIGTERM) removes them, and ``python -m socklab.bench
+sweep RUN|all`` removes what a killed run left. Servers are started with
+their compose/lab.yml definition (command, user, capabilities, sysctls,
+ulimits, memory, read-only root), the references with epoll-server's
+definition and their own command; the load comes from the client hosts,
+never from the host or through a published port.
+
+The host reads each container's CPU time and memory from its cgroup (v1 or
+v2) and the server process's RSS from /proc: reading them costs the
+container nothing, so they can be sampled during a run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import docker
+import docker.errors
+import yaml
+from docker.types import Ulimit
+
+ROOT = Path(__file__).resolve().parents[3]
+COMPOSE_FILE = ROOT / "compose" / "lab.yml"
+RUN_LABEL = "socklab.bench-run"
+OWNER_LABEL = "socklab.bench-owner-pid"
+NAME_PREFIX = "socklab-bench"
+HEALTH_INTERVAL_NS = 250_000_000  # poll faster than the lab's 2 s: start sooner
+START_TIMEOUT = 90.0
+EXEC_TIMEOUT = 900  # no load step may hang the run for ever
+CPU_SAMPLE_INTERVAL = 0.05
+CGROUP = Path("/sys/fs/cgroup")
+
+
+def compose_services(path: Path = COMPOSE_FILE) -> dict[str, dict[str, Any]]:
+    """The services of compose/lab.yml, YAML anchors and merges resolved."""
+    return yaml.safe_load(path.read_text())["services"]
+
+
+class ExecError(RuntimeError):
+    """A command on a bench host failed."""
+
+
+class BenchHost:
+    """One container of the bench network, reachable there by ``alias``."""
+
+    def __init__(self, container: Any, alias: str) -> None:
+        self.container = container
+        self.alias = alias
+
+    def run(self, *argv: str, timeout: int = EXEC_TIMEOUT) -> tuple[int, str, str]:
+        command = ["timeout", "--kill-after=5", str(timeout), *argv]
+        code, (out, err) = self.container.exec_run(command, demux=True)
+        return code, (out or b"").decode("utf-8", "replace"), (err or b"").decode(
+            "utf-8", "replace")
+
+    def json(self, *argv: str, timeout: int = EXEC_TIMEOUT,
+             whole: bool = False) -> dict[str, Any]:
+        """Run a command that prints JSON: its last line, or its ``whole`` output (iperf3 -J)."""
+        code, out, err = self.run(*argv, timeout=timeout)
+        if code != 0:
+            raise ExecError(f"{' '.join(argv[:6])}… on {self.alias} failed ({code}): "
+                            f"{(err or out).strip()[-800:]}")
+        return json.loads(out if whole else out.strip().splitlines()[-1])
+
+    def start_detached(self, *argv: str) -> None:
+        self.container.exec_run(list(argv), detach=True)
+
+    # --- what the host can read about the container without entering it ---------------
+
+    def _cgroup_file(self, controller: str, v1_name: str, v2_name: str) -> Path | None:
+        cid = self.container.id
+        candidates = [CGROUP / controller / "docker" / cid / v1_name,
+                      CGROUP / "system.slice" / f"docker-{cid}.scope" / v2_name,
+                      CGROUP / "docker" / cid / v2_name]
+        return next((p for p in candidates if p.exists()), None)
+
+    def cpu_seconds(self) -> float | None:
+        """CPU time of every process of the container so far (cgroup), or None if unreadable."""
+        path = self._cgroup_file("cpuacct", "cpuacct.usage", "cpu.stat")
+        if path is None:
+            return None
+        text = path.read_text()
+        if path.name == "cpuacct.usage":
+            return int(text) / 1e9
+        usage = next(line.split()[1] for line in text.splitlines()
+                     if line.startswith("usage_usec"))
+        return int(usage) / 1e6
+
+    def memory_bytes(self) -> int | None:
+        """Memory charged to the container's cgroup now."""
+        path = self._cgroup_file("memory", "memory.usage_in_bytes", "memory.current")
+        return int(path.read_text()) if path else None
+
+    def server_pid(self) -> int | None:
+        """Host PID of the server: the one child of the container's init (tini)."""
+        self.container.reload()
+        init = self.container.attrs["State"]["Pid"]
+        children = Path(f"/proc/{init}/task/{init}/children")
+        try:
+            first = children.read_text().split()
+        except OSError:
+            return None
+        return int(first[0]) if first else None
+
+    def server_rss(self) -> int | None:
+        """Resident memory of the server process (bytes), from /proc/<pid>/status."""
+        pid = self.server_pid()
+        if pid is None:
+            return None
+        try:
+            status = Path(f"/proc/{pid}/status").read_text()
+        except OSError:
+            return None
+        line = next((x for x in status.splitlines() if x.startswith("VmRSS:")), None)
+        return int(line.split()[1]) * 1024 if line else None
+
+
+@contextmanager
+def sampling_cpu(host: BenchHost) -> Iterator[list[tuple[float, float]]]:
+    """(monotonic time, CPU seconds) of ``host`` every 50 ms while the block runs."""
+    samples: list[tuple[float, float]] = []
+    stop = threading.Event()
+
+    def sample() -> None:
+        while True:
+            value = host.cpu_seconds()
+            if value is not None:
+                samples.append((time.monotonic(), value))
+            if stop.wait(CPU_SAMPLE_INTERVAL):
+                break
+
+    thread = threading.Thread(target=sample, daemon=True)
+    thread.start()
+    try:
+        yield samples
+    finally:
+        stop.set()
+        thread.join()
+        value = host.cpu_seconds()
+        if value is not None:
+            samples.append((time.monotonic(), value))
+
+
+class BenchLab:
+    """A bench run's network and hosts; a context manager that removes them all."""
+
+    def __init__(self, image: str, run_id: str, client: Any = None) -> None:
+        self.client = client or docker.from_env()
+        self.image = image
+        self.run_id = run_id
+        self.prefix = f"{NAME_PREFIX}-{run_id}"
+        self.labels = {RUN_LABEL: run_id, OWNER_LABEL: str(os.getpid())}
+        self.services = compose_services()
+        self.network = self.client.networks.create(self.prefix, driver="bridge",
+                                                   labels=self.labels)
+
+    def __enter__(self) -> BenchLab:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def start(self, service: str, alias: str | None = None,
+              command: list[str] | None = None) -> BenchHost:
+        """A container of compose ``service``, named ``alias`` on the network, healthy."""
+        alias = alias or service
+        spec = dict(self.services[service])
+        if command is not None:
+            spec["command"] = command
+        api = self.client.api
+        binds = {self._volume(alias, name): {"bind": path, "mode": "rw"}
+                 for name, path in (v.split(":")[:2] for v in spec.get("volumes", []))}
+        created = api.create_container(
+            self.image, command=spec.get("command"), hostname=spec.get("hostname", alias),
+            user=spec.get("user", ""), name=f"{self.prefix}-{alias}",
+            working_dir=spec.get("working_dir"), labels={**spec.get("labels", {}), **self.labels},
+            environment=spec.get("environment"), volumes=[b["bind"] for b in binds.values()],
+            healthcheck=_healthcheck(spec), host_config=_host_config(api, spec, binds),
+            networking_config=api.create_networking_config(
+                {self.network.name: api.create_endpoint_config(aliases=[alias])}))
+        container = self.client.containers.get(created["Id"])
+        host = BenchHost(container, alias)
+        try:
+            container.start()
+            _wait_ready(host, "healthcheck" in spec)
+        except BaseException:
+            container.remove(force=True, v=True)
+            raise
+        return host
+
+    def start_many(self, specs: list[tuple[str, str | None, list[str] | None]]) -> list[BenchHost]:
+        """Start several hosts at once ((service, alias, command) each); all or none."""
+        with ThreadPoolExecutor(max(1, len(specs))) as pool:
+            futures = [pool.submit(self.start, *spec) for spec in specs]
+        failed = [f.exception() for f in futures if f.exception()]
+        if failed:
+            for future in futures:
+                if not future.exception():
+                    self.remove(future.result())
+            raise failed[0]  # type: ignore[misc]
+        return [f.result() for f in futures]
+
+    def _volume(self, alias: str, name: str) -> str:
+        full = f"{self.prefix}-{alias}-{name}"
+        try:
+            self.client.volumes.get(full)
+        except docker.errors.NotFound:
+            self.client.volumes.create(full, labels=self.labels)
+        return full
+
+    def remove(self, host: BenchHost) -> None:
+        host.container.remove(force=True, v=True)
+
+    def close(self) -> None:
+        sweep(self.client, self.run_id)
+
+
+def _healthcheck(spec: dict[str, Any]) -> dict[str, Any] | None:
+    check = spec.get("healthcheck")
+    if not check:
+        return None
+    return {"test": check["test"], "interval": HEALTH_INTERVAL_NS,
+            "timeout": 5_000_000_000, "retries": int(check.get("retries", 3))}
+
+
+def _host_config(api: Any, spec: dict[str, Any], binds: dict[str, dict[str, str]]) -> Any:
+    ulimits = [Ulimit(name=name, soft=v["soft"], hard=v["hard"])
+               for name, v in spec.get("ulimits", {}).items()]
+    sysctls = {k: str(v) for k, v in spec.get("sysctls", {}).items()}
+    tmpfs = dict(entry.split(":", 1) if ":" in entry else (entry, "")
+                 for entry in spec.get("tmpfs", []))
+    return api.create_host_config(
+        init=spec.get("init", False), cap_add=spec.get("cap_add"), cap_drop=spec.get("cap_drop"),
+        security_opt=spec.get("security_opt"), sysctls=sysctls or None, ulimits=ulimits or None,
+        pids_limit=spec.get("pids_limit"), read_only=spec.get("read_only", False),
+        tmpfs=tmpfs or None, mem_limit=spec.get("mem_limit"),
+        memswap_limit=spec.get("memswap_limit"), binds=binds or None)
+
+
+def _wait_ready(host: BenchHost, has_healthcheck: bool) -> None:
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        host.container.reload()
+        state = host.container.attrs["State"]
+        if state["Status"] in ("exited", "dead"):
+            logs = host.container.logs().decode("utf-8", "replace")
+            raise RuntimeError(f"{host.alias} exited ({state['ExitCode']}):\n{logs}")
+        if state["Status"] == "running" and (
+                not has_healthcheck or state.get("Health", {}).get("Status") == "healthy"):
+            return
+        time.sleep(0.1)
+    raise TimeoutError(f"{host.alias} not healthy after {START_TIMEOUT:.0f} s")
+
+
+def sweep(client: Any, run_id: str) -> int:
+    """Remove every container, network and volume of bench run ``run_id`` ("" = every run)."""
+    label = f"{RUN_LABEL}={run_id}" if run_id else RUN_LABEL
+    filters = {"label": [label]}
+    removed = 0
+    for container in client.containers.list(all=True, filters=filters, ignore_removed=True):
+        try:
+            container.remove(force=True, v=True)
+        except docker.errors.NotFound:
+            continue
+        removed += 1
+    for network in client.networks.list(filters=filters):
+        network.remove()
+        removed += 1
+    for volume in client.volumes.list(filters=filters):
+        volume.remove(force=True)
+        removed += 1
+    return removed

@@ -1,0 +1,81 @@
+"""From a cell's raw runs to its summary: spreads of every figure, CPU rates, memory. No I/O."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from socklab.bench.stats import interpolate, spread
+
+LATENCY_KEYS = ("p50", "p90", "p99", "max")
+
+
+def lookup(run: Mapping[str, Any], key: str) -> Any:
+    """``run["a"]["b"]`` for the key ``"a.b"``; None when any part is missing."""
+    value: Any = run
+    for part in key.split("."):
+        if not isinstance(value, Mapping) or part not in value:
+            return None
+        value = value[part]
+    return value
+
+
+def summarize(runs: list[Mapping[str, Any]], keys: Iterable[str]) -> dict[str, Any]:
+    """For each key: the median and min-max over the runs (None when no run has it)."""
+    result = {}
+    for key in keys:
+        found = spread(lookup(run, key) for run in runs)
+        result[key] = found.to_json() if found else None
+    return result
+
+
+def _busiest_client(run: Mapping[str, Any]) -> float | None:
+    shares = run.get("client_cpu") or []
+    return max(shares) if shares else None
+
+
+def echo_summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """requests/s, MiB/s, latency percentiles, server CPU and the busiest client process's CPU."""
+    for run in runs:
+        run["client_cpu_max"] = _busiest_client(run)
+    keys = ("rps", "mib_s", *(f"latency_ms.{k}" for k in LATENCY_KEYS), "server_cpu",
+            "client_cpu_max")
+    return summarize(runs, keys)
+
+
+def exec_summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    for run in runs:
+        run["client_cpu_max"] = _busiest_client(run)
+    keys = ("commands_s", *(f"latency_ms.{k}" for k in LATENCY_KEYS), "server_cpu",
+            "client_cpu_max")
+    return summarize(runs, keys)
+
+
+def window_rate(samples: list[tuple[float, float]], opened: float,
+                closed: float) -> float | None:
+    """How fast a cumulative counter grew between two instants (CPU seconds per second)."""
+    if closed <= opened:
+        return None
+    start, end = interpolate(samples, opened), interpolate(samples, closed)
+    if start is None or end is None:
+        return None
+    return (end - start) / (closed - opened)
+
+
+def per_connection(before: Mapping[str, int | None], after: Mapping[str, int | None],
+                   connections: int) -> dict[str, float | None]:
+    """Bytes each connection added to each memory reading (None when unread or no connection)."""
+    result: dict[str, float | None] = {}
+    for key in before:
+        low, high = before[key], after.get(key)
+        result[key] = (high - low) / connections if (
+            low is not None and high is not None and connections) else None
+    return result
+
+
+def human_size(size: int) -> str:
+    """1024 -> '1 KiB', 104857600 -> '100 MiB', 1073741824 -> '1 GiB'."""
+    for unit, scale in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if size >= scale and size % scale == 0:
+            return f"{size // scale} {unit}"
+    return f"{size} B"

@@ -1,0 +1,233 @@
+"""The workloads of a bench run, each against servers it starts and removes (host side).
+
+Every function starts the server container(s) it needs on the bench network,
+drives the load generator (``socklab.bench.load``) on a client host, samples
+the server's CPU time from the host meanwhile, and returns plain dicts: the
+raw runs and their summary (median, min-max). The order of the steps is the
+caller's; each step calls ``progress.step`` once.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from typing import Any
+
+from socklab.bench import summary
+from socklab.bench.grid import EchoCell, Params, processes_for
+from socklab.bench.lab import BenchHost, BenchLab, ExecError, sampling_cpu
+from socklab.bench.targets import ECHO_TARGETS, EchoTarget
+
+LOAD = ("python3", "-m", "socklab.bench.load")
+HOLD_STATE = "/tmp/socklab-bench-hold.json"
+HOLD_READY_TIMEOUT = 180.0
+# After the idle connections close, the server reads 10,000 EOFs: let it settle.
+HOLD_SETTLE = 1.0
+IPERF_PORT = 5201
+IPERF_WAIT = 10.0
+
+Step = Callable[[str], None]
+
+
+def _with_server_cpu(runs: list[dict[str, Any]], samples: list[tuple[float, float]]) -> None:
+    for run in runs:
+        run["server_cpu"] = summary.window_rate(samples, *run["window"])
+
+
+def start_echo(lab: BenchLab, target: EchoTarget) -> BenchHost:
+    return lab.start(target.service, target.alias, target.command())
+
+
+def echo_args(target: EchoTarget, size: int, concurrency: int, params: Params, duration: float,
+              runs: int) -> list[str]:
+    args = [*LOAD, "echo", "--host", target.alias, "--port", str(target.port),
+            "--size", str(size), "--concurrency", str(concurrency),
+            "--processes", str(processes_for(concurrency, params)),
+            "--duration", str(duration), "--warmup", str(params.warmup),
+            "--runs", str(runs), "--greeting", str(len(target.greeting))]
+    return [*args, "--upper"] if target.upper else args
+
+
+def echo_spec(name: str) -> tuple[str, str, list[str] | None]:
+    """(service, alias, command) of an echo server, for ``BenchLab.start``."""
+    target = ECHO_TARGETS[name]
+    return target.service, target.alias, target.command()
+
+
+def run_echo_cells(lab: BenchLab, client: BenchHost, server: BenchHost, name: str,
+                   cells: list[EchoCell], params: Params, step: Step) -> list[dict[str, Any]]:
+    """Every cell of one echo server, against its container ``server`` (removed at the end)."""
+    target = ECHO_TARGETS[name]
+    results = []
+    try:
+        for cell in cells:
+            step(f"echo {name} {cell.size // 1024} KiB c={cell.concurrency}")
+            args = echo_args(target, cell.size, cell.concurrency, params, params.duration,
+                             params.runs)
+            with sampling_cpu(server) as samples:
+                raw = client.json(*args)
+            _with_server_cpu(raw["runs"], samples)
+            results.append({"target": name, "reference": target.reference, "size": cell.size,
+                            "concurrency": cell.concurrency, "processes": raw["processes"],
+                            "runs": raw["runs"], "summary": summary.echo_summary(raw["runs"])})
+    finally:
+        lab.remove(server)
+    return results
+
+
+def hold_connections(holder: BenchHost, target: EchoTarget, count: int) -> dict[str, Any]:
+    """Open ``count`` idle connections from ``holder``; returns the holder's state."""
+    holder.run("rm", "-f", HOLD_STATE)
+    holder.start_detached(*LOAD, "hold", "--host", target.alias, "--port", str(target.port),
+                          "--count", str(count), "--state", HOLD_STATE)
+    deadline = time.monotonic() + HOLD_READY_TIMEOUT
+    while time.monotonic() < deadline:
+        code, out, _ = holder.run("cat", HOLD_STATE)
+        if code == 0 and out.strip():
+            return json.loads(out)
+        time.sleep(0.2)
+    raise TimeoutError(f"{count} idle connections to {target.alias} not open within "
+                       f"{HOLD_READY_TIMEOUT:.0f} s")
+
+
+def release_connections(holder: BenchHost, state: dict[str, Any]) -> None:
+    """Stop the holder process, by the PID it wrote, and let the server see the EOFs."""
+    holder.run("kill", str(state["pid"]))
+    time.sleep(HOLD_SETTLE)
+
+
+def _memory(server: BenchHost) -> dict[str, int | None]:
+    return {"rss": server.server_rss(), "cgroup": server.memory_bytes()}
+
+
+def run_idle(lab: BenchLab, active: BenchHost, holder: BenchHost, name: str,
+             counts: tuple[int, ...], params: Params, step: Step) -> list[dict[str, Any]]:
+    """Latency of one active client while ``count`` idle connections are open, for each count."""
+    target = ECHO_TARGETS[name]
+    server = start_echo(lab, target)
+    points = []
+    try:
+        for count in counts:
+            step(f"idle {name} {count} connections")
+            before = _memory(server)
+            state = hold_connections(holder, target, count)
+            try:
+                after = _memory(server)
+                args = echo_args(target, 1024, 1, params, params.idle_duration, params.runs)
+                with sampling_cpu(server) as samples:
+                    raw = active.json(*args)
+            finally:
+                release_connections(holder, state)
+            _with_server_cpu(raw["runs"], samples)
+            points.append({"target": name, "idle": count, "opened": state["open"],
+                           "failures": state["failures"], "memory_before": before,
+                           "memory_after": after,
+                           "memory_per_connection": summary.per_connection(before, after,
+                                                                           state["open"]),
+                           "runs": raw["runs"], "summary": summary.echo_summary(raw["runs"])})
+    finally:
+        lab.remove(server)
+    return points
+
+
+def run_memory(lab: BenchLab, holder: BenchHost, name: str, count: int,
+               step: Step) -> dict[str, Any]:
+    """Memory of one server before and with ``count`` idle connections."""
+    step(f"memory {name} {count} connections")
+    target = ECHO_TARGETS[name]
+    server = start_echo(lab, target)
+    try:
+        before = _memory(server)
+        state = hold_connections(holder, target, count)
+        try:
+            time.sleep(HOLD_SETTLE)  # the last accepts and their session objects
+            after = _memory(server)
+        finally:
+            release_connections(holder, state)
+    finally:
+        lab.remove(server)
+    return {"target": name, "connections": state["open"], "failures": state["failures"],
+            "before": before, "after": after,
+            "per_connection": summary.per_connection(before, after, state["open"])}
+
+
+def _iperf_once(client: BenchHost, server: BenchHost, seconds: float) -> dict[str, Any]:
+    server.start_detached("iperf3", "-s", "-1", "-p", str(IPERF_PORT))
+    deadline = time.monotonic() + IPERF_WAIT
+    while True:
+        try:
+            data = client.json("iperf3", "-c", server.alias, "-p", str(IPERF_PORT), "-t",
+                               f"{seconds:g}", "-J", timeout=int(seconds) + 30, whole=True)
+            break
+        except ExecError:  # the server is not listening yet
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+    received = data["end"]["sum_received"]
+    return {"mib_s": received["bits_per_second"] / 8 / (1 << 20),
+            "gbit_s": received["bits_per_second"] / 1e9, "seconds": received["seconds"],
+            "retransmits": data["end"]["sum_sent"].get("retransmits")}
+
+
+def run_iperf_and_ftp(lab: BenchLab, client: BenchHost, params: Params,
+                      step: Step) -> dict[str, Any]:
+    """iperf3 from the client host to ftp-server's container, then the timed uploads."""
+    server = lab.start("ftp-server")
+    try:
+        step("iperf3 client -> ftp-server")
+        iperf_runs = [_iperf_once(client, server, params.iperf_seconds)
+                      for _ in range(params.runs)]
+        iperf = {"runs": iperf_runs, "summary": summary.summarize(iperf_runs, ("mib_s",
+                                                                              "gbit_s"))}
+        uploads = []
+        for size in params.ftp_sizes:
+            step(f"ftp upload {summary.human_size(size)}")
+            with sampling_cpu(server) as samples:
+                raw = client.json(*LOAD, "ftp", "--host", server.alias, "--port", "9000",
+                                  "--size", str(size), "--runs", str(params.ftp_runs))
+            _with_server_cpu(raw["runs"], samples)
+            uploads.append({"size": size, "sha256": raw["sha256"], "runs": raw["runs"],
+                            "verified": all(r["verified"] for r in raw["runs"]),
+                            "summary": summary.summarize(raw["runs"], ("mib_s", "seconds",
+                                                                       "server_cpu"))})
+    finally:
+        lab.remove(server)
+    return {"iperf3": iperf, "ftp": uploads}
+
+
+def run_exec(lab: BenchLab, client: BenchHost, params: Params, step: Step) -> list[dict[str, Any]]:
+    server = lab.start("exec-server")
+    results = []
+    try:
+        for mode in params.exec_modes:
+            step(f"exec {mode}")
+            with sampling_cpu(server) as samples:
+                raw = client.json(*LOAD, "exec", "--host", server.alias, "--mode", mode,
+                                  "--duration", str(params.exec_duration),
+                                  "--runs", str(params.runs))
+            _with_server_cpu(raw["runs"], samples)
+            results.append({"mode": mode, "runs": raw["runs"],
+                            "summary": summary.exec_summary(raw["runs"])})
+    finally:
+        lab.remove(server)
+    return results
+
+
+def run_udp(lab: BenchLab, client: BenchHost, params: Params, step: Step) -> list[dict[str, Any]]:
+    server = lab.start("udp-server")
+    results = []
+    try:
+        for rate in params.udp_rates:
+            step(f"udp {rate if rate else 'max'} datagrams/s")
+            with sampling_cpu(server) as samples:
+                raw = client.json(*LOAD, "udp", "--host", server.alias, "--port", "9999",
+                                  "--rate", str(rate), "--duration", str(params.udp_duration),
+                                  "--size", str(params.udp_size), "--runs", str(params.runs))
+            _with_server_cpu(raw["runs"], samples)
+            results.append({"rate": rate, "runs": raw["runs"],
+                            "summary": summary.summarize(raw["runs"], (
+                                "sent_s", "answered_s", "loss", "server_cpu"))})
+    finally:
+        lab.remove(server)
+    return results

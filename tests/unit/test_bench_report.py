@@ -1,0 +1,156 @@
+"""report.md rendering: spreads, ratio tables, targets, and the summaries under them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from socklab.bench import report
+from socklab.bench.grid import QUICK
+from socklab.bench.progress import format_seconds, render
+from socklab.bench.summary import (
+    echo_summary,
+    human_size,
+    lookup,
+    per_connection,
+    summarize,
+    window_rate,
+)
+
+
+def echo_run(rps: float, p50: float = 0.1) -> dict[str, Any]:
+    return {"rps": rps, "mib_s": rps / 1024, "client_cpu": [0.3, 0.4], "server_cpu": 0.9,
+            "latency_ms": {"p50": p50, "p90": p50 * 2, "p99": p50 * 5, "max": p50 * 50}}
+
+
+def echo_cell(target: str, rps: list[float], size: int = 1024, concurrency: int = 10,
+              p50: float = 0.1) -> dict[str, Any]:
+    runs = [echo_run(r, p50) for r in rps]
+    return {"target": target, "reference": target in ("asyncio", "uvloop", "threaded"),
+            "size": size, "concurrency": concurrency, "runs": runs,
+            "summary": echo_summary(runs)}
+
+
+def idle_point(target: str, idle: int, p50: float) -> dict[str, Any]:
+    cell = echo_cell(target, [1000.0, 1100.0, 900.0], concurrency=1, p50=p50)
+    return {**cell, "idle": idle, "opened": idle,
+            "memory_per_connection": {"rss": 2048.0, "cgroup": 4096.0}}
+
+
+def results(**overrides: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {
+        "started": "2026-01-01T00:00:00+00:00", "image": "socklab-lab:abc",
+        "machine": {"cpus": 2, "cpu_model": "Test CPU", "memory_bytes": 8 << 30,
+                    "kernel": "6.1", "docker": "20.10"},
+        "params": QUICK.to_json(), "load_average_before": [0.5, 0.4, 0.3],
+        "load_average_after": [0.7, 0.5, 0.3], "load_average_seen": {"min": 0.5, "max": 1.5},
+        "versions": {"python": "3.11.2", "twisted": "22.4.0", "uvloop": "0.17.0"},
+        "seconds": 90, "errors": [],
+        "echo": [echo_cell("epoll", [9000, 10000, 11000]), echo_cell("asyncio", [8000] * 3),
+                 echo_cell("uvloop", [20000, 20000, 20000])],
+        "idle": [idle_point("epoll", 100, 0.10), idle_point("epoll", 10_000, 0.105)],
+        "iperf3": {"runs": [], "summary": summarize([{"mib_s": 1000.0, "gbit_s": 8.4}],
+                                                    ("mib_s", "gbit_s"))},
+        "ftp": [{"size": 1 << 30, "verified": True, "runs": [],
+                 "summary": summarize([{"mib_s": 400.0, "seconds": 2.56, "server_cpu": 1.0}],
+                                      ("mib_s", "seconds", "server_cpu"))}],
+        "memory": [], "exec": [], "udp": []}
+    return {**base, **overrides}
+
+
+def test_spread_text_shows_median_and_range() -> None:
+    assert report.spread_text({"median": 12345.4, "min": 11900, "max": 12800, "runs": 3}) == \
+        "12,345 (11,900–12,800)"
+    assert report.spread_text({"median": 0.5, "min": 0.4, "max": 0.6, "runs": 3}, 0, 100) == \
+        "50 (40–60)"
+    assert report.spread_text({"median": 1.0, "min": 1.0, "max": 1.0, "runs": 1}, 1) == "1.0"
+    assert report.spread_text(None) == "–"
+
+
+def test_echo_ratio_compares_with_the_reference_at_the_same_cell() -> None:
+    index = report.echo_index(results()["echo"])
+    assert report.echo_ratio(index, "epoll", 1024, 10, "uvloop") == pytest.approx(0.5)
+    assert report.echo_ratio(index, "epoll", 1024, 10, "asyncio") == pytest.approx(1.25)
+    assert report.echo_ratio(index, "epoll", 1024, 100, "uvloop") is None  # not measured
+
+
+def test_targets_say_met_not_met_and_unmeasured() -> None:
+    found = {t["target"].split(" ")[0] + t["goal"]: t for t in report.targets(results())}
+    by_goal = {t["goal"]: t for t in found.values()}
+    assert by_goal["≥ 1.00"]["met"] is True  # epoll 1.25 × asyncio
+    assert by_goal["≥ 0.80"]["met"] is False  # epoll 0.5 × uvloop
+    assert by_goal["≥ 0.50"]["value"] == pytest.approx(0.4)  # 400 of 1000 MiB/s
+    assert by_goal["≥ 0.50"]["met"] is False
+    assert by_goal["≤ 1.10"]["value"] == pytest.approx(1.05)
+    assert by_goal["≤ 1.10"]["met"] is True
+    empty = report.targets(results(echo=[], ftp=[], idle=[], iperf3=None))
+    assert [t["met"] for t in empty] == [None, None, None, None]
+
+
+def test_render_has_every_section_and_the_ratios() -> None:
+    text = report.render(results(), ["echo-rps.png"])
+    for heading in ("# socklab benchmark", "## Headline", "## Targets", "load generator",
+                    "### Echo, 1 KiB messages", "## Many idle connections",
+                    "## Memory per connection", "### iperf3", "### ftp uploads", "## exec",
+                    "## udp"):
+        assert heading in text
+    assert "![echo-rps.png](echo-rps.png)" in text
+    assert "| epoll | 10 | 10,000 (9,000–11,000) |" in text
+    assert "0.50×" in text and "1.25×" in text
+    assert "| 1 GiB | 400.0 | 2.56 | 0.40× | yes |" in text
+    assert "0.50 before, 0.50–1.50 during, 0.70 after" in text
+
+
+def test_render_lists_errors() -> None:
+    text = report.render(results(errors=[{"workload": "udp", "error": "boom"}]), [])
+    assert "## Errors" in text and "- udp: boom" in text
+
+
+def test_table_rows_have_as_many_cells_as_the_header() -> None:
+    lines = report.echo_tables(results()["echo"])
+    rows = [line for line in lines if line.startswith("|")]
+    assert len({line.count("|") for line in rows}) == 1
+
+
+def test_lookup_and_summarize_follow_dotted_keys() -> None:
+    runs = [echo_run(100.0, 0.2), echo_run(300.0, 0.4), {"rps": None}]
+    assert lookup(runs[0], "latency_ms.p50") == 0.2
+    assert lookup(runs[0], "latency_ms.nope") is None
+    found = summarize(runs, ("rps", "latency_ms.p50", "absent"))
+    assert found["rps"] == {"median": 200.0, "min": 100.0, "max": 300.0, "runs": 2}
+    assert found["absent"] is None
+
+
+def test_echo_summary_takes_the_busiest_client_process() -> None:
+    summary = echo_summary([echo_run(1.0), echo_run(2.0)])
+    assert summary["client_cpu_max"]["median"] == 0.4
+
+
+def test_window_rate_is_cpu_seconds_per_second_over_the_window() -> None:
+    samples = [(0.0, 0.0), (1.0, 0.5), (2.0, 1.5), (3.0, 1.5)]
+    assert window_rate(samples, 1.0, 2.0) == pytest.approx(1.0)
+    assert window_rate(samples, 0.0, 3.0) == pytest.approx(0.5)
+    assert window_rate(samples, 2.0, 2.0) is None
+    assert window_rate(samples, 2.0, 9.0) is None
+
+
+def test_per_connection_divides_growth_by_connections() -> None:
+    assert per_connection({"rss": 1000, "cgroup": None}, {"rss": 5000, "cgroup": 7}, 4) == \
+        {"rss": 1000.0, "cgroup": None}
+    assert per_connection({"rss": 1000}, {"rss": 5000}, 0) == {"rss": None}
+
+
+@pytest.mark.parametrize(("size", "text"), [(1024, "1 KiB"), (100 << 10, "100 KiB"),
+                                            (1 << 20, "1 MiB"), (1 << 30, "1 GiB"),
+                                            (1500, "1500 B")])
+def test_human_size(size: int, text: str) -> None:
+    assert human_size(size) == text
+
+
+def test_progress_line_estimates_what_is_left() -> None:
+    assert render(0, 10, "echo epoll", 0.0) == f"[{'-' * 28}] 0/10 echo epoll  0s"
+    line = render(5, 10, "idle", 30.0, load=1.25)
+    assert line.startswith(f"[{'#' * 14}{'-' * 14}] 5/10 idle  30s, ~30s left")
+    assert line.endswith("(load 1.2)") or line.endswith("(load 1.3)")
+    assert format_seconds(125) == "2m05s"
