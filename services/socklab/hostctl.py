@@ -20,6 +20,7 @@ import argparse
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -139,21 +140,34 @@ def health(container: dict[str, Any]) -> str:
     return state.get("Health", {}).get("Status", "running")
 
 
+# A container in one of these states has stopped: waiting longer will not help.
+# "unhealthy" is not among them: on a loaded machine a server can start after its
+# health check's three tries (lab.yml has no start_period) and still turn healthy.
+FAILED_STATES = frozenset({"exited", "dead", "restarting"})
+READY_STATES = frozenset({"healthy", "running"})
+
+
+def sort_states(states: dict[str, str]) -> tuple[list[str], list[str]]:
+    """(pending, failed) host names of a lab, from their states."""
+    failed = sorted(name for name, state in states.items() if state in FAILED_STATES)
+    pending = sorted(name for name, state in states.items()
+                     if state not in READY_STATES | FAILED_STATES)
+    return pending, failed
+
+
 def wait(project: str, timeout: float) -> int:
     deadline = time.monotonic() + timeout
     while True:
         containers = lab_containers(project)
         states = {service_name(c): health(c) for c in containers}
-        pending = sorted(name for name, state in states.items() if state not in
-                         ("healthy", "running"))
-        failed = [name for name, state in states.items()
-                  if state in ("exited", "dead", "restarting", "unhealthy")]
+        pending, failed = sort_states(states)
         if not containers:
             print(f"socklab: no containers of project {project!r}", file=sys.stderr)
             return 1
         if failed or (pending and time.monotonic() > deadline):
-            print(f"socklab: not healthy: {', '.join(failed or pending)}; "
-                  f"see: make logs{lab_hint(project)}", file=sys.stderr)
+            late = ", ".join(f"{name} ({states[name]})" for name in failed or pending)
+            print(f"socklab: not healthy: {late}; see: make logs{lab_hint(project)}",
+                  file=sys.stderr)
             return 1
         if not pending:
             print(f"socklab: all {len(states)} hosts up", file=sys.stderr)
@@ -376,6 +390,8 @@ def measure_step(labs: list[str], up_seconds: list[float], settle: float,
                  window: float) -> dict[str, Any]:
     """The figures with ``labs`` running, after ``settle`` seconds of idling.
 
+    ``up_seconds``: how long ``make up`` took for the labs started in this step.
+
     CPU is split where it is spent: in the labs' containers (idle servers and
     the health-check processes), in their shims (each health check is a
     ``runc exec`` the shim starts and reaps: runc and, again, the check), and
@@ -388,10 +404,12 @@ def measure_step(labs: list[str], up_seconds: list[float], settle: float,
     host = host_figures(window)
     after, seconds = cpu_sample(ids, helpers, daemons), time.monotonic() - started
     memory = [lab_memory(lab_project(lab)) for lab in labs]
+    unhealthy = [c for lab in labs for c in lab_containers(lab_project(lab))
+                 if health(c) not in ("healthy", "running")]
     helper_pss = sum(process_pss(p) for pids in helpers.values() for p in pids)
     per_lab = len(labs) * seconds
     mib = 2**20
-    return {"labs": len(labs), **host,
+    return {"labs": len(labs), "not_healthy": len(unhealthy), **host,
             "lab_usage_mib": round(sum(m.usage for m in memory) / len(memory) / mib, 1),
             "lab_anon_mib": round(sum(m.anon for m in memory) / len(memory) / mib, 1),
             "lab_helpers_pss_mib": round(helper_pss / len(labs) / mib, 1),
@@ -408,9 +426,12 @@ def capacity(counts: list[int], prefix: str, settle: float, window: float) -> in
     labs: list[str] = []
     up_seconds: list[float] = []
     existing = set(lab_projects())
+    # kill PID (SIGTERM) stops a measurement and still removes its labs.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit("socklab: capacity stopped"))
     try:
         print(json.dumps({"labs": 0, **host_figures(window)}), flush=True)
         for count in sorted(counts):
+            step_start = len(labs)
             for number in range(len(labs) + 1, count + 1):
                 lab = f"{prefix}{number}"
                 if lab_project(lab) in existing or lab_error(lab):
@@ -418,7 +439,8 @@ def capacity(counts: list[int], prefix: str, settle: float, window: float) -> in
                 labs.append(lab)
                 up_seconds.append(start_lab(lab))
                 print(f"socklab: lab {lab} up in {up_seconds[-1]:.1f} s", file=sys.stderr)
-            print(json.dumps(measure_step(labs, up_seconds, settle, window)), flush=True)
+            figures = measure_step(labs, up_seconds[step_start:] or [0.0], settle, window)
+            print(json.dumps(figures), flush=True)
     finally:
         for lab in labs:
             remove_project(lab_project(lab))

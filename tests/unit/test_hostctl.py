@@ -106,3 +106,11 @@ def test_make_drives_compose_with_the_lab_s_project_and_network(lab: str, projec
     assert result.returncode == 0, result.stderr
     assert f"SOCKLAB_NETWORK={project} " in result.stdout
     assert f" -p {project} -f compose/lab.yml" in result.stdout
+
+
+def test_sort_states_waits_for_unhealthy_and_starting_hosts_and_fails_stopped_ones() -> None:
+    states = {"tcp-server": "healthy", "client-1": "running", "twisted-server": "unhealthy",
+              "udp-server": "starting", "ftp-server": "exited", "exec-server": "restarting"}
+    pending, failed = hostctl.sort_states(states)
+    assert pending == ["twisted-server", "udp-server"]
+    assert failed == ["exec-server", "ftp-server"]
