@@ -29,6 +29,8 @@ def docker_client() -> Iterator[docker.DockerClient]:
 @pytest.fixture(scope="session")
 def lab_image(docker_client: docker.DockerClient) -> str:
     image = os.environ.get("SOCKLAB_IMAGE")
+    if os.environ.get("SOCKLAB_SWARM"):
+        return image or ""  # the stack's image, which every node has
     if image:
         return image
     from socklab.build import ensure_images
@@ -43,9 +45,14 @@ def lab_image(docker_client: docker.DockerClient) -> str:
 def lab(docker_client: docker.DockerClient, lab_image: str,
         worker_id: str) -> Iterator[harness.TestLab]:
     run_id = os.environ["SOCKLAB_TEST_RUN"]
-    if worker_id in ("master", "gw0"):
-        harness.sweep_orphans(docker_client)
-    test_lab = harness.TestLab(docker_client, lab_image, run_id, worker_id)
+    swarm = os.environ.get("SOCKLAB_SWARM")
+    if swarm:  # a deployed stack (harness.SwarmLab): its own tasks, spares beside them
+        test_lab: harness.TestLab = harness.SwarmLab(
+            swarm, os.environ.get("SOCKLAB_STACK", "socklab"), run_id, worker_id)
+    else:
+        if worker_id in ("master", "gw0"):
+            harness.sweep_orphans(docker_client)
+        test_lab = harness.TestLab(docker_client, lab_image, run_id, worker_id)
     try:
         yield test_lab
     finally:

@@ -27,6 +27,8 @@ import docker.errors
 import yaml
 from docker.types import Ulimit
 
+from socklab.stack import network_name
+
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "compose" / "lab.yml"
 
@@ -192,9 +194,10 @@ class TestLab:
         ``cap_add``, …); ``sysctls`` and ``ulimits`` are merged into its own.
         """
         alias = alias or service
-        api = self.client.api
         spec = _override(self.services[service], overrides)
-        binds = {self.volume(alias, name): {"bind": path, "mode": "rw"}
+        engine = self.engine_for(spec)
+        api = engine.api
+        binds = {self.volume(alias, name, engine): {"bind": path, "mode": "rw"}
                  for name, path in (v.split(":")[:2] for v in spec.get("volumes", []))}
         created = api.create_container(
             self.image, command=spec.get("command"), hostname=spec.get("hostname", alias),
@@ -203,25 +206,34 @@ class TestLab:
             environment=spec.get("environment"), volumes=[b["bind"] for b in binds.values()],
             healthcheck=_healthcheck(spec), host_config=_host_config(api, spec, binds),
             networking_config=api.create_networking_config(
-                {self.network.name: api.create_endpoint_config(aliases=[alias])}))
-        container = self.client.containers.get(created["Id"])
+                {self.network_name: api.create_endpoint_config(aliases=[alias])}))
+        container = engine.containers.get(created["Id"])
         container.start()
         host = Host(container, alias)
         _wait_ready(host, "healthcheck" in spec)
         return host
 
-    def volume(self, alias: str, name: str) -> str:
+    @property
+    def network_name(self) -> str:
+        return self.network.name
+
+    def engine_for(self, spec: dict[str, Any]) -> docker.DockerClient:
+        """The engine a new container of ``spec`` starts on: this lab's one engine."""
+        return self.client
+
+    def volume(self, alias: str, name: str, engine: docker.DockerClient | None = None) -> str:
         """Host ``alias``'s copy of the lab's named volume ``name`` (e.g. ``uploads``).
 
         Created on first use, it outlives the container, as a Compose named
         volume does: a host removed and started again under the same alias
         finds the files it had written. Spare copies (other aliases) get their own.
         """
+        engine = engine or self.client
         full = f"{self.prefix}-{alias}-{name}"
         try:
-            self.client.volumes.get(full)
+            engine.volumes.get(full)
         except docker.errors.NotFound:
-            self.client.volumes.create(full, labels=self.labels)
+            engine.volumes.create(full, labels=self.labels)
         return full
 
     def remove(self, host: Host) -> None:
@@ -231,6 +243,95 @@ class TestLab:
     def close(self) -> None:
         sweep(self.client, {RUN_LABEL: self.labels[RUN_LABEL],
                             WORKER_LABEL: self.labels[WORKER_LABEL]})
+
+
+
+class SwarmLab(TestLab):
+    """A lab stack deployed on a Docker Swarm, seen through its nodes' engines.
+
+    ``host(service)`` is the stack's own task of that service, on whichever
+    node Swarm placed it; ``start`` puts a spare copy (a plain container with
+    the run's labels, on the stack's attachable overlay network) on a node of
+    the service's kind: servers on nodes labelled ``socklab.servers``, clients
+    on nodes labelled ``socklab.clients``, as compose/swarm.yml places them.
+    Engines are reached as the manager is (``ssh://user@address`` over
+    paramiko), each node at the address it advertises to the swarm. Only what
+    the run started is removed at the end; the stack stays deployed.
+
+    The suite targets a swarm lab when ``SOCKLAB_SWARM`` names the manager's
+    engine (e.g. ``ssh://labadmin@172.18.0.2``) and ``SOCKLAB_STACK`` the stack.
+    """
+
+    def __init__(self, manager_url: str, stack: str, run_id: str, worker: str) -> None:
+        self.manager_url = manager_url
+        self.stack = stack
+        self.engines: dict[str, docker.DockerClient] = {}
+        manager = self.engine(manager_url)
+        spec = manager.services.get(f"{stack}_client-1").attrs["Spec"]
+        self.prefix = f"socklab-t-{run_id}-{worker}"
+        self.client = manager
+        self.image = spec["TaskTemplate"]["ContainerSpec"]["Image"].split("@")[0]
+        self.labels = {RUN_LABEL: run_id, WORKER_LABEL: worker,
+                       OWNER_LABEL: os.environ.get("SOCKLAB_TEST_OWNER_PID", str(os.getpid()))}
+        self.services = compose_services()
+        self.hosts: dict[str, Host] = {}
+
+    @property
+    def network_name(self) -> str:
+        return network_name(self.stack)
+
+    def engine(self, url: str) -> docker.DockerClient:
+        if url not in self.engines:
+            self.engines[url] = docker.DockerClient(base_url=url, use_ssh_client=False,
+                                                    timeout=EXEC_TIMEOUT)
+        return self.engines[url]
+
+    def node_engine(self, node_id: str) -> docker.DockerClient:
+        """The engine of swarm node ``node_id``, at the address it advertises."""
+        address = self.client.nodes.get(node_id).attrs["Status"]["Addr"]
+        scheme, _, rest = self.manager_url.partition("://")
+        user = rest.split("@", 1)[0] + "@" if "@" in rest else ""
+        return self.engine(f"{scheme}://{user}{address}")
+
+    def task_placement(self, service: str) -> tuple[str, str]:
+        """(node id, container id) of the running task of the stack's ``service``."""
+        def running() -> list[dict[str, Any]]:
+            tasks = self.client.api.tasks(filters={"service": f"{self.stack}_{service}",
+                                                   "desired-state": "running"})
+            return [t for t in tasks if t["Status"]["State"] == "running"]
+
+        if not wait_until(running, START_TIMEOUT, interval=1.0):
+            raise TimeoutError(f"no running task of {self.stack}_{service}")
+        task = running()[0]
+        return task["NodeID"], task["Status"]["ContainerStatus"]["ContainerID"]
+
+    def start(self, service: str, alias: str | None = None, **overrides: Any) -> Host:
+        if alias is None or alias == service:  # the stack's own task
+            node, container_id = self.task_placement(service)
+            host = Host(self.node_engine(node).containers.get(container_id), service)
+            _wait_ready(host, "healthcheck" in self.services[service])
+            return host
+        return super().start(service, alias, **overrides)
+
+    def engine_for(self, spec: dict[str, Any]) -> docker.DockerClient:
+        kind = "clients" if spec.get("labels", {}).get("socklab.role") == "client" else "servers"
+        nodes = [n for n in self.client.nodes.list()
+                 if n.attrs["Spec"].get("Labels", {}).get(f"socklab.{kind}") == "true"
+                 and n.attrs["Status"]["State"] == "ready"]
+        if not nodes:
+            raise RuntimeError(f"no ready swarm node is labelled socklab.{kind}=true")
+        return self.node_engine(sorted(nodes, key=lambda n: n.id)[0].id)
+
+    def remove(self, host: Host) -> None:
+        if host.container.labels.get(RUN_LABEL) != self.labels[RUN_LABEL]:
+            raise ValueError(f"{host.alias} belongs to the stack, not to this test run")
+        super().remove(host)
+
+    def close(self) -> None:
+        for engine in self.engines.values():
+            sweep(engine, {RUN_LABEL: self.labels[RUN_LABEL],
+                           WORKER_LABEL: self.labels[WORKER_LABEL]})
+            engine.close()
 
 
 def _override(spec: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
