@@ -376,13 +376,18 @@ def cpu_sample(ids: set[str], helpers: dict[str, list[int]],
                      sum(process_ticks(p, children=False) for p in daemons) / tick)
 
 
+class StartFailed(Exception):
+    """``make up`` of one lab failed: the machine holds no more (or something broke)."""
+
+
 def start_lab(lab: str) -> float:
-    """``make up LAB=lab`` from the checkout; the seconds it took (SystemExit if it failed)."""
+    """``make up LAB=lab`` from the checkout; the seconds it took."""
     started = time.monotonic()
     result = subprocess.run(["make", "-s", "up", f"LAB={lab}"], cwd=ROOT, capture_output=True,
                             text=True, check=False)
     if result.returncode != 0:
-        raise SystemExit(f"socklab: make up LAB={lab} failed:\n{result.stderr[-2000:]}")
+        raise StartFailed(f"make up LAB={lab} failed after {time.monotonic() - started:.0f} s:"
+                          f"\n{result.stderr[-2000:]}")
     return time.monotonic() - started
 
 
@@ -441,6 +446,11 @@ def capacity(counts: list[int], prefix: str, settle: float, window: float) -> in
                 print(f"socklab: lab {lab} up in {up_seconds[-1]:.1f} s", file=sys.stderr)
             figures = measure_step(labs, up_seconds[step_start:] or [0.0], settle, window)
             print(json.dumps(figures), flush=True)
+    except StartFailed as error:
+        print(json.dumps({"labs": len(labs) - 1, "failed": labs[-1],
+                          "up_seconds": [round(t, 1) for t in up_seconds]}), flush=True)
+        print(f"socklab: {error}", file=sys.stderr)
+        return 1
     finally:
         for lab in labs:
             remove_project(lab_project(lab))
