@@ -3,6 +3,7 @@
     python -m socklab.bench run [--quick] [--out results] [--image TAG]
     python -m socklab.bench report results/bench-<timestamp>   # report.md and plots again
     python -m socklab.bench sweep RUN_ID|all                   # what a killed run left
+    python -m socklab.bench profile epoll --size 1024 --concurrency 10   # py-spy a server
 """
 
 from __future__ import annotations
@@ -34,8 +35,18 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--quick", action="store_true", help="a few cells, small N (< 2 min)")
     run.add_argument("--out", default="results", help="parent directory (default: results)")
     run.add_argument("--image", help="lab image (default: $SOCKLAB_IMAGE, else build)")
+    run.add_argument("--run-id", help="label value of the run's containers (for a sweep "
+                     "by the caller; default: the time and this process's id)")
     report = commands.add_parser("report", help="render report.md and the plots again")
     report.add_argument("directory")
+    prof = commands.add_parser("profile", help="py-spy a server under the bench's load")
+    prof.add_argument("kind", choices=("tcp", "select", "epoll", "twisted", "asyncio", "uvloop",
+                                       "threaded", "ftp"))
+    prof.add_argument("--size", type=int, default=1024)
+    prof.add_argument("--concurrency", type=int, default=10)
+    prof.add_argument("--seconds", type=float, default=8.0)
+    prof.add_argument("--image", help="lab image (default: $SOCKLAB_IMAGE, else build)")
+    prof.add_argument("--out", default="results", help="where the raw stacks go")
     sweep = commands.add_parser("sweep", help="remove a bench run's containers and network")
     sweep.add_argument("run_id", help="a run id, or 'all'")
     args = top.parse_args(argv)
@@ -43,13 +54,18 @@ def main(argv: list[str] | None = None) -> int:
         from socklab.bench.orchestrate import run as run_bench
 
         try:
-            out = run_bench(QUICK if args.quick else FULL, _image(args.image), Path(args.out))
+            out = run_bench(QUICK if args.quick else FULL, _image(args.image), Path(args.out),
+                            args.run_id)
         except KeyboardInterrupt:
             print("\nsocklab bench: interrupted; its containers were removed", file=sys.stderr)
             return 130
+        errors = json.loads((out / "results.json").read_text())["errors"]
+        for error in errors:
+            print(f"socklab bench: {error['workload']} failed: {error['error']}",
+                  file=sys.stderr)
         print(f"socklab bench: {out}/report.md", file=sys.stderr)
         print(out)
-        return 0
+        return 1 if errors else 0
     if args.command == "report":
         from socklab.bench import plots
         from socklab.bench import report as render
@@ -58,6 +74,15 @@ def main(argv: list[str] | None = None) -> int:
         results = json.loads((directory / "results.json").read_text())
         (directory / "report.md").write_text(render.render(results,
                                                            plots.write_all(results, directory)))
+        return 0
+    if args.command == "profile":
+        from socklab.bench.profile import profile
+
+        Path(args.out).mkdir(parents=True, exist_ok=True)
+        found = profile(args.kind, args.size, args.concurrency, args.seconds,
+                        _image(args.image), Path(args.out))
+        print(found["text"])
+        print(f"\nraw stacks: {found['raw']}\nload: {json.dumps(found['load'])[:600]}")
         return 0
     import docker
 

@@ -110,12 +110,15 @@ def run_workloads(lab: BenchLab, params: Params, results: dict[str, Any],
                               lambda: workloads.run_udp(lab, client_1, params, step)) or []
 
 
-def run(params: Params, image: str, out_root: Path) -> Path:
-    """Run every workload; write the results directory; return its path."""
+def run(params: Params, image: str, out_root: Path, run_id: str | None = None) -> Path:
+    """Run every workload; write the results directory; return its path.
+
+    A workload that failed is listed under ``errors`` in results.json and report.md.
+    """
     from socklab.bench import plots, report
 
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
-    run_id = f"{stamp}-{os.getpid()}"
+    run_id = run_id or f"{stamp}-{os.getpid()}"
     out = out_root / f"bench-{stamp}"
     out.mkdir(parents=True, exist_ok=True)
     results: dict[str, Any] = {
