@@ -122,7 +122,7 @@ test-ansible: check-docker $(VENV_STAMP) ## ansible-lint, then site.yml on fresh
 	SOCKLAB_TEST_RUN="$$run" SOCKLAB_ANSIBLE_TESTS=1 PYTHONPATH=services:tests \
 	  $(VENV)/bin/pytest tests/ansible $(ANSIBLE_TEST_ARGS)
 
-clean: ## remove everything the project created: lab, test leftovers, images, venv
+clean: ## remove everything the project created: labs, test leftovers, images, venv
 	-@if [ -n "$(COMPOSE)" ] && docker info >/dev/null 2>&1; then $(DC) down -v --remove-orphans; fi
 	-@if docker info >/dev/null 2>&1; then for lab in $$($(HOSTPY) -m socklab.hostctl labs); do \
 	  echo "socklab: removing lab $$lab" >&2; $(HOSTPY) -m socklab.hostctl remove --project "socklab-$$lab"; done; fi
