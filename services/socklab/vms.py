@@ -234,13 +234,26 @@ def running_vms(vmset: VmSet) -> list[Vm]:
     return [Vm(f"vm-{i}", c, address(vmset, c)) for i, c in names]
 
 
+def swarm_groups(names: list[str]) -> dict[str, list[str]]:
+    """The swarm the test VMs form: the first is the manager and runs the clients,
+    the others are workers and run the servers (a lone VM does both)."""
+    first, rest = names[:1], names[1:]
+    return {"swarm_managers": first, "swarm_workers": rest,
+            "lab_clients": first, "lab_servers": rest or first}
+
+
 def inventory_text(vmset: VmSet, vms: Iterable[Vm]) -> str:
+    vms = list(vms)
     ssh_args = (f"-o UserKnownHostsFile={vmset.known_hosts.resolve()} "
                 "-o StrictHostKeyChecking=yes")
     hosts = "".join(f"{vm.name} ansible_host={vm.address}\n" for vm in vms)
+    groups = "".join(f"[{group}]\n" + "".join(f"{name}\n" for name in names) + "\n"
+                     for group, names in swarm_groups([vm.name for vm in vms]).items())
     return (f"# The local test VMs (containers {vmset.prefix}-N), written by "
             "python3 -m socklab.vms.\n"
-            f"[{GROUP}]\n{hosts}\n[{GROUP}:vars]\n"
+            "# They form a Docker Swarm (ansible/roles/swarm); the lab runs on each\n"
+            "# with Compose, and across them as the stack \"socklab\".\n"
+            f"[{GROUP}]\n{hosts}\n{groups}[{GROUP}:vars]\n"
             f"ansible_user={build.VM_USER}\n"
             f"ansible_ssh_private_key_file={vmset.key.resolve()}\n"
             f"ansible_ssh_common_args='{ssh_args}'\n"

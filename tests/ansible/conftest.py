@@ -24,8 +24,10 @@ from integration import harness
 from socklab import build, vms
 
 HERE = Path(__file__).resolve().parent
-# Two VMs show that the play converges them in parallel and each gets its own lab.
-VM_COUNT = int(os.environ.get("SOCKLAB_TEST_VMS", "2"))
+# Three VMs: the play converges them in parallel and each gets its own lab; they
+# form a swarm (one manager for the clients, two workers for the servers), and
+# losing one worker still leaves the servers a VM apart from the clients.
+VM_COUNT = int(os.environ.get("SOCKLAB_TEST_VMS", "3"))
 # The playbook runs take minutes: pyproject's 300 s per test is not enough.
 SUITE_TIMEOUT = 3600
 
@@ -103,3 +105,19 @@ def second_run(converged: Run, vm_set: vms.VmSet, lab_tag: str) -> Run:
     """
     return run_playbook(vm_set.inventory, "-e", f"socklab_image_tag={lab_tag}",
                         log_name="second-run.log")
+
+
+@pytest.fixture(scope="session")
+def ssh_home(vm_set: vms.VmSet, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A HOME whose ~/.ssh holds the VMs' ssh_config and known hosts.
+
+    The Docker SDK's ssh:// (paramiko) reads the key from ~/.ssh/config and
+    the host keys from ~/.ssh/known_hosts, when a client is created.
+    """
+    home = tmp_path_factory.mktemp("home")
+    ssh_dir = home / ".ssh"
+    ssh_dir.mkdir(mode=0o700)
+    (ssh_dir / "config").write_text(vm_set.ssh_config.read_text())
+    (ssh_dir / "known_hosts").write_text(vm_set.known_hosts.read_text())
+    return home
+

@@ -20,6 +20,7 @@ import paramiko
 import pytest
 import yaml
 from ansible_run import ANSIBLE_DIR, ROOT, Run
+from remote import engine_client
 
 from integration.harness import wait_until
 from socklab import build, vms
@@ -176,21 +177,10 @@ def test_client_container_reaches_server(shells: list[Shell], host: str, port: i
 
 
 @pytest.fixture
-def remote_engines(shells: list[Shell], vm_set: vms.VmSet, tmp_path: Path,
-                   monkeypatch: pytest.MonkeyPatch) -> Iterator[list[docker.DockerClient]]:
-    """The Docker SDK on each VM's engine over ssh:// (paramiko, our key and known hosts).
-
-    The SDK reads the key from ~/.ssh/config and the host keys from
-    ~/.ssh/known_hosts: a HOME of our own supplies both.
-    """
-    ssh_dir = tmp_path / ".ssh"
-    ssh_dir.mkdir(mode=0o700)
-    (ssh_dir / "config").write_text(vm_set.ssh_config.read_text())
-    (ssh_dir / "known_hosts").write_text(vm_set.known_hosts.read_text())
-    monkeypatch.setenv("HOME", str(tmp_path))
-    monkeypatch.delenv("SSH_AUTH_SOCK", raising=False)
-    clients = [docker.DockerClient(base_url=f"ssh://{build.VM_USER}@{shell.vm.address}",
-                                   use_ssh_client=False, timeout=60) for shell in shells]
+def remote_engines(shells: list[Shell], ssh_home: Path) -> Iterator[list[docker.DockerClient]]:
+    """The Docker SDK on each VM's engine over ssh:// (paramiko, our key and known hosts)."""
+    clients = [engine_client(f"ssh://{build.VM_USER}@{shell.vm.address}", ssh_home)
+               for shell in shells]
     yield clients
     for client in clients:
         client.close()

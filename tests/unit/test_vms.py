@@ -90,6 +90,27 @@ def test_inventory_logs_in_with_the_key_and_checks_host_keys(
     assert variables["ansible_control_path_dir"].startswith(str(vmset.state_dir.resolve()))
 
 
+@pytest.mark.parametrize(("names", "expected"), [
+    (["vm-1"], {"swarm_managers": ["vm-1"], "swarm_workers": [],
+                "lab_clients": ["vm-1"], "lab_servers": ["vm-1"]}),
+    (["vm-1", "vm-2", "vm-3"], {"swarm_managers": ["vm-1"], "swarm_workers": ["vm-2", "vm-3"],
+                                "lab_clients": ["vm-1"], "lab_servers": ["vm-2", "vm-3"]}),
+])
+def test_test_vms_form_a_swarm_with_clients_and_servers_apart(
+        names: list[str], expected: dict[str, list[str]]) -> None:
+    assert vms.swarm_groups(names) == expected
+
+
+def test_inventory_puts_the_vms_in_the_swarm_groups(vmset: vms.VmSet,
+                                                    two_vms: list[vms.Vm]) -> None:
+    lines = vms.inventory_text(vmset, two_vms).splitlines()
+    for group, members in {"swarm_managers": ["vm-1"], "swarm_workers": ["vm-2"],
+                           "lab_clients": ["vm-1"], "lab_servers": ["vm-2"]}.items():
+        start = lines.index(f"[{group}]")
+        assert lines[start + 1:start + 1 + len(members)] == members
+        assert lines[start + 1 + len(members)] == ""
+
+
 def test_ssh_config_has_one_host_block_per_vm(vmset: vms.VmSet,
                                               two_vms: list[vms.Vm]) -> None:
     blocks = [b for b in vms.ssh_config_text(vmset, two_vms).split("\n\n") if b.strip()]

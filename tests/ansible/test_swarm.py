@@ -1,0 +1,111 @@
+"""The lab across VMs: the test VMs' swarm, the stack's placement, traffic that crosses VMs.
+
+site.yml (roles/swarm, roles/socklab stack.yml) formed a swarm of the test
+VMs and deployed the stack ``socklab``: servers on the workers, clients on
+the manager. Each check reads the live swarm (nodes, tasks, the servers' own
+logs) through the Docker SDK over ssh://.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import docker
+import pytest
+from remote import engine_client
+from swarm_lab import CLIENTS, PROTOCOLS, SERVERS, STACK, placement, run_suite, swarm_target
+
+from integration.harness import SwarmLab, wait_until
+from socklab import build, vms
+from socklab.stack import network_name
+
+STACK_WAIT = 180.0
+
+
+@pytest.fixture(scope="module")
+def manager_url(converged: object, vm_list: list[vms.Vm]) -> str:
+    return f"ssh://{build.VM_USER}@{vm_list[0].address}"
+
+
+@pytest.fixture(scope="module")
+def manager(manager_url: str, ssh_home: Path) -> Iterator[docker.DockerClient]:
+    client = engine_client(manager_url, ssh_home)
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def swarm_lab(manager_url: str, ssh_home: Path,
+              monkeypatch: pytest.MonkeyPatch) -> Iterator[SwarmLab]:
+    monkeypatch.setenv("HOME", str(ssh_home))
+    monkeypatch.delenv("SSH_AUTH_SOCK", raising=False)
+    lab = SwarmLab(manager_url, STACK, os.environ["SOCKLAB_TEST_RUN"], "swarm-checks")
+    yield lab
+    lab.close()
+
+
+def test_every_vm_is_a_ready_node_with_its_role_and_placement_label(
+        manager: docker.DockerClient, vm_list: list[vms.Vm]) -> None:
+    nodes = {n.attrs["Description"]["Hostname"]: n.attrs for n in manager.nodes.list()}
+    assert sorted(nodes) == sorted(vm.name for vm in vm_list)
+    for index, vm in enumerate(vm_list):
+        node = nodes[vm.name]
+        role, label = ("manager", "clients") if index == 0 else ("worker", "servers")
+        assert (node["Spec"]["Role"], node["Status"]["State"]) == (role, "ready"), vm.name
+        assert node["Spec"]["Labels"] == {f"socklab.{label}": "true"}, vm.name
+        assert node["Status"]["Addr"] == vm.address
+
+
+def test_stack_runs_every_service_with_servers_and_clients_on_different_vms(
+        manager: docker.DockerClient, record_property: pytest.RecordProperty) -> None:
+    wait_until(lambda: set(placement(manager)) == set(SERVERS + CLIENTS), STACK_WAIT, 2.0)
+    placed = placement(manager)
+    assert set(placed) == set(SERVERS + CLIENTS)
+    server_nodes = {placed[s] for s in SERVERS}
+    client_nodes = {placed[c] for c in CLIENTS}
+    assert client_nodes == {"vm-1"}
+    assert server_nodes and not server_nodes & client_nodes
+    record_property("figures", {"placement": placed})
+
+
+def test_an_exchange_crosses_vms_and_the_server_sees_the_clients_overlay_address(
+        swarm_lab: SwarmLab, record_property: pytest.RecordProperty) -> None:
+    client, server = swarm_lab.hosts_up("client-1", "tcp-server")
+    client_node, _ = swarm_lab.task_placement("client-1")
+    server_node, _ = swarm_lab.task_placement("tcp-server")
+    assert client_node != server_node
+
+    result = client.check("echo", host="tcp-server", port=9000, size=4096)
+    assert result["intact"] and result["received"] == 4096
+
+    client.container.reload()
+    networks = client.container.attrs["NetworkSettings"]["Networks"]
+    overlay = networks[network_name(STACK)]["IPAddress"]
+    resolved = client.run("getent", "hosts", "tcp-server").stdout.split()[0]
+    assert resolved == server.address()  # dnsrr: the name is the server task's own address
+    assert wait_until(lambda: f"accept peer={overlay}:" in server.logs(), 10)
+    record_property("figures", {"client_overlay": overlay, "server_overlay": resolved})
+
+
+def test_integration_suite_passes_from_a_client_vm_to_server_vms(
+        manager_url: str, ssh_home: Path, record_property: pytest.RecordProperty) -> None:
+    run_id = f"{os.environ['SOCKLAB_TEST_RUN']}-swarm"
+    suite = run_suite(swarm_target(manager_url), ssh_home, run_id, "swarm-suite.log")
+    assert suite.returncode == 0, suite.output[-6000:]
+    assert suite.counts.get("passed", 0) >= 20 and not suite.counts.get("failed")
+    record_property("figures", {"swarm_suite": suite.counts})
+
+
+def test_integration_suite_runs_on_a_remote_engine_over_ssh(
+        vm_list: list[vms.Vm], ssh_home: Path, lab_tag: str, converged: object,
+        record_property: pytest.RecordProperty) -> None:
+    """DOCKER_HOST=ssh://: the suite starts its own hosts on a VM's engine, as it does locally."""
+    target = {"DOCKER_HOST": f"ssh://{build.VM_USER}@{vm_list[-1].address}",
+              "SOCKLAB_IMAGE": lab_tag}
+    suite = run_suite(target, ssh_home, f"{os.environ['SOCKLAB_TEST_RUN']}-remote",
+                      "remote-engine-suite.log", [PROTOCOLS, "-k", "udp or exec or tcp_serves"])
+    assert suite.returncode == 0, suite.output[-6000:]
+    assert suite.counts.get("passed", 0) >= 5 and not suite.counts.get("failed")
+    record_property("figures", {"remote_engine_suite": suite.counts})
