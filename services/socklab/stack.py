@@ -124,6 +124,16 @@ def swarm_service(service: dict[str, Any]) -> dict[str, Any]:
     return spec
 
 
+def network_name(stack: str) -> str:
+    """The overlay network of stack ``stack``, as Swarm names a stack's own resources.
+
+    Not the stack's bare name: a VM that also runs the Compose lab has a
+    bridge network of that name (``socklab``), and two networks of one name
+    make every ``--network socklab`` ambiguous.
+    """
+    return f"{stack}_lab"
+
+
 def check_stack_name(stack: str) -> str:
     if not STACK_NAME.fullmatch(stack):
         raise StackError(f"stack name {stack!r}: use a-z, 0-9 and '-', at most 40 characters, "
@@ -135,8 +145,8 @@ def render(lab: dict[str, Any], override: dict[str, Any], stack: str,
            image: str) -> dict[str, Any]:
     """The stack file of lab ``stack``: ``lab`` (lab.yml) with ``override`` (swarm.yml).
 
-    The lab's network is named after the stack, so every learner's stack has
-    a network of its own and the same host names inside it.
+    The lab's network is named after the stack (``network_name``), so every
+    learner's stack has a network of its own and the same host names inside it.
     """
     check_stack_name(stack)
     unknown = set(override.get("services", {})) - set(lab.get("services", {}))
@@ -144,7 +154,7 @@ def render(lab: dict[str, Any], override: dict[str, Any], stack: str,
         raise StackError(f"swarm.yml names services lab.yml lacks: {', '.join(sorted(unknown))}")
     merged = merge({k: v for k, v in lab.items() if not k.startswith("x-")},
                    {k: v for k, v in override.items() if not k.startswith("x-")})
-    merged = interpolate(merged, {"SOCKLAB_IMAGE": image, "SOCKLAB_NETWORK": stack})
+    merged = interpolate(merged, {"SOCKLAB_IMAGE": image, "SOCKLAB_NETWORK": network_name(stack)})
     merged["services"] = {name: swarm_service(service)
                           for name, service in merged["services"].items()}
     return {"version": STACK_VERSION, **{k: v for k, v in merged.items() if k != "version"}}
