@@ -98,7 +98,7 @@ def test_render_has_every_section_and_the_ratios() -> None:
     assert "![echo-rps.png](echo-rps.png)" in text
     assert "| epoll | 10 | 10,000 (9,000–11,000) |" in text
     assert "0.50×" in text and "1.25×" in text
-    assert "| 1 GiB | 400.0 | 2.56 | 0.40× | yes |" in text
+    assert "| 1 GiB | 400.0 | 2.560 | 0.40× | yes |" in text
     assert "0.50 before, 0.50–1.50 during, 0.70 after" in text
 
 

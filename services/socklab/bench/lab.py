@@ -58,6 +58,9 @@ class BenchHost:
     def __init__(self, container: Any, alias: str) -> None:
         self.container = container
         self.alias = alias
+        self._pid: int | None = None
+        self._thread_wait: dict[str, int] = {}  # ns per server thread, as last read
+        self._wait_total = 0
 
     def run(self, *argv: str, timeout: int = EXEC_TIMEOUT) -> tuple[int, str, str]:
         command = ["timeout", "--kill-after=5", str(timeout), *argv]
@@ -103,8 +106,35 @@ class BenchHost:
         path = self._cgroup_file("memory", "memory.usage_in_bytes", "memory.current")
         return int(path.read_text()) if path else None
 
-    def server_pid(self) -> int | None:
+    def server_wait_seconds(self) -> float | None:
+        """Time the server's threads spent runnable but waiting for a CPU, so far.
+
+        The second field of /proc/<pid>/task/<tid>/schedstat (run-queue wait, ns):
+        on a shared machine, the share of a run the server wanted a CPU and had none.
+        Threads come and go (the threaded servers), so the total adds each thread's
+        growth since it was last read: it never goes back when a thread ends.
+        """
+        pid = self.server_pid(cached=True)
+        if pid is None:
+            return None
+        for stat in Path(f"/proc/{pid}/task").glob("*/schedstat"):
+            try:
+                waited = int(stat.read_text().split()[1])
+            except (OSError, IndexError, ValueError):
+                continue  # a thread that just ended
+            tid = stat.parent.name
+            self._wait_total += waited - self._thread_wait.get(tid, 0)
+            self._thread_wait[tid] = waited
+        return self._wait_total / 1e9
+
+    def server_pid(self, cached: bool = False) -> int | None:
         """Host PID of the server: the one child of the container's init (tini)."""
+        if cached and self._pid:
+            return self._pid
+        self._pid = self._find_server_pid()
+        return self._pid
+
+    def _find_server_pid(self) -> int | None:
         self.container.reload()
         init = self.container.attrs["State"]["Pid"]
         children = Path(f"/proc/{init}/task/{init}/children")
@@ -128,16 +158,22 @@ class BenchHost:
 
 
 @contextmanager
-def sampling_cpu(host: BenchHost) -> Iterator[list[tuple[float, float]]]:
-    """(monotonic time, CPU seconds) of ``host`` every 50 ms while the block runs."""
-    samples: list[tuple[float, float]] = []
+def sampling_cpu(host: BenchHost) -> Iterator[dict[str, list[tuple[float, float]]]]:
+    """(monotonic time, seconds) every 50 ms while the block runs, of ``host``'s CPU
+    time (``cpu``, its cgroup) and of its server's run-queue wait (``wait``)."""
+    samples: dict[str, list[tuple[float, float]]] = {"cpu": [], "wait": []}
     stop = threading.Event()
+
+    def sample_once() -> None:
+        now = time.monotonic()
+        for key, read in (("cpu", host.cpu_seconds), ("wait", host.server_wait_seconds)):
+            value = read()
+            if value is not None:
+                samples[key].append((now, value))
 
     def sample() -> None:
         while True:
-            value = host.cpu_seconds()
-            if value is not None:
-                samples.append((time.monotonic(), value))
+            sample_once()
             if stop.wait(CPU_SAMPLE_INTERVAL):
                 break
 
@@ -148,9 +184,7 @@ def sampling_cpu(host: BenchHost) -> Iterator[list[tuple[float, float]]]:
     finally:
         stop.set()
         thread.join()
-        value = host.cpu_seconds()
-        if value is not None:
-            samples.append((time.monotonic(), value))
+        sample_once()
 
 
 class BenchLab:

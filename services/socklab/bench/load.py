@@ -89,13 +89,26 @@ class EchoConn:
         self.writing = False  # registered for EPOLLOUT: part of the message is still unsent
 
 
+def run_queue_wait() -> float:
+    """Seconds this process has been runnable but waiting for a CPU (/proc/self/schedstat).
+
+    On a shared machine it tells a load generator starved of CPU from one
+    waiting for the server; 0 where the kernel does not keep schedstats.
+    """
+    try:
+        with open("/proc/self/schedstat") as file:
+            return int(file.read().split()[1]) / 1e9
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
 def _echo_loop(conns: list[EchoConn], size: int, warmup: float, duration: float,
                start: float) -> dict[str, Any]:
     """Drive every connection until the window closes; counts, histogram, CPU."""
     poller = select.epoll()
     by_fd = {c.sock.fileno(): c for c in conns}
     buf = bytearray(RECV_BUFFER)
-    histogram, done, cpu_start = Histogram(), 0, 0.0
+    histogram, done, cpu_start, wait_start = Histogram(), 0, 0.0, 0.0
     window_open, window_close = start + warmup, start + warmup + duration
     recording = False
     for conn in conns:
@@ -107,6 +120,7 @@ def _echo_loop(conns: list[EchoConn], size: int, warmup: float, duration: float,
         now = time.monotonic()
         if not recording and now >= window_open:
             recording, cpu_start, done = True, time.process_time(), 0
+            wait_start = run_queue_wait()
             histogram = Histogram()
         if now >= window_close:
             break
@@ -128,13 +142,13 @@ def _echo_loop(conns: list[EchoConn], size: int, warmup: float, duration: float,
                         done += 1
                     conn.received, conn.sent, conn.started = 0, 0, finished
                     _send_more(conn, poller, size)
-    cpu = time.process_time() - cpu_start
+    cpu, waited = time.process_time() - cpu_start, run_queue_wait() - wait_start
     stalled = [time.monotonic() - c.started for c in conns]
     if max(stalled) > STALL_LIMIT:
         raise TimeoutError(f"a reply took over {STALL_LIMIT:.0f} s")
     poller.close()
     return {"requests": done, "histogram": histogram.to_json(), "cpu_seconds": cpu,
-            "window": [window_open, window_close]}
+            "wait_seconds": waited, "window": [window_open, window_close]}
 
 
 def _send_more(conn: EchoConn, poller: select.epoll, size: int) -> None:
@@ -199,8 +213,9 @@ def echo_run(args: argparse.Namespace) -> dict[str, Any]:
     requests = sum(r["requests"] for r in results)
     return {"requests": requests, "rps": requests / args.duration,
             "mib_s": requests * args.size / args.duration / (1 << 20),
-            "latency_ms": histogram.summary(), "client_cpu": [r["cpu_seconds"] / args.duration
-                                                              for r in results],
+            "latency_ms": histogram.summary(),
+            "client_cpu": [r["cpu_seconds"] / args.duration for r in results],
+            "client_wait": [r["wait_seconds"] / args.duration for r in results],
             "window": [min(r["window"][0] for r in results),
                        max(r["window"][1] for r in results)]}
 
@@ -296,7 +311,7 @@ def exec_run(args: argparse.Namespace) -> dict[str, Any]:
     with sock:
         if run(EXEC_COMMAND) != EXEC_OUTPUT:
             raise ValueError(f"exec {args.mode}: unexpected output")
-        cpu, opened = time.process_time(), time.monotonic()
+        cpu, waited, opened = time.process_time(), run_queue_wait(), time.monotonic()
         closes = opened + args.duration
         while (started := time.monotonic()) < closes:
             output = run(EXEC_COMMAND)
@@ -304,8 +319,9 @@ def exec_run(args: argparse.Namespace) -> dict[str, Any]:
             done += 1 if output == EXEC_OUTPUT else 0
         seconds = time.monotonic() - opened
     return {"commands": done, "commands_s": done / seconds, "latency_ms": histogram.summary(),
-            "client_cpu": [(time.process_time() - cpu) / seconds], "window": [opened, opened +
-                                                                          seconds]}
+            "client_cpu": [(time.process_time() - cpu) / seconds],
+            "client_wait": [(run_queue_wait() - waited) / seconds],
+            "window": [opened, opened + seconds]}
 
 
 def run_exec(args: argparse.Namespace) -> dict[str, Any]:

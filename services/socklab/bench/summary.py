@@ -29,26 +29,32 @@ def summarize(runs: list[Mapping[str, Any]], keys: Iterable[str]) -> dict[str, A
     return result
 
 
-def _busiest_client(run: Mapping[str, Any]) -> float | None:
-    shares = run.get("client_cpu") or []
+def _busiest(run: Mapping[str, Any], key: str) -> float | None:
+    shares = run.get(key) or []
     return max(shares) if shares else None
 
 
-def echo_summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
-    """requests/s, MiB/s, latency percentiles, server CPU and the busiest client process's CPU."""
+def _client_figures(runs: list[dict[str, Any]]) -> None:
     for run in runs:
-        run["client_cpu_max"] = _busiest_client(run)
-    keys = ("rps", "mib_s", *(f"latency_ms.{k}" for k in LATENCY_KEYS), "server_cpu",
-            "client_cpu_max")
-    return summarize(runs, keys)
+        run["client_cpu_max"] = _busiest(run, "client_cpu")
+        run["client_wait_max"] = _busiest(run, "client_wait")
+
+
+# Where the time went: the server's CPU and run-queue wait, and the busiest client process's.
+CPU_KEYS = ("server_cpu", "server_wait", "client_cpu_max", "client_wait_max")
+
+
+def echo_summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """requests/s, MiB/s, latency percentiles, and the CPU figures of ``CPU_KEYS``."""
+    _client_figures(runs)
+    return summarize(runs, ("rps", "mib_s", *(f"latency_ms.{k}" for k in LATENCY_KEYS),
+                            *CPU_KEYS))
 
 
 def exec_summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
-    for run in runs:
-        run["client_cpu_max"] = _busiest_client(run)
-    keys = ("commands_s", *(f"latency_ms.{k}" for k in LATENCY_KEYS), "server_cpu",
-            "client_cpu_max")
-    return summarize(runs, keys)
+    _client_figures(runs)
+    return summarize(runs, ("commands_s", *(f"latency_ms.{k}" for k in LATENCY_KEYS),
+                            *CPU_KEYS))
 
 
 def window_rate(samples: list[tuple[float, float]], opened: float,

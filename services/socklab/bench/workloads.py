@@ -30,9 +30,12 @@ IPERF_WAIT = 10.0
 Step = Callable[[str], None]
 
 
-def _with_server_cpu(runs: list[dict[str, Any]], samples: list[tuple[float, float]]) -> None:
+def _with_server_cpu(runs: list[dict[str, Any]],
+                     samples: dict[str, list[tuple[float, float]]]) -> None:
+    """Each run's server CPU and run-queue wait (seconds per second) over its window."""
     for run in runs:
-        run["server_cpu"] = summary.window_rate(samples, *run["window"])
+        run["server_cpu"] = summary.window_rate(samples["cpu"], *run["window"])
+        run["server_wait"] = summary.window_rate(samples["wait"], *run["window"])
 
 
 def start_echo(lab: BenchLab, target: EchoTarget) -> BenchHost:
@@ -108,6 +111,9 @@ def run_idle(lab: BenchLab, active: BenchHost, holder: BenchHost, name: str,
     server = start_echo(lab, target)
     points = []
     try:
+        # Memory is measured from the fresh server's: freed memory is kept for reuse, so
+        # the growth from one point to the next undercounts.
+        baseline = _memory(server)
         for count in counts:
             step(f"idle {name} {count} connections")
             before = _memory(server)
@@ -123,7 +129,8 @@ def run_idle(lab: BenchLab, active: BenchHost, holder: BenchHost, name: str,
             points.append({"target": name, "idle": count, "opened": state["open"],
                            "failures": state["failures"], "memory_before": before,
                            "memory_after": after,
-                           "memory_per_connection": summary.per_connection(before, after,
+                           "memory_baseline": baseline,
+                           "memory_per_connection": summary.per_connection(baseline, after,
                                                                            state["open"]),
                            "runs": raw["runs"], "summary": summary.echo_summary(raw["runs"])})
     finally:
