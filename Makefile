@@ -18,8 +18,11 @@ VENV_STAMP   := $(VENV)/.installed-$(shell sha256sum pyproject.toml 2>/dev/null 
 PYTEST_ARGS  ?=
 # make up PUBLISH=1 also publishes the servers' ports on 127.0.0.1 (compose/publish.yml).
 PUBLISH      ?=
-# make vms VMS=3 starts three test VMs; make provision INVENTORY=path provisions real ones.
-VMS          ?= 2
+# make vms starts three test VMs (make vms N=5: five); they form a Docker Swarm, one
+# manager for the clients and workers for the servers. make provision INVENTORY=path
+# provisions real ones.
+N            ?= 3
+VMS          ?= $(N)
 INVENTORY    ?=
 # Extra ansible-playbook arguments, e.g. make provision ANSIBLE_ARGS='--limit vm-1 --diff'
 ANSIBLE_ARGS ?=
@@ -99,7 +102,7 @@ test: check-docker $(VENV_STAMP) lint test-ansible ## everything: lint, the Ansi
 	echo "socklab: test run $$run with $$SOCKLAB_IMAGE" >&2; \
 	SOCKLAB_TEST_RUN="$$run" PYTHONPATH=services:tests $(VENV)/bin/pytest -n auto $(PYTEST_ARGS)
 
-vms: check-docker ## start the local test VMs (VMS=2): systemd Debian containers with sshd, no Docker
+vms: check-docker ## start the local test VMs (N=3): systemd Debian containers with sshd, no Docker
 	@$(HOSTPY) -m socklab.vms up --count $(VMS) >/dev/null
 
 vms-down: check-docker ## remove the test VMs, their volumes and their network
@@ -128,6 +131,7 @@ clean: ## remove everything the project created: labs, test leftovers, images, v
 	  echo "socklab: removing lab $$lab" >&2; $(HOSTPY) -m socklab.hostctl remove --project "socklab-$$lab"; done; fi
 	-@docker ps -aq --filter label=socklab.test-run | xargs -r docker rm -fv >/dev/null
 	-@docker network ls -q --filter label=socklab.test-run | xargs -r docker network rm >/dev/null
+	-@docker volume ls -q --filter label=socklab.test-run | xargs -r docker volume rm >/dev/null
 	-@$(HOSTPY) -m socklab.vms down >/dev/null 2>&1
 	-@docker images --format '{{.Repository}}:{{.Tag}}' | grep -E '^socklab-(lab|base|vm):' | xargs -r docker rmi
 	rm -rf $(VENV) .pytest_cache .ruff_cache test-reports .image-build.lock services/*.egg-info .vms
