@@ -81,10 +81,14 @@ def lab_tag() -> str:
     return build.lab_tag()
 
 
+# Two learners' stacks on the swarm (socklab_stacks): each a lab of its own.
+STACKS_ARG = '{"socklab_stacks": ["socklab", "socklab-b"]}'
+
+
 @pytest.fixture(scope="session")
 def converge(vm_set: vms.VmSet, lab_tag: str) -> Run:
     """The first run of site.yml against the fresh VMs (it builds the image if needed)."""
-    return run_playbook(vm_set.inventory, log_name="converge.log")
+    return run_playbook(vm_set.inventory, "-e", STACKS_ARG, log_name="converge.log")
 
 
 @pytest.fixture(scope="session")
@@ -104,7 +108,7 @@ def second_run(converged: Run, vm_set: vms.VmSet, lab_tag: str) -> Run:
     would otherwise be built and shipped, a change the playbook rightly reports.
     """
     return run_playbook(vm_set.inventory, "-e", f"socklab_image_tag={lab_tag}",
-                        log_name="second-run.log")
+                        "-e", STACKS_ARG, log_name="second-run.log")
 
 
 @pytest.fixture(scope="session")

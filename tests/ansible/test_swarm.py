@@ -22,6 +22,7 @@ from socklab import build, vms
 from socklab.stack import network_name
 
 STACK_WAIT = 180.0
+OTHER_STACK = "socklab-b"  # the second learner's stack of the test converge (conftest)
 
 
 @pytest.fixture(scope="module")
@@ -87,6 +88,27 @@ def test_an_exchange_crosses_vms_and_the_server_sees_the_clients_overlay_address
     assert resolved == server.address()  # dnsrr: the name is the server task's own address
     assert wait_until(lambda: f"accept peer={overlay}:" in server.logs(), 10)
     record_property("figures", {"client_overlay": overlay, "server_overlay": resolved})
+
+
+def test_a_second_learners_stack_is_a_lab_of_its_own(
+        swarm_lab: SwarmLab, manager_url: str, record_property: pytest.RecordProperty) -> None:
+    """socklab_stacks: [socklab, socklab-b]: same host names, networks that never meet."""
+    other = SwarmLab(manager_url, OTHER_STACK, os.environ["SOCKLAB_TEST_RUN"], "swarm-b")
+    try:
+        mine, own_server = swarm_lab.hosts_up("client-1", "tcp-server")
+        theirs, their_server = other.hosts_up("client-1", "tcp-server")
+        assert their_server.address() != own_server.address()
+        for client, server in ((mine, own_server), (theirs, their_server)):
+            assert client.run("getent", "hosts", "tcp-server").stdout.split()[:1] == \
+                [server.address()]
+            assert client.check("echo", host="tcp-server", port=9000)["intact"]
+        results = mine.connect_results(9000, own_server.address(), their_server.address(),
+                                       timeout=3.0)
+        assert results[own_server.address()] == "connected", results
+        assert results[their_server.address()] != "connected", results
+        record_property("figures", {"other_stack": results})
+    finally:
+        other.close()
 
 
 def test_integration_suite_passes_from_a_client_vm_to_server_vms(

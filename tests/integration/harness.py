@@ -90,6 +90,19 @@ print(json.dumps({"current": int(current or 0), "peak": int(peak or 0), "anon": 
 """
 
 
+CONNECT_SCRIPT = r"""
+import json, socket, sys
+results = {}
+for address in sys.argv[3:]:
+    try:
+        socket.create_connection((address, int(sys.argv[2])), timeout=float(sys.argv[1])).close()
+        results[address] = "connected"
+    except OSError as error:
+        results[address] = type(error).__name__
+print(json.dumps(results))
+"""
+
+
 @dataclass(frozen=True)
 class Completed:
     exit_code: int
@@ -133,6 +146,13 @@ class Host:
 
     def read(self, path: str) -> str:
         return self.run("cat", path).stdout
+
+    def connect_results(self, port: int, *addresses: str, timeout: float) -> dict[str, str]:
+        """address -> "connected" or the error a TCP connect from here to it met."""
+        result = self.run("python3", "-c", CONNECT_SCRIPT, str(timeout), str(port), *addresses)
+        if result.exit_code != 0:
+            raise AssertionError(f"connect from {self.alias} failed: {result.stderr}")
+        return json.loads(result.stdout)
 
     def resources(self) -> dict[str, int]:
         """What this container uses, from its cgroup (v1 or v2) and /proc, read inside it.

@@ -10,7 +10,6 @@ hosts the checks need are started, to keep the run short.
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 from collections.abc import Iterator
@@ -30,18 +29,6 @@ START_TIMEOUT = 120.0
 # A connection attempt to the other lab is dropped silently (Docker's isolation
 # rules): give up after this long rather than the kernel's ~2 min of SYN retries.
 CONNECT_TIMEOUT = 3.0
-
-CONNECT_SCRIPT = r"""
-import json, socket, sys
-results = {}
-for address in sys.argv[2:]:
-    try:
-        socket.create_connection((address, 9000), timeout=float(sys.argv[1])).close()
-        results[address] = "connected"
-    except OSError as error:
-        results[address] = type(error).__name__
-print(json.dumps(results))
-"""
 
 
 @dataclass
@@ -171,9 +158,6 @@ def check_names_resolve_in_own_lab(lab: Lab, elsewhere: Lab) -> None:
 def check_other_lab_unreachable(lab: Lab, elsewhere: Lab) -> None:
     """A connect to the other lab's tcp-server fails; the same probe reaches its own."""
     own, foreign = lab.address("tcp-server"), elsewhere.address("tcp-server")
-    result = lab.client().run("python3", "-c", CONNECT_SCRIPT, str(CONNECT_TIMEOUT),
-                              own, foreign)
-    assert result.exit_code == 0, result.stderr
-    results = json.loads(result.stdout)
+    results = lab.client().connect_results(9000, own, foreign, timeout=CONNECT_TIMEOUT)
     assert results[own] == "connected", results
     assert results[foreign] != "connected", results
