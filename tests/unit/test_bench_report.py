@@ -128,11 +128,13 @@ def test_echo_summary_takes_the_busiest_client_process() -> None:
 
 
 def test_window_rate_is_cpu_seconds_per_second_over_the_window() -> None:
-    samples = [(0.0, 0.0), (1.0, 0.5), (2.0, 1.5), (3.0, 1.5)]
-    assert window_rate(samples, 1.0, 2.0) == pytest.approx(1.0)
-    assert window_rate(samples, 0.0, 3.0) == pytest.approx(0.5)
+    samples = [(t / 10, min(t, 20) / 20) for t in range(31)]  # 0.5 CPU for 2 s, then idle
+    assert window_rate(samples, 0.5, 1.5) == pytest.approx(0.5)
+    assert window_rate(samples, 0.0, 3.0) == pytest.approx(1 / 3)
     assert window_rate(samples, 2.0, 2.0) is None
-    assert window_rate(samples, 2.0, 9.0) is None
+    assert window_rate(samples, 2.0, 9.0) is None  # past the last sample
+    sparse = [(0.0, 0.0), (3.0, 1.5)]
+    assert window_rate(sparse, 1.0, 2.0) is None  # the sampler stalled: no figure
 
 
 def test_per_connection_divides_growth_by_connections() -> None:

@@ -116,3 +116,10 @@ def test_interpolate_reads_a_counter_between_samples() -> None:
     assert interpolate(samples, 9.9) is None
     assert interpolate(samples, 12.1) is None
     assert interpolate([], 1.0) is None
+
+
+def test_interpolate_refuses_samples_too_far_apart() -> None:
+    samples = [(0.0, 0.0), (0.05, 0.05), (3.0, 0.06), (3.05, 0.1)]
+    assert interpolate(samples, 0.02, max_gap=0.5) == pytest.approx(0.02)
+    assert interpolate(samples, 1.0, max_gap=0.5) is None  # a stalled sampler
+    assert interpolate(samples, 1.0) is not None

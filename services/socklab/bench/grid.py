@@ -40,6 +40,7 @@ class Params:
     udp_size: int
     idle_counts: dict[str, tuple[int, ...]] = field(default_factory=dict)
     idle_duration: float = 2.0
+    idle_runs: int = 3  # the latency of one client is noisier than a crowd's: more runs
     memory_connections: int = 400  # idle connections opened to measure memory per connection
     memory_targets: tuple[str, ...] = ()
     # QUICK: the one concurrency non-blocking servers are measured at (None: all of them).
@@ -59,7 +60,7 @@ FULL = Params(
     udp_rates=(10_000, 30_000, 0), udp_duration=2.0, udp_size=64,
     # select() cannot watch descriptor 1024 or above: 1,000 idle clients is its wall.
     idle_counts={"select": (100, 500, 1000), "epoll": (100, 500, 1000, 10_000)},
-    idle_duration=2.0,
+    idle_duration=2.0, idle_runs=5,
     # Below the servers' 512-process limit, which bounds the threaded reference.
     memory_connections=400,
     memory_targets=("select", "epoll", "twisted", "asyncio", "uvloop", "threaded"),
@@ -74,7 +75,7 @@ QUICK = Params(
     ftp_sizes=(1 * MIB,), ftp_runs=2, iperf_seconds=1.0,
     exec_modes=("naive", "handshake", "framed"), exec_duration=0.3,
     udp_rates=(10_000,), udp_duration=0.3, udp_size=64,
-    idle_counts={"epoll": (100, 1000)}, idle_duration=0.3,
+    idle_counts={"epoll": (100, 1000)}, idle_duration=0.3, idle_runs=2,
     memory_connections=100, memory_targets=(),
     quick_concurrency=10,
 )
@@ -123,5 +124,6 @@ def idle_points(params: Params) -> list[tuple[str, int]]:
 
 def count_steps(params: Params) -> int:
     """How many measured steps a run has: the progress bar's total."""
-    return (len(echo_cells(params)) + len(idle_points(params)) + len(params.ftp_sizes) + 1
+    return (len(echo_cells(params)) * params.runs + len(idle_points(params))
+            + len(params.ftp_sizes) + 1
             + len(params.exec_modes) + len(params.udp_rates) + len(params.memory_targets))

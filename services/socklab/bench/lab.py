@@ -167,7 +167,10 @@ def sampling_cpu(host: BenchHost) -> Iterator[dict[str, list[tuple[float, float]
     def sample_once() -> None:
         now = time.monotonic()
         for key, read in (("cpu", host.cpu_seconds), ("wait", host.server_wait_seconds)):
-            value = read()
+            try:
+                value = read()
+            except Exception:  # a missed sample; window_rate checks the edges are covered
+                continue
             if value is not None:
                 samples[key].append((now, value))
 

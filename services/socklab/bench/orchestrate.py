@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from socklab.bench import workloads
-from socklab.bench.grid import Params, count_steps, echo_cells
+from socklab.bench.grid import Params, count_steps
 from socklab.bench.lab import BenchHost, BenchLab
 from socklab.bench.progress import Progress
 
@@ -77,21 +77,25 @@ def _attempt(results: dict[str, Any], name: str, action: Callable[[], Any]) -> A
 
 def run_workloads(lab: BenchLab, params: Params, results: dict[str, Any],
                   progress: Progress) -> None:
-    # The clients and every echo server start together (idle servers cost no CPU);
-    # each echo server is removed once its cells are done.
+    # The clients and every echo server start together (idle servers cost no CPU),
+    # and the servers take turns run by run (workloads.run_echo_interleaved).
     names = list(params.echo_targets)
     client_1, client_2, *servers = lab.start_many(
         [("client-1", None, None), ("client-2", None, None),
          *(workloads.echo_spec(name) for name in names)])
     results["versions"] = image_versions(client_1)
     step = progress.step
-    cells = echo_cells(params)
-    echo: list[dict[str, Any]] = results.setdefault("echo", [])
-    for name, server in zip(names, servers, strict=True):
-        mine = [c for c in cells if c.target == name]
-        echo.extend(_attempt(results, f"echo {name}", lambda mine=mine, name=name, server=server:
-                             workloads.run_echo_cells(lab, client_1, server, name, mine, params,
-                                                      step)) or [])
+
+    def failed(workload: str, error: Exception) -> None:
+        results["errors"].append({"workload": workload, "error": f"{type(error).__name__}: "
+                                  f"{error}", "traceback": traceback.format_exc()[-3000:]})
+
+    try:
+        results["echo"] = workloads.run_echo_interleaved(
+            client_1, dict(zip(names, servers, strict=True)), params, step, failed)
+    finally:
+        for server in servers:
+            lab.remove(server)
     idle: list[dict[str, Any]] = results.setdefault("idle", [])
     for name, counts in params.idle_counts.items():
         idle.extend(_attempt(results, f"idle {name}", lambda name=name, counts=counts:

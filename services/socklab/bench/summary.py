@@ -57,12 +57,20 @@ def exec_summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
                             *CPU_KEYS))
 
 
+# Samples are taken every 50 ms; around a window's edges they must be this close at most.
+MAX_SAMPLE_GAP = 0.5
+
+
 def window_rate(samples: list[tuple[float, float]], opened: float,
                 closed: float) -> float | None:
-    """How fast a cumulative counter grew between two instants (CPU seconds per second)."""
+    """How fast a cumulative counter grew between two instants (CPU seconds per second).
+
+    None when the samples do not bracket both instants closely (``MAX_SAMPLE_GAP``).
+    """
     if closed <= opened:
         return None
-    start, end = interpolate(samples, opened), interpolate(samples, closed)
+    start = interpolate(samples, opened, MAX_SAMPLE_GAP)
+    end = interpolate(samples, closed, MAX_SAMPLE_GAP)
     if start is None or end is None:
         return None
     return (end - start) / (closed - opened)

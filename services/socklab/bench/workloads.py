@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from socklab.bench import summary
-from socklab.bench.grid import EchoCell, Params, processes_for
+from socklab.bench.grid import EchoCell, Params, echo_cells, processes_for
 from socklab.bench.lab import BenchHost, BenchLab, ExecError, sampling_cpu
 from socklab.bench.targets import ECHO_TARGETS, EchoTarget
 
@@ -34,8 +34,10 @@ def _with_server_cpu(runs: list[dict[str, Any]],
                      samples: dict[str, list[tuple[float, float]]]) -> None:
     """Each run's server CPU and run-queue wait (seconds per second) over its window."""
     for run in runs:
-        run["server_cpu"] = summary.window_rate(samples["cpu"], *run["window"])
-        run["server_wait"] = summary.window_rate(samples["wait"], *run["window"])
+        opened, closed = run["window"]
+        run["server_cpu"] = summary.window_rate(samples["cpu"], opened, closed)
+        run["server_wait"] = summary.window_rate(samples["wait"], opened, closed)
+        run["server_samples"] = sum(1 for t, _ in samples["cpu"] if opened <= t <= closed)
 
 
 def start_echo(lab: BenchLab, target: EchoTarget) -> BenchHost:
@@ -58,25 +60,44 @@ def echo_spec(name: str) -> tuple[str, str, list[str] | None]:
     return target.service, target.alias, target.command()
 
 
-def run_echo_cells(lab: BenchLab, client: BenchHost, server: BenchHost, name: str,
-                   cells: list[EchoCell], params: Params, step: Step) -> list[dict[str, Any]]:
-    """Every cell of one echo server, against its container ``server`` (removed at the end)."""
-    target = ECHO_TARGETS[name]
-    results = []
-    try:
+def run_echo_once(client: BenchHost, server: BenchHost, cell: EchoCell,
+                  params: Params) -> dict[str, Any]:
+    """One measured run of one echo cell; its raw figures with the server's CPU beside them."""
+    target = ECHO_TARGETS[cell.target]
+    args = echo_args(target, cell.size, cell.concurrency, params, params.duration, 1)
+    with sampling_cpu(server) as samples:
+        raw = client.json(*args)
+    _with_server_cpu(raw["runs"], samples)
+    return {**raw["runs"][0], "processes": raw["processes"]}
+
+
+def run_echo_interleaved(client: BenchHost, servers: dict[str, BenchHost], params: Params,
+                         step: Step, failed: Callable[[str, Exception], None]
+                         ) -> list[dict[str, Any]]:
+    """Every echo cell ``params.runs`` times, the servers taking turns run by run.
+
+    Run 1 of every cell, then run 2 of every cell, …: a burst of load from
+    other work on a shared machine then lands on every server alike instead
+    of on whichever one happened to be measured at that minute.
+    """
+    cells = [c for c in echo_cells(params) if c.target in servers]
+    runs: dict[str, list[dict[str, Any]]] = {c.key: [] for c in cells}
+    broken: set[str] = set()
+    for repeat in range(params.runs):
         for cell in cells:
-            step(f"echo {name} {cell.size // 1024} KiB c={cell.concurrency}")
-            args = echo_args(target, cell.size, cell.concurrency, params, params.duration,
-                             params.runs)
-            with sampling_cpu(server) as samples:
-                raw = client.json(*args)
-            _with_server_cpu(raw["runs"], samples)
-            results.append({"target": name, "reference": target.reference, "size": cell.size,
-                            "concurrency": cell.concurrency, "processes": raw["processes"],
-                            "runs": raw["runs"], "summary": summary.echo_summary(raw["runs"])})
-    finally:
-        lab.remove(server)
-    return results
+            if cell.target in broken:
+                continue
+            step(f"echo {cell.target} {cell.size // 1024} KiB c={cell.concurrency} "
+                 f"run {repeat + 1}/{params.runs}")
+            try:
+                runs[cell.key].append(run_echo_once(client, servers[cell.target], cell, params))
+            except Exception as error:  # recorded by ``failed``
+                broken.add(cell.target)  # one broken server must not cost the others
+                failed(f"echo {cell.target}", error)
+    return [{"target": c.target, "reference": ECHO_TARGETS[c.target].reference, "size": c.size,
+             "concurrency": c.concurrency, "processes": processes_for(c.concurrency, params),
+             "runs": runs[c.key], "summary": summary.echo_summary(runs[c.key])}
+            for c in cells if runs[c.key]]
 
 
 def hold_connections(holder: BenchHost, target: EchoTarget, count: int) -> dict[str, Any]:
@@ -120,7 +141,8 @@ def run_idle(lab: BenchLab, active: BenchHost, holder: BenchHost, name: str,
             state = hold_connections(holder, target, count)
             try:
                 after = _memory(server)
-                args = echo_args(target, 1024, 1, params, params.idle_duration, params.runs)
+                args = echo_args(target, 1024, 1, params, params.idle_duration,
+                                 params.idle_runs)
                 with sampling_cpu(server) as samples:
                     raw = active.json(*args)
             finally:
