@@ -40,7 +40,7 @@ def plain_echo() -> Iterator[int]:
 
 def echo_args(port: int, *extra: str) -> list[str]:
     return ["echo", "--host", "127.0.0.1", "--port", str(port), "--duration", "0.2",
-            "--warmup", "0.05", *extra]
+            "--warmup", "0.05", "--tail", "0.1", *extra]
 
 
 @pytest.mark.parametrize(("size", "concurrency"), [(1024, 1), (100 << 10, 3)])
@@ -58,6 +58,8 @@ def test_echo_run_counts_requests_and_latencies(threaded_echo: int, size: int,
     assert len(run["client_cpu"]) == min(2, concurrency)
     opened, closed = run["window"]
     assert closed - opened == pytest.approx(0.2, abs=0.05)  # processes start a hair apart
+    started, stopped = run["loaded"]
+    assert started < opened and stopped > closed  # warm-up and tail around the window
 
 
 def test_echo_run_refuses_a_wrong_echo(plain_echo: int) -> None:

@@ -135,6 +135,8 @@ def test_window_rate_is_cpu_seconds_per_second_over_the_window() -> None:
     assert window_rate(samples, 2.0, 9.0) is None  # past the last sample
     sparse = [(0.0, 0.0), (3.0, 1.5)]
     assert window_rate(sparse, 1.0, 2.0) is None  # the sampler stalled: no figure
+    assert window_rate(sparse, 1.0, 2.0, loaded=(0.0, 3.0)) == pytest.approx(0.5)  # steady
+    assert window_rate(sparse, 1.0, 2.0, loaded=(0.5, 3.0)) is None
 
 
 def test_per_connection_divides_growth_by_connections() -> None:

@@ -123,3 +123,9 @@ def test_interpolate_refuses_samples_too_far_apart() -> None:
     assert interpolate(samples, 0.02, max_gap=0.5) == pytest.approx(0.02)
     assert interpolate(samples, 1.0, max_gap=0.5) is None  # a stalled sampler
     assert interpolate(samples, 1.0) is not None
+
+
+def test_interpolate_within_the_loaded_span_only() -> None:
+    samples = [(0.0, 0.0), (0.4, 0.4), (2.6, 2.6), (3.0, 2.6)]  # busy from 0 to 2.6, then idle
+    assert interpolate(samples, 0.5, within=(0.0, 2.6)) == pytest.approx(0.5)
+    assert interpolate(samples, 2.7, within=(0.0, 2.6)) is None  # the bracket leaves the span

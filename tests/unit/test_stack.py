@@ -25,7 +25,8 @@ def test_every_lab_service_is_in_the_stack_with_the_image_and_the_lab_network() 
 def test_the_network_is_named_after_the_stack_and_is_an_attachable_overlay() -> None:
     network = rendered("socklab-alice")["networks"]["lab"]
     assert network["name"] == "socklab-alice_lab" == stack.network_name("socklab-alice")
-    assert (network["driver"], network["attachable"]) == ("overlay", True)
+    assert (network["driver"], network["attachable"], network["internal"]) == (
+        "overlay", True, True)
 
 
 def test_servers_and_clients_are_placed_on_differently_labelled_nodes() -> None:

@@ -103,14 +103,21 @@ def run_queue_wait() -> float:
 
 
 def _echo_loop(conns: list[EchoConn], size: int, warmup: float, duration: float,
-               start: float) -> dict[str, Any]:
-    """Drive every connection until the window closes; counts, histogram, CPU."""
+               start: float, tail: float) -> dict[str, Any]:
+    """Drive every connection from ``start`` until ``tail`` after the window; counts, CPU.
+
+    Only the window (after ``warmup``, for ``duration``) is measured; the load
+    runs on ``tail`` seconds past it so that the host, which samples the
+    server's CPU counter every 50 ms, finds the server equally busy on both
+    sides of each edge of the window (``loaded`` is that span).
+    """
     poller = select.epoll()
     by_fd = {c.sock.fileno(): c for c in conns}
     buf = bytearray(RECV_BUFFER)
     histogram, done, cpu_start, wait_start = Histogram(), 0, 0.0, 0.0
     window_open, window_close = start + warmup, start + warmup + duration
-    recording = False
+    recording, closed = False, False
+    cpu, waited = 0.0, 0.0
     for conn in conns:
         poller.register(conn.sock.fileno(), select.EPOLLIN)
         conn.started = time.monotonic()
@@ -122,7 +129,10 @@ def _echo_loop(conns: list[EchoConn], size: int, warmup: float, duration: float,
             recording, cpu_start, done = True, time.process_time(), 0
             wait_start = run_queue_wait()
             histogram = Histogram()
-        if now >= window_close:
+        if now >= window_close and not closed:
+            closed, recording = True, False
+            cpu, waited = time.process_time() - cpu_start, run_queue_wait() - wait_start
+        if now >= window_close + tail:
             break
         for fd, events in poller.poll(POLL_INTERVAL):
             conn = by_fd[fd]
@@ -142,13 +152,14 @@ def _echo_loop(conns: list[EchoConn], size: int, warmup: float, duration: float,
                         done += 1
                     conn.received, conn.sent, conn.started = 0, 0, finished
                     _send_more(conn, poller, size)
-    cpu, waited = time.process_time() - cpu_start, run_queue_wait() - wait_start
+    stopped = time.monotonic()
     stalled = [time.monotonic() - c.started for c in conns]
     if max(stalled) > STALL_LIMIT:
         raise TimeoutError(f"a reply took over {STALL_LIMIT:.0f} s")
     poller.close()
     return {"requests": done, "histogram": histogram.to_json(), "cpu_seconds": cpu,
-            "wait_seconds": waited, "window": [window_open, window_close]}
+            "wait_seconds": waited, "window": [window_open, window_close],
+            "loaded": [start, stopped]}
 
 
 def _send_more(conn: EchoConn, poller: select.epoll, size: int) -> None:
@@ -181,7 +192,7 @@ def _echo_worker(args: argparse.Namespace, count: int, barrier: Any, out: Connec
         conns = [EchoConn(s, message, expected) for s in socks]
         barrier.wait(timeout=60)
         start = time.monotonic()
-        result = _echo_loop(conns, args.size, args.warmup, args.duration, start)
+        result = _echo_loop(conns, args.size, args.warmup, args.duration, start, args.tail)
         for sock in socks:
             sock.close()
         out.send(result)
@@ -217,7 +228,9 @@ def echo_run(args: argparse.Namespace) -> dict[str, Any]:
             "client_cpu": [r["cpu_seconds"] / args.duration for r in results],
             "client_wait": [r["wait_seconds"] / args.duration for r in results],
             "window": [min(r["window"][0] for r in results),
-                       max(r["window"][1] for r in results)]}
+                       max(r["window"][1] for r in results)],
+            "loaded": [max(r["loaded"][0] for r in results),
+                       min(r["loaded"][1] for r in results)]}
 
 
 def run_echo(args: argparse.Namespace) -> dict[str, Any]:
@@ -393,6 +406,8 @@ def parser() -> argparse.ArgumentParser:
     echo.add_argument("--concurrency", type=int, default=1)
     echo.add_argument("--processes", type=int, default=2)
     echo.add_argument("--warmup", type=float, default=0.5)
+    echo.add_argument("--tail", type=float, default=0.5,
+                      help="seconds the load runs on, unmeasured, after the window")
     echo.add_argument("--greeting", type=int, default=0, help="greeting bytes to read first")
     echo.add_argument("--upper", action="store_true", help="the server upper-cases")
     hold.add_argument("--count", type=int, required=True)

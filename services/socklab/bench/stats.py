@@ -134,21 +134,23 @@ def ratio(value: float | None, reference: float | None) -> float | None:
     return value / reference
 
 
-def interpolate(samples: list[tuple[float, float]], at: float,
-                max_gap: float | None = None) -> float | None:
+def interpolate(samples: list[tuple[float, float]], at: float, max_gap: float | None = None,
+                within: tuple[float, float] | None = None) -> float | None:
     """The value at time ``at`` from (time, value) samples, linearly between the two around it.
 
     Used to read a cumulative counter (a container's CPU time) at the instants
     a load generator's measuring window opened and closed. None outside the
     samples, or when the two samples around ``at`` are more than ``max_gap``
     seconds apart (a stalled sampler would smear the window's rate over a
-    longer, quieter span).
+    longer, quieter span), or when they are not both ``within`` (low, high).
     """
     if not samples or at < samples[0][0] or at > samples[-1][0]:
         return None
     for (t0, v0), (t1, v1) in itertools.pairwise(samples):
         if t0 <= at <= t1:
             if max_gap is not None and t1 - t0 > max_gap:
+                return None
+            if within is not None and not within[0] <= t0 <= t1 <= within[1]:
                 return None
             return v0 if t1 == t0 else v0 + (v1 - v0) * (at - t0) / (t1 - t0)
     return samples[-1][1]

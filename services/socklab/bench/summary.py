@@ -57,20 +57,28 @@ def exec_summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
                             *CPU_KEYS))
 
 
-# Samples are taken every 50 ms; around a window's edges they must be this close at most.
+# Samples are taken every 50 ms; around a window's edges they must be this close at most
+# (when the load's steady span around the window is not known).
 MAX_SAMPLE_GAP = 0.5
 
 
-def window_rate(samples: list[tuple[float, float]], opened: float,
-                closed: float) -> float | None:
+def window_rate(samples: list[tuple[float, float]], opened: float, closed: float,
+                loaded: list[float] | tuple[float, float] | None = None) -> float | None:
     """How fast a cumulative counter grew between two instants (CPU seconds per second).
 
-    None when the samples do not bracket both instants closely (``MAX_SAMPLE_GAP``).
+    Linear interpolation at each edge is exact when the counter grew at one
+    rate between the two samples around it: so those samples must lie within
+    ``loaded`` (the span the load ran steadily, warm-up and tail included) or,
+    without it, within ``MAX_SAMPLE_GAP`` of each other. Otherwise None.
     """
     if closed <= opened:
         return None
-    start = interpolate(samples, opened, MAX_SAMPLE_GAP)
-    end = interpolate(samples, closed, MAX_SAMPLE_GAP)
+    if loaded is not None:
+        start = interpolate(samples, opened, within=(loaded[0], loaded[1]))
+        end = interpolate(samples, closed, within=(loaded[0], loaded[1]))
+    else:
+        start = interpolate(samples, opened, MAX_SAMPLE_GAP)
+        end = interpolate(samples, closed, MAX_SAMPLE_GAP)
     if start is None or end is None:
         return None
     return (end - start) / (closed - opened)

@@ -35,8 +35,9 @@ def _with_server_cpu(runs: list[dict[str, Any]],
     """Each run's server CPU and run-queue wait (seconds per second) over its window."""
     for run in runs:
         opened, closed = run["window"]
-        run["server_cpu"] = summary.window_rate(samples["cpu"], opened, closed)
-        run["server_wait"] = summary.window_rate(samples["wait"], opened, closed)
+        loaded = run.get("loaded")
+        run["server_cpu"] = summary.window_rate(samples["cpu"], opened, closed, loaded)
+        run["server_wait"] = summary.window_rate(samples["wait"], opened, closed, loaded)
         run["server_samples"] = sum(1 for t, _ in samples["cpu"] if opened <= t <= closed)
 
 
@@ -50,6 +51,7 @@ def echo_args(target: EchoTarget, size: int, concurrency: int, params: Params, d
             "--size", str(size), "--concurrency", str(concurrency),
             "--processes", str(processes_for(concurrency, params)),
             "--duration", str(duration), "--warmup", str(params.warmup),
+            "--tail", str(params.warmup),
             "--runs", str(runs), "--greeting", str(len(target.greeting))]
     return [*args, "--upper"] if target.upper else args
 
