@@ -26,6 +26,8 @@ VMS          ?= $(N)
 INVENTORY    ?=
 # Extra ansible-playbook arguments, e.g. make provision ANSIBLE_ARGS='--limit vm-1 --diff'
 ANSIBLE_ARGS ?=
+# make provision LABS=alice,bob: on a swarm, one lab stack per learner (socklab-alice, ...)
+LABS         ?=
 # Extra pytest arguments of make test-ansible, e.g. ANSIBLE_TEST_ARGS=-x
 ANSIBLE_TEST_ARGS ?=
 
@@ -108,6 +110,7 @@ vms: check-docker ## start the local test VMs (N=3): systemd Debian containers w
 vms-down: check-docker ## remove the test VMs, their volumes and their network
 	@$(HOSTPY) -m socklab.vms down
 
+provision: export SOCKLAB_LABS := $(LABS)
 provision: $(VENV_STAMP) ## ansible/site.yml against INVENTORY=path, or the test VMs (started if needed)
 	@inventory="$(INVENTORY)"; \
 	if [ -z "$$inventory" ]; then \
@@ -116,7 +119,8 @@ provision: $(VENV_STAMP) ## ansible/site.yml against INVENTORY=path, or the test
 	[ -e "$$inventory" ] || { echo "socklab: no inventory $$inventory" >&2; exit 1; }; \
 	inventory="$$(realpath "$$inventory")"; \
 	echo "socklab: provisioning the hosts of $$inventory" >&2; \
-	cd ansible && ../$(VENV)/bin/ansible-playbook -i "$$inventory" site.yml $(ANSIBLE_ARGS)
+	cd ansible && ../$(VENV)/bin/ansible-playbook -i "$$inventory" site.yml \
+	  $(if $(LABS),-e "socklab_labs=$$SOCKLAB_LABS") $(ANSIBLE_ARGS)
 
 test-ansible: check-docker $(VENV_STAMP) ## ansible-lint, then site.yml on fresh test VMs: converge, idempotence, verify
 	@run="$$(date +%Y%m%d%H%M%S)-$$$$"; \
