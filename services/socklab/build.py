@@ -368,20 +368,25 @@ def tag_latest(tag: str) -> None:
 # --- The two images ------------------------------------------------------------------
 
 
-def mmdebstrap_command(suite: str, mirror: str, target: Path) -> list[str]:
+def mmdebstrap_command(suite: str, mirror: str, target: Path,
+                       packages: tuple[str, ...] = BASE_PACKAGES,
+                       hooks: tuple[str, ...] | list[str] = ()) -> list[str]:
+    """The mmdebstrap call that writes a root filesystem of ``packages`` (base image by default)."""
     return [
         "mmdebstrap",
         f"--variant={MMDEBSTRAP_VARIANT}",
-        f"--include={','.join(BASE_PACKAGES)}",
+        f"--include={','.join(packages)}",
         *(f"--dpkgopt={option}" for option in DPKG_OPTIONS),
+        *(f"--customize-hook={hook}" for hook in hooks),
         suite,
         str(target),
         mirror,
     ]
 
 
-def import_command(tarball: Path, tag: str) -> list[str]:
-    changes = [arg for change in IMPORT_CHANGES for arg in ("--change", change)]
+def import_command(tarball: Path, tag: str,
+                   import_changes: tuple[str, ...] | list[str] = IMPORT_CHANGES) -> list[str]:
+    changes = [arg for change in import_changes for arg in ("--change", change)]
     return ["docker", "import", *changes, str(tarball), tag]
 
 
@@ -527,19 +532,6 @@ def vm_tag(suite: str, mirror: str) -> str:
     return recipe_tag(VM_REPO, vm_recipe(suite, mirror))
 
 
-def vm_mmdebstrap_command(suite: str, mirror: str, target: Path) -> list[str]:
-    return [
-        "mmdebstrap",
-        f"--variant={MMDEBSTRAP_VARIANT}",
-        f"--include={','.join(VM_PACKAGES)}",
-        *(f"--dpkgopt={option}" for option in DPKG_OPTIONS),
-        *(f"--customize-hook={hook}" for hook in VM_HOOKS),
-        suite,
-        str(target),
-        mirror,
-    ]
-
-
 def build_vm_image(tag: str, suite: str, mirror: str, log: Log) -> None:
     """Bootstrap the VM root filesystem into a tarball and ``docker import`` it as ``tag``."""
     ensure_mmdebstrap(log)
@@ -547,11 +539,10 @@ def build_vm_image(tag: str, suite: str, mirror: str, log: Log) -> None:
     with tempfile.TemporaryDirectory(prefix="socklab-vm-rootfs-") as scratch:
         tarball = Path(scratch) / "rootfs.tar"
         start = time.monotonic()
-        run_streamed(vm_mmdebstrap_command(suite, mirror, tarball), "mmdebstrap", log,
-                     "mmdebstrap")
+        run_streamed(mmdebstrap_command(suite, mirror, tarball, VM_PACKAGES, VM_HOOKS),
+                     "mmdebstrap", log, "mmdebstrap")
         log(f"VM image {tag}: root filesystem ready in {_elapsed(start)}; importing")
-        changes = [arg for change in VM_IMPORT_CHANGES for arg in ("--change", change)]
-        run_quiet(["docker", "import", *changes, str(tarball), tag], "docker import")
+        run_quiet(import_command(tarball, tag, VM_IMPORT_CHANGES), "docker import")
 
 
 def ensure_vm_image(*, force: bool = False, log: Log = log_stderr) -> str:

@@ -144,7 +144,8 @@ def test_vm_tag_is_stable_and_depends_on_suite_and_mirror() -> None:
 
 
 def test_vm_mmdebstrap_command_runs_every_hook_and_writes_the_tarball(tmp_path: Path) -> None:
-    cmd = build.vm_mmdebstrap_command("bookworm", MIRROR, tmp_path / "rootfs.tar")
+    cmd = build.mmdebstrap_command("bookworm", MIRROR, tmp_path / "rootfs.tar",
+                                   build.VM_PACKAGES, build.VM_HOOKS)
     assert cmd[-3:] == ["bookworm", str(tmp_path / "rootfs.tar"), MIRROR]
     assert f"--include={','.join(build.VM_PACKAGES)}" in cmd
     hooks = [arg.removeprefix("--customize-hook=") for arg in cmd
