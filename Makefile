@@ -28,6 +28,8 @@ INVENTORY    ?=
 ANSIBLE_ARGS ?=
 # make provision LABS=alice,bob: on a swarm, one lab stack per learner (socklab-alice, ...)
 LABS         ?=
+# make bench QUICK=1: a few cells, small N, under 2 minutes (make test runs it as a smoke check)
+QUICK        ?=
 # Extra pytest arguments of make test-ansible, e.g. ANSIBLE_TEST_ARGS=-x
 ANSIBLE_TEST_ARGS ?=
 
@@ -42,7 +44,7 @@ DC = SOCKLAB_NETWORK=$(PROJECT) $(COMPOSE) -p $(PROJECT) -f $(COMPOSE_FILE) $(if
 WITH_IMAGE = image_env="$$($(HOSTPY) -m socklab.build images)"; eval "$$image_env"; export SOCKLAB_IMAGE;
 
 .PHONY: help up down shell ps logs test lint unit images clean check-docker check-compose check-lab
-.PHONY: vms vms-down provision test-ansible
+.PHONY: vms vms-down provision test-ansible bench
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -97,12 +99,22 @@ lint: $(VENV_STAMP) ## ruff over the package and the tests
 unit: $(VENV_STAMP) ## the unit tests only (no Docker)
 	$(VENV)/bin/pytest -n auto tests/unit $(PYTEST_ARGS)
 
-test: check-docker $(VENV_STAMP) lint test-ansible ## everything: lint, the Ansible tests, unit and integration tests (pytest -n auto)
+test: check-docker $(VENV_STAMP) lint test-ansible ## everything: lint, Ansible tests, unit and integration tests, then bench QUICK=1
 	@$(WITH_IMAGE) \
 	run="$$(date +%Y%m%d%H%M%S)-$$$$"; \
 	trap 'PYTHONPATH=tests $(VENV)/bin/python -m integration.harness sweep "$$run"' EXIT INT TERM; \
 	echo "socklab: test run $$run with $$SOCKLAB_IMAGE" >&2; \
 	SOCKLAB_TEST_RUN="$$run" PYTHONPATH=services:tests $(VENV)/bin/pytest -n auto $(PYTEST_ARGS)
+	@# The benchmark's smoke check: it must run and write its results; no figure is asserted.
+	@$(MAKE) --no-print-directory bench QUICK=1
+
+bench: check-docker $(VENV_STAMP) ## every variant vs references across the network: results/bench-<time>/ (QUICK=1: smoke check)
+	@$(WITH_IMAGE) \
+	run="$$(date -u +%Y%m%d-%H%M%S)-$$$$"; \
+	trap 'PYTHONPATH=services $(VENV)/bin/python -m socklab.bench sweep "$$run" 2>/dev/null' EXIT INT TERM; \
+	echo "socklab: bench run $$run with $$SOCKLAB_IMAGE$(if $(QUICK), (QUICK))" >&2; \
+	PYTHONPATH=services $(VENV)/bin/python -m socklab.bench run --run-id "$$run" \
+	  --image "$$SOCKLAB_IMAGE" --out results $(if $(QUICK),--quick)
 
 vms: check-docker ## start the local test VMs (N=3): systemd Debian containers with sshd, no Docker
 	@$(HOSTPY) -m socklab.vms up --count $(VMS) >/dev/null
@@ -136,6 +148,9 @@ clean: ## remove everything the project created: labs, test leftovers, images, v
 	-@docker ps -aq --filter label=socklab.test-run | xargs -r docker rm -fv >/dev/null
 	-@docker network ls -q --filter label=socklab.test-run | xargs -r docker network rm >/dev/null
 	-@docker volume ls -q --filter label=socklab.test-run | xargs -r docker volume rm >/dev/null
+	-@docker ps -aq --filter label=socklab.bench-run | xargs -r docker rm -fv >/dev/null
+	-@docker network ls -q --filter label=socklab.bench-run | xargs -r docker network rm >/dev/null
+	-@docker volume ls -q --filter label=socklab.bench-run | xargs -r docker volume rm >/dev/null
 	-@$(HOSTPY) -m socklab.vms down >/dev/null 2>&1
 	-@docker images --format '{{.Repository}}:{{.Tag}}' | grep -E '^socklab-(lab|base|vm):' | xargs -r docker rmi
 	rm -rf $(VENV) .pytest_cache .ruff_cache test-reports .image-build.lock services/*.egg-info .vms
