@@ -24,9 +24,9 @@ from typing import Any
 
 import docker
 import docker.errors
-import yaml
-from docker.types import Ulimit
 
+from socklab import labhosts
+from socklab.labhosts import compose_services
 from socklab.stack import network_name
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -50,11 +50,6 @@ def wait_until(condition: Callable[[], object], timeout: float, interval: float 
     while not (result := condition()) and time.monotonic() < deadline:
         time.sleep(interval)
     return bool(result)
-
-
-def compose_services() -> dict[str, dict[str, Any]]:
-    """The services of compose/lab.yml, with YAML anchors and merges resolved."""
-    return yaml.safe_load(COMPOSE_FILE.read_text())["services"]
 
 
 RESOURCES_SCRIPT = r"""
@@ -216,21 +211,15 @@ class TestLab:
         alias = alias or service
         spec = _override(self.services[service], overrides)
         engine = self.engine_for(spec)
-        api = engine.api
         binds = {self.volume(alias, name, engine): {"bind": path, "mode": "rw"}
                  for name, path in (v.split(":")[:2] for v in spec.get("volumes", []))}
-        created = api.create_container(
-            self.image, command=spec.get("command"), hostname=spec.get("hostname", alias),
-            user=spec.get("user", ""), name=f"{self.prefix}-{alias}",
-            working_dir=spec.get("working_dir"), labels={**spec.get("labels", {}), **self.labels},
-            environment=spec.get("environment"), volumes=[b["bind"] for b in binds.values()],
-            healthcheck=_healthcheck(spec), host_config=_host_config(api, spec, binds),
-            networking_config=api.create_networking_config(
-                {self.network_name: api.create_endpoint_config(aliases=[alias])}))
-        container = engine.containers.get(created["Id"])
+        container = labhosts.create(
+            engine, self.image, spec, name=f"{self.prefix}-{alias}", alias=alias,
+            network=self.network_name, labels=self.labels, binds=binds,
+            health_interval_ns=TEST_HEALTH_INTERVAL_NS, health_timeout_ns=2_000_000_000)
         container.start()
         host = Host(container, alias)
-        _wait_ready(host, "healthcheck" in spec)
+        labhosts.wait_ready(container, alias, "healthcheck" in spec, START_TIMEOUT)
         return host
 
     @property
@@ -248,13 +237,8 @@ class TestLab:
         volume does: a host removed and started again under the same alias
         finds the files it had written. Spare copies (other aliases) get their own.
         """
-        engine = engine or self.client
-        full = f"{self.prefix}-{alias}-{name}"
-        try:
-            engine.volumes.get(full)
-        except docker.errors.NotFound:
-            engine.volumes.create(full, labels=self.labels)
-        return full
+        return labhosts.ensure_volume(engine or self.client, f"{self.prefix}-{alias}-{name}",
+                                      self.labels)
 
     def remove(self, host: Host) -> None:
         host.container.remove(force=True, v=True)
@@ -329,7 +313,8 @@ class SwarmLab(TestLab):
         if alias is None or alias == service:  # the stack's own task
             node, container_id = self.task_placement(service)
             host = Host(self.node_engine(node).containers.get(container_id), service)
-            _wait_ready(host, "healthcheck" in self.services[service])
+            labhosts.wait_ready(host.container, service, "healthcheck" in self.services[service],
+                                START_TIMEOUT)
             return host
         return super().start(service, alias, **overrides)
 
@@ -361,57 +346,9 @@ def _override(spec: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]
     return merged
 
 
-def _healthcheck(spec: dict[str, Any]) -> dict[str, Any] | None:
-    check = spec.get("healthcheck")
-    if not check:
-        return None
-    return {"test": check["test"], "interval": TEST_HEALTH_INTERVAL_NS,
-            "timeout": 2_000_000_000, "retries": int(check.get("retries", 3))}
-
-
-def _host_config(api: docker.APIClient, spec: dict[str, Any],
-                 binds: dict[str, dict[str, str]]) -> dict[str, Any]:
-    ulimits = [Ulimit(name=name, soft=v["soft"], hard=v["hard"])
-               for name, v in spec.get("ulimits", {}).items()]
-    sysctls = {k: str(v) for k, v in spec.get("sysctls", {}).items()}
-    tmpfs = dict(entry.split(":", 1) if ":" in entry else (entry, "")
-                 for entry in spec.get("tmpfs", []))
-    return api.create_host_config(
-        init=spec.get("init", False), cap_add=spec.get("cap_add"), cap_drop=spec.get("cap_drop"),
-        security_opt=spec.get("security_opt"), sysctls=sysctls or None, ulimits=ulimits or None,
-        pids_limit=spec.get("pids_limit"), read_only=spec.get("read_only", False),
-        tmpfs=tmpfs or None, mem_limit=spec.get("mem_limit"),
-        memswap_limit=spec.get("memswap_limit"), binds=binds or None)
-
-
-def _wait_ready(host: Host, has_healthcheck: bool) -> None:
-    deadline = time.monotonic() + START_TIMEOUT
-    while time.monotonic() < deadline:
-        host.container.reload()
-        state = host.container.attrs["State"]
-        if state["Status"] in ("exited", "dead"):
-            raise RuntimeError(f"{host.alias} exited ({state['ExitCode']}):\n{host.logs()}")
-        if state["Status"] == "running" and (
-                not has_healthcheck or state.get("Health", {}).get("Status") == "healthy"):
-            return
-        time.sleep(0.1)
-    raise TimeoutError(f"{host.alias} not healthy after {START_TIMEOUT:.0f}s:\n{host.logs()}")
-
-
 def sweep(client: docker.DockerClient, labels: dict[str, str]) -> int:
     """Remove every container, network and volume carrying ``labels``; count them."""
-    filters = {"label": [f"{k}={v}" if v else k for k, v in labels.items()]}
-    removed = 0
-    for container in client.containers.list(all=True, filters=filters, ignore_removed=True):
-        container.remove(force=True, v=True)
-        removed += 1
-    for network in client.networks.list(filters=filters):
-        network.remove()
-        removed += 1
-    for volume in client.volumes.list(filters=filters):
-        volume.remove(force=True)
-        removed += 1
-    return removed
+    return labhosts.sweep(client, labels)
 
 
 def sweep_orphans(client: docker.DockerClient) -> int:

@@ -27,9 +27,9 @@ from pathlib import Path
 from typing import Any
 
 import docker
-import docker.errors
-import yaml
-from docker.types import Ulimit
+
+from socklab import labhosts
+from socklab.labhosts import compose_services
 
 ROOT = Path(__file__).resolve().parents[3]
 COMPOSE_FILE = ROOT / "compose" / "lab.yml"
@@ -41,11 +41,6 @@ START_TIMEOUT = 90.0
 EXEC_TIMEOUT = 900  # no load step may hang the run for ever
 CPU_SAMPLE_INTERVAL = 0.05
 CGROUP = Path("/sys/fs/cgroup")
-
-
-def compose_services(path: Path = COMPOSE_FILE) -> dict[str, dict[str, Any]]:
-    """The services of compose/lab.yml, YAML anchors and merges resolved."""
-    return yaml.safe_load(path.read_text())["services"]
 
 
 class ExecError(RuntimeError):
@@ -216,22 +211,16 @@ class BenchLab:
         spec = dict(self.services[service])
         if command is not None:
             spec["command"] = command
-        api = self.client.api
         binds = {self._volume(alias, name): {"bind": path, "mode": "rw"}
                  for name, path in (v.split(":")[:2] for v in spec.get("volumes", []))}
-        created = api.create_container(
-            self.image, command=spec.get("command"), hostname=spec.get("hostname", alias),
-            user=spec.get("user", ""), name=f"{self.prefix}-{alias}",
-            working_dir=spec.get("working_dir"), labels={**spec.get("labels", {}), **self.labels},
-            environment=spec.get("environment"), volumes=[b["bind"] for b in binds.values()],
-            healthcheck=_healthcheck(spec), host_config=_host_config(api, spec, binds),
-            networking_config=api.create_networking_config(
-                {self.network.name: api.create_endpoint_config(aliases=[alias])}))
-        container = self.client.containers.get(created["Id"])
+        container = labhosts.create(
+            self.client, self.image, spec, name=f"{self.prefix}-{alias}", alias=alias,
+            network=self.network.name, labels=self.labels, binds=binds,
+            health_interval_ns=HEALTH_INTERVAL_NS, health_timeout_ns=5_000_000_000)
         host = BenchHost(container, alias)
         try:
             container.start()
-            _wait_ready(host, "healthcheck" in spec)
+            labhosts.wait_ready(container, alias, "healthcheck" in spec, START_TIMEOUT)
         except BaseException:
             container.remove(force=True, v=True)
             raise
@@ -250,12 +239,7 @@ class BenchLab:
         return [f.result() for f in futures]
 
     def _volume(self, alias: str, name: str) -> str:
-        full = f"{self.prefix}-{alias}-{name}"
-        try:
-            self.client.volumes.get(full)
-        except docker.errors.NotFound:
-            self.client.volumes.create(full, labels=self.labels)
-        return full
+        return labhosts.ensure_volume(self.client, f"{self.prefix}-{alias}-{name}", self.labels)
 
     def remove(self, host: BenchHost) -> None:
         host.container.remove(force=True, v=True)
@@ -264,58 +248,6 @@ class BenchLab:
         sweep(self.client, self.run_id)
 
 
-def _healthcheck(spec: dict[str, Any]) -> dict[str, Any] | None:
-    check = spec.get("healthcheck")
-    if not check:
-        return None
-    return {"test": check["test"], "interval": HEALTH_INTERVAL_NS,
-            "timeout": 5_000_000_000, "retries": int(check.get("retries", 3))}
-
-
-def _host_config(api: Any, spec: dict[str, Any], binds: dict[str, dict[str, str]]) -> Any:
-    ulimits = [Ulimit(name=name, soft=v["soft"], hard=v["hard"])
-               for name, v in spec.get("ulimits", {}).items()]
-    sysctls = {k: str(v) for k, v in spec.get("sysctls", {}).items()}
-    tmpfs = dict(entry.split(":", 1) if ":" in entry else (entry, "")
-                 for entry in spec.get("tmpfs", []))
-    return api.create_host_config(
-        init=spec.get("init", False), cap_add=spec.get("cap_add"), cap_drop=spec.get("cap_drop"),
-        security_opt=spec.get("security_opt"), sysctls=sysctls or None, ulimits=ulimits or None,
-        pids_limit=spec.get("pids_limit"), read_only=spec.get("read_only", False),
-        tmpfs=tmpfs or None, mem_limit=spec.get("mem_limit"),
-        memswap_limit=spec.get("memswap_limit"), binds=binds or None)
-
-
-def _wait_ready(host: BenchHost, has_healthcheck: bool) -> None:
-    deadline = time.monotonic() + START_TIMEOUT
-    while time.monotonic() < deadline:
-        host.container.reload()
-        state = host.container.attrs["State"]
-        if state["Status"] in ("exited", "dead"):
-            logs = host.container.logs().decode("utf-8", "replace")
-            raise RuntimeError(f"{host.alias} exited ({state['ExitCode']}):\n{logs}")
-        if state["Status"] == "running" and (
-                not has_healthcheck or state.get("Health", {}).get("Status") == "healthy"):
-            return
-        time.sleep(0.1)
-    raise TimeoutError(f"{host.alias} not healthy after {START_TIMEOUT:.0f} s")
-
-
 def sweep(client: Any, run_id: str) -> int:
     """Remove every container, network and volume of bench run ``run_id`` ("" = every run)."""
-    label = f"{RUN_LABEL}={run_id}" if run_id else RUN_LABEL
-    filters = {"label": [label]}
-    removed = 0
-    for container in client.containers.list(all=True, filters=filters, ignore_removed=True):
-        try:
-            container.remove(force=True, v=True)
-        except docker.errors.NotFound:
-            continue
-        removed += 1
-    for network in client.networks.list(filters=filters):
-        network.remove()
-        removed += 1
-    for volume in client.volumes.list(filters=filters):
-        volume.remove(force=True)
-        removed += 1
-    return removed
+    return labhosts.sweep(client, {RUN_LABEL: run_id})

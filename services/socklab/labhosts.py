@@ -1,0 +1,116 @@
+"""Copies of the lab's hosts, started with the Docker SDK from their compose/lab.yml definitions.
+
+The integration suite (``tests/integration/harness.py``) and the benchmark
+(``socklab.bench.lab``) each start their own hosts on a network of their
+own, and both must run what learners run: the command, user, capabilities,
+sysctls, ulimits, memory limit, read-only root, tmpfs mounts and health check
+of ``compose/lab.yml``. This module turns one service definition into a
+container, waits until it is ready, and removes what a run left by label.
+Host side only (it needs the ``docker`` package of the project's venv).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import docker
+import docker.errors
+import yaml
+from docker.types import Ulimit
+
+ROOT = Path(__file__).resolve().parents[2]
+COMPOSE_FILE = ROOT / "compose" / "lab.yml"
+
+
+def compose_services(path: Path = COMPOSE_FILE) -> dict[str, dict[str, Any]]:
+    """The services of compose/lab.yml, with YAML anchors and merges resolved."""
+    return yaml.safe_load(path.read_text())["services"]
+
+
+def healthcheck(spec: dict[str, Any], interval_ns: int, timeout_ns: int) -> dict[str, Any] | None:
+    """The service's health check, polled every ``interval_ns`` (a run starts sooner than 5 s)."""
+    check = spec.get("healthcheck")
+    if not check:
+        return None
+    return {"test": check["test"], "interval": interval_ns, "timeout": timeout_ns,
+            "retries": int(check.get("retries", 3))}
+
+
+def host_config(api: Any, spec: dict[str, Any], binds: dict[str, dict[str, str]]) -> Any:
+    """The HostConfig of a service: limits, kernel settings, mounts, as Compose would set them."""
+    ulimits = [Ulimit(name=name, soft=v["soft"], hard=v["hard"])
+               for name, v in spec.get("ulimits", {}).items()]
+    sysctls = {k: str(v) for k, v in spec.get("sysctls", {}).items()}
+    tmpfs = dict(entry.split(":", 1) if ":" in entry else (entry, "")
+                 for entry in spec.get("tmpfs", []))
+    return api.create_host_config(
+        init=spec.get("init", False), cap_add=spec.get("cap_add"), cap_drop=spec.get("cap_drop"),
+        security_opt=spec.get("security_opt"), sysctls=sysctls or None, ulimits=ulimits or None,
+        pids_limit=spec.get("pids_limit"), read_only=spec.get("read_only", False),
+        tmpfs=tmpfs or None, mem_limit=spec.get("mem_limit"),
+        memswap_limit=spec.get("memswap_limit"), binds=binds or None)
+
+
+def ensure_volume(engine: docker.DockerClient, name: str, labels: dict[str, str]) -> str:
+    """The named volume ``name``, created (with ``labels``) unless it exists."""
+    try:
+        engine.volumes.get(name)
+    except docker.errors.NotFound:
+        engine.volumes.create(name, labels=labels)
+    return name
+
+
+def create(engine: docker.DockerClient, image: str, spec: dict[str, Any], *, name: str,
+           alias: str, network: str, labels: dict[str, str],
+           binds: dict[str, dict[str, str]], health_interval_ns: int,
+           health_timeout_ns: int) -> Any:
+    """A container (not started) of service ``spec``, named ``alias`` on ``network``."""
+    api = engine.api
+    created = api.create_container(
+        image, command=spec.get("command"), hostname=spec.get("hostname", alias),
+        user=spec.get("user", ""), name=name, working_dir=spec.get("working_dir"),
+        labels={**spec.get("labels", {}), **labels}, environment=spec.get("environment"),
+        volumes=[b["bind"] for b in binds.values()],
+        healthcheck=healthcheck(spec, health_interval_ns, health_timeout_ns),
+        host_config=host_config(api, spec, binds),
+        networking_config=api.create_networking_config(
+            {network: api.create_endpoint_config(aliases=[alias])}))
+    return engine.containers.get(created["Id"])
+
+
+def wait_ready(container: Any, alias: str, has_healthcheck: bool, timeout: float) -> None:
+    """Wait until the container runs (and is healthy, if it has a check); raise with its log."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        container.reload()
+        state = container.attrs["State"]
+        if state["Status"] in ("exited", "dead"):
+            logs = container.logs().decode("utf-8", "replace")
+            raise RuntimeError(f"{alias} exited ({state['ExitCode']}):\n{logs}")
+        if state["Status"] == "running" and (
+                not has_healthcheck or state.get("Health", {}).get("Status") == "healthy"):
+            return
+        time.sleep(0.1)
+    logs = container.logs().decode("utf-8", "replace")
+    raise TimeoutError(f"{alias} not healthy after {timeout:.0f} s:\n{logs}")
+
+
+def sweep(engine: docker.DockerClient, labels: dict[str, str]) -> int:
+    """Remove every container, network and volume carrying ``labels`` ("": any value)."""
+    filters = {"label": [f"{k}={v}" if v else k for k, v in labels.items()]}
+    removed = 0
+    for container in engine.containers.list(all=True, filters=filters, ignore_removed=True):
+        try:
+            container.remove(force=True, v=True)
+        except docker.errors.NotFound:  # removed meanwhile (a test, a parallel sweep)
+            continue
+        removed += 1
+    for network in engine.networks.list(filters=filters):
+        network.remove()
+        removed += 1
+    for volume in engine.volumes.list(filters=filters):
+        volume.remove(force=True)
+        removed += 1
+    return removed
