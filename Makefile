@@ -124,7 +124,8 @@ vms-down: check-docker ## remove the test VMs, their volumes and their network
 
 provision: export SOCKLAB_LABS := $(LABS)
 provision: $(VENV_STAMP) ## ansible/site.yml against INVENTORY=path, or the test VMs (started if needed)
-	@inventory="$(INVENTORY)"; \
+	@for lab in $${SOCKLAB_LABS//,/ }; do $(HOSTPY) -m socklab.hostctl check-lab --lab="$$lab"; done; \
+	inventory="$(INVENTORY)"; \
 	if [ -z "$$inventory" ]; then \
 	  $(HOSTPY) -m socklab.vms up --count $(VMS) >/dev/null; inventory=.vms/inventory.ini; \
 	fi; \

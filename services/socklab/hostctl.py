@@ -99,12 +99,18 @@ def lab_containers(project: str) -> list[dict[str, Any]]:
 
 
 def lab_projects() -> list[str]:
-    """The Compose projects of the learner labs on this machine (test labs excluded)."""
-    result = subprocess.run(["docker", "ps", "-a", "--filter", "label=socklab.role", "--format",
-                             f'{{{{.Label "{COMPOSE_PROJECT_LABEL}"}}}}|'
-                             f'{{{{.Label "{TEST_RUN_LABEL}"}}}}'],
-                            capture_output=True, text=True, check=True)
-    return projects_of(result.stdout.splitlines())
+    """The Compose projects of the learner labs on this machine (test labs excluded).
+
+    From their containers, and from their uploads volumes: a lab stopped with
+    ``make down LAB=…`` has no container left, but keeps its volume.
+    """
+    fields = f'{{{{.Label "{COMPOSE_PROJECT_LABEL}"}}}}|{{{{.Label "{TEST_RUN_LABEL}"}}}}'
+    lines = []
+    for command in (["ps", "-a", "--filter", "label=socklab.role"],
+                    ["volume", "ls", "--filter", "label=socklab.lab"]):
+        lines += subprocess.run(["docker", *command, "--format", fields], capture_output=True,
+                                text=True, check=True).stdout.splitlines()
+    return projects_of(lines)
 
 
 def projects_of(lines: list[str]) -> list[str]:
@@ -142,7 +148,7 @@ def health(container: dict[str, Any]) -> str:
 
 # A container in one of these states has stopped: waiting longer will not help.
 # "unhealthy" is not among them: on a loaded machine a server can start after its
-# health check's three tries (lab.yml has no start_period) and still turn healthy.
+# health check's start period and three tries and still turn healthy.
 FAILED_STATES = frozenset({"exited", "dead", "restarting"})
 READY_STATES = frozenset({"healthy", "running"})
 

@@ -42,12 +42,13 @@ SWARM_FILE = ROOT / "compose" / "swarm.yml"
 
 STACK_VERSION = "3.9"
 DEFAULT_STACK = "socklab"
-# A stack's name prefixes its services' names (socklab-alice_tcp-server), and a
-# service name is at most 63 characters.
-STACK_NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,39}")
+# A stack's name prefixes its services' names (socklab-alice_twisted-server), and
+# a service name is at most 63 characters: 48 for the stack leaves room for the
+# longest service and holds socklab-NAME for every LAB name make up accepts (38).
+STACK_NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,47}")
 
-# Keys of a Compose service that the stack format refuses or ignores: how each
-# is carried over. None drops the key.
+# Keys of a Compose service that the stack format refuses or ignores and that
+# have no stack equivalent: dropped (see the module's docstring).
 DROPPED = ("memswap_limit", "restart", "security_opt")
 VARIABLE = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::?-(?P<default>[^}]*))?\}")
 
@@ -92,8 +93,9 @@ SIZE_UNITS = {"": 1, "k": 2**10, "m": 2**20, "g": 2**30}
 def tmpfs_mount(entry: str) -> dict[str, Any]:
     """A short-syntax tmpfs entry (``/tmp:size=16m,mode=1777``) as a stack volume of type tmpfs.
 
-    The stack format takes only the size: Swarm creates the mount with mode
-    1777, which serves every tmpfs of the lab (the runner's scratch space included).
+    The stack format takes only the size; Swarm's tmpfs takes the mode of the
+    image's directory below it but not its owner, which is why the image makes
+    /srv/exec (the runner's scratch space) mode 1777.
     """
     target, _, options = entry.partition(":")
     mount: dict[str, Any] = {"type": "tmpfs", "target": target}
@@ -136,7 +138,7 @@ def network_name(stack: str) -> str:
 
 def check_stack_name(stack: str) -> str:
     if not STACK_NAME.fullmatch(stack):
-        raise StackError(f"stack name {stack!r}: use a-z, 0-9 and '-', at most 40 characters, "
+        raise StackError(f"stack name {stack!r}: use a-z, 0-9 and '-', at most 48 characters, "
                          "starting with a letter or digit")
     return stack
 

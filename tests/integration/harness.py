@@ -36,7 +36,7 @@ RUN_LABEL = "socklab.test-run"
 WORKER_LABEL = "socklab.test-worker"
 OWNER_LABEL = "socklab.test-owner-pid"
 
-# The lab's health checks poll every 2 s; the tests poll faster to start sooner.
+# The lab's health checks poll every 5 s; the tests poll faster to start sooner.
 TEST_HEALTH_INTERVAL_NS = 250_000_000
 START_TIMEOUT = 60.0
 

@@ -138,6 +138,9 @@ def run(params: Params, image: str, out_root: Path, run_id: str | None = None) -
         except KeyboardInterrupt:
             results["errors"].append({"workload": "run", "error": "interrupted"})
             raise
+        except Exception as error:  # hosts that never started: recorded, and the report says so
+            results["errors"].append({"workload": "run", "error": f"{type(error).__name__}: "
+                                                                  f"{error}"})
         finally:
             results["seconds"] = round(time.monotonic() - began, 1)
             results["load_average_after"] = list(os.getloadavg())

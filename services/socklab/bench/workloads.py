@@ -113,6 +113,10 @@ def hold_connections(holder: BenchHost, target: EchoTarget, count: int) -> dict[
         if code == 0 and out.strip():
             return json.loads(out)
         time.sleep(0.2)
+    # The holder must not go on opening connections, nor write its state late
+    # for the next step to read.
+    holder.run("pkill", "-f", "socklab.bench.load hold")
+    holder.run("rm", "-f", HOLD_STATE)
     raise TimeoutError(f"{count} idle connections to {target.alias} not open within "
                        f"{HOLD_READY_TIMEOUT:.0f} s")
 
