@@ -33,6 +33,18 @@ def test_example_inventory_names_the_group_site_yml_provisions() -> None:
     assert inventory["lab_vms"]["hosts"], inventory
 
 
+def test_swarm_example_inventory_keeps_clients_and_servers_on_different_vms() -> None:
+    result = run_tool("ansible-inventory", "-i",
+                      str(ANSIBLE_DIR / "inventory" / "swarm-example.ini"), "--list", timeout=120)
+    assert result.returncode == 0, result.tail()
+    inventory = json.loads(result.output[result.output.index("{"):])
+    hosts = {group: set(inventory[group]["hosts"]) for group in
+             ("lab_vms", "swarm_managers", "swarm_workers", "lab_clients", "lab_servers")}
+    assert hosts["swarm_managers"] | hosts["swarm_workers"] == hosts["lab_vms"]
+    assert hosts["lab_clients"] and hosts["lab_servers"]
+    assert not hosts["lab_clients"] & hosts["lab_servers"]
+
+
 def test_installed_ansible_is_the_pinned_release() -> None:
     pins = dict(re.findall(r"^([\w-]+)==(\S+)$", (ANSIBLE_DIR / "requirements.txt").read_text(),
                            re.MULTILINE))
