@@ -17,6 +17,7 @@ default lab, project and network ``socklab``. Usage::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
@@ -387,13 +388,26 @@ class StartFailed(Exception):
 
 
 def start_lab(lab: str) -> float:
-    """``make up LAB=lab`` from the checkout; the seconds it took."""
+    """``make up LAB=lab`` from the checkout; the seconds it took.
+
+    ``make`` runs in a process group of its own: if this is interrupted (a
+    SIGTERM, Ctrl-C), the whole group, Compose included, is stopped before
+    the caller removes the lab, so no container is created after that.
+    """
     started = time.monotonic()
-    result = subprocess.run(["make", "-s", "up", f"LAB={lab}"], cwd=ROOT, capture_output=True,
-                            text=True, check=False)
-    if result.returncode != 0:
+    process = subprocess.Popen(["make", "-s", "up", f"LAB={lab}"], cwd=ROOT, text=True,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               start_new_session=True)
+    try:
+        _, stderr = process.communicate()
+    except BaseException:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+        process.wait()
+        raise
+    if process.returncode != 0:
         raise StartFailed(f"make up LAB={lab} failed after {time.monotonic() - started:.0f} s:"
-                          f"\n{result.stderr[-2000:]}")
+                          f"\n{stderr[-2000:]}")
     return time.monotonic() - started
 
 
