@@ -41,6 +41,14 @@ def _with_server_cpu(runs: list[dict[str, Any]],
         run["server_samples"] = sum(1 for t, _ in samples["cpu"] if opened <= t <= closed)
 
 
+def measured(server: BenchHost, client: BenchHost, *args: str) -> dict[str, Any]:
+    """``client.json(*args)`` with ``server``'s CPU sampled; each run gets its server figures."""
+    with sampling_cpu(server) as samples:
+        raw = client.json(*args)
+    _with_server_cpu(raw["runs"], samples)
+    return raw
+
+
 def start_echo(lab: BenchLab, target: EchoTarget) -> BenchHost:
     return lab.start(target.service, target.alias, target.command())
 
@@ -67,9 +75,7 @@ def run_echo_once(client: BenchHost, server: BenchHost, cell: EchoCell,
     """One measured run of one echo cell; its raw figures with the server's CPU beside them."""
     target = ECHO_TARGETS[cell.target]
     args = echo_args(target, cell.size, cell.concurrency, params, params.duration, 1)
-    with sampling_cpu(server) as samples:
-        raw = client.json(*args)
-    _with_server_cpu(raw["runs"], samples)
+    raw = measured(server, client, *args)
     return {**raw["runs"][0], "processes": raw["processes"]}
 
 
@@ -218,10 +224,8 @@ def run_iperf_and_ftp(lab: BenchLab, client: BenchHost, params: Params,
         uploads = []
         for size in params.ftp_sizes:
             step(f"ftp upload {summary.human_size(size)}")
-            with sampling_cpu(server) as samples:
-                raw = client.json(*LOAD, "ftp", "--host", server.alias, "--port", "9000",
-                                  "--size", str(size), "--runs", str(params.ftp_runs))
-            _with_server_cpu(raw["runs"], samples)
+            raw = measured(server, client, *LOAD, "ftp", "--host", server.alias, "--port",
+                           "9000", "--size", str(size), "--runs", str(params.ftp_runs))
             uploads.append({"size": size, "sha256": raw["sha256"], "runs": raw["runs"],
                             "verified": all(r["verified"] for r in raw["runs"]),
                             "summary": summary.summarize(raw["runs"], ("mib_s", "seconds",
@@ -237,11 +241,9 @@ def run_exec(lab: BenchLab, client: BenchHost, params: Params, step: Step) -> li
     try:
         for mode in params.exec_modes:
             step(f"exec {mode}")
-            with sampling_cpu(server) as samples:
-                raw = client.json(*LOAD, "exec", "--host", server.alias, "--mode", mode,
-                                  "--duration", str(params.exec_duration),
-                                  "--runs", str(params.runs))
-            _with_server_cpu(raw["runs"], samples)
+            raw = measured(server, client, *LOAD, "exec", "--host", server.alias,
+                           "--mode", mode, "--duration", str(params.exec_duration),
+                           "--runs", str(params.runs))
             results.append({"mode": mode, "runs": raw["runs"],
                             "summary": summary.exec_summary(raw["runs"])})
     finally:
@@ -255,11 +257,9 @@ def run_udp(lab: BenchLab, client: BenchHost, params: Params, step: Step) -> lis
     try:
         for rate in params.udp_rates:
             step(f"udp {rate if rate else 'max'} datagrams/s")
-            with sampling_cpu(server) as samples:
-                raw = client.json(*LOAD, "udp", "--host", server.alias, "--port", "9999",
-                                  "--rate", str(rate), "--duration", str(params.udp_duration),
-                                  "--size", str(params.udp_size), "--runs", str(params.runs))
-            _with_server_cpu(raw["runs"], samples)
+            raw = measured(server, client, *LOAD, "udp", "--host", server.alias, "--port",
+                           "9999", "--rate", str(rate), "--duration", str(params.udp_duration),
+                           "--size", str(params.udp_size), "--runs", str(params.runs))
             results.append({"rate": rate, "runs": raw["runs"],
                             "summary": summary.summarize(raw["runs"], (
                                 "sent_s", "answered_s", "loss", "server_cpu"))})
