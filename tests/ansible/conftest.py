@@ -19,6 +19,7 @@ from pathlib import Path
 import docker
 import pytest
 from ansible_run import Run, run_playbook
+from remote import engine_client
 
 from integration import harness
 from socklab import build, vms
@@ -125,3 +126,17 @@ def ssh_home(vm_set: vms.VmSet, tmp_path_factory: pytest.TempPathFactory) -> Pat
     (ssh_dir / "known_hosts").write_text(vm_set.known_hosts.read_text())
     return home
 
+
+
+@pytest.fixture(scope="session")
+def manager_url(converged: Run, vm_list: list[vms.Vm]) -> str:
+    """The swarm manager's engine (vm-1), for the Docker SDK over ssh://."""
+    return f"ssh://{build.VM_USER}@{vm_list[0].address}"
+
+
+@pytest.fixture(scope="session")
+def manager(manager_url: str, ssh_home: Path) -> Iterator[docker.DockerClient]:
+    """The Docker SDK on the swarm manager's engine."""
+    client = engine_client(manager_url, ssh_home)
+    yield client
+    client.close()

@@ -14,7 +14,6 @@ from pathlib import Path
 
 import docker
 import pytest
-from remote import engine_client
 from swarm_lab import CLIENTS, PROTOCOLS, SERVERS, STACK, placement, run_suite, swarm_target
 
 from integration.harness import SwarmLab, wait_until
@@ -23,18 +22,6 @@ from socklab.stack import network_name
 
 STACK_WAIT = 180.0
 OTHER_STACK = "socklab-b"  # the second learner's stack of the test converge (conftest)
-
-
-@pytest.fixture(scope="module")
-def manager_url(converged: object, vm_list: list[vms.Vm]) -> str:
-    return f"ssh://{build.VM_USER}@{vm_list[0].address}"
-
-
-@pytest.fixture(scope="module")
-def manager(manager_url: str, ssh_home: Path) -> Iterator[docker.DockerClient]:
-    client = engine_client(manager_url, ssh_home)
-    yield client
-    client.close()
 
 
 @pytest.fixture

@@ -9,26 +9,16 @@ from __future__ import annotations
 import os
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import docker
 import pytest
-from remote import engine_client
 from swarm_lab import CLIENTS, PROTOCOLS, SERVERS, placement, run_suite, swarm_target
 
 from integration.harness import wait_until
-from socklab import build, vms
+from socklab import vms
 
 RESCHEDULE_WAIT = 240.0
-
-
-@pytest.fixture(scope="module")
-def manager(converged: object, vm_list: list[vms.Vm],
-            ssh_home: Path) -> Iterator[docker.DockerClient]:
-    client = engine_client(f"ssh://{build.VM_USER}@{vm_list[0].address}", ssh_home)
-    yield client
-    client.close()
 
 
 def node_states(manager: docker.DockerClient) -> dict[str, str]:
@@ -37,7 +27,7 @@ def node_states(manager: docker.DockerClient) -> dict[str, str]:
 
 
 def test_stopping_a_worker_vm_moves_its_servers_and_the_suite_passes_again(
-        manager: docker.DockerClient, vm_list: list[vms.Vm], ssh_home: Path,
+        manager: docker.DockerClient, manager_url: str, vm_list: list[vms.Vm], ssh_home: Path,
         record_property: pytest.RecordProperty) -> None:
     before = placement(manager)
     assert set(before) == set(SERVERS + CLIENTS), before
@@ -62,7 +52,7 @@ def test_stopping_a_worker_vm_moves_its_servers_and_the_suite_passes_again(
     assert {after[s] for s in SERVERS} <= survivors  # still apart from the clients
     assert {after[c] for c in CLIENTS} == {vm_list[0].name}
 
-    suite = run_suite(swarm_target(f"ssh://{build.VM_USER}@{vm_list[0].address}"), ssh_home,
+    suite = run_suite(swarm_target(manager_url), ssh_home,
                       f"{os.environ['SOCKLAB_TEST_RUN']}-loss", "swarm-suite-after-loss.log",
                       [PROTOCOLS])
     assert suite.returncode == 0, suite.output[-6000:]
