@@ -41,7 +41,7 @@ DC = SOCKLAB_NETWORK=$(PROJECT) $(COMPOSE) -p $(PROJECT) -f $(COMPOSE_FILE) $(if
 
 # Builds what is missing (tags are hashes of the inputs) and exports SOCKLAB_IMAGE.
 # (The assignment, unlike a bare eval "$(...)", fails when the build fails.)
-WITH_IMAGE = image_env="$$($(HOSTPY) -m socklab.build images)"; eval "$$image_env"; export SOCKLAB_IMAGE;
+WITH_IMAGE = image_env="$$($(HOSTPY) -m socklab.host.build images)"; eval "$$image_env"; export SOCKLAB_IMAGE;
 
 .PHONY: help up down shell ps logs test lint unit images clean check-docker check-compose check-lab
 .PHONY: vms vms-down provision test-ansible bench
@@ -61,17 +61,17 @@ check-compose: check-docker
 # stops here, before anything starts. (Passed in the environment: no shell quoting.)
 check-lab: export SOCKLAB_CHECK_LAB := $(LAB)
 check-lab:
-	@$(HOSTPY) -m socklab.hostctl check-lab --lab="$$SOCKLAB_CHECK_LAB" $(if $(PUBLISH),--publish)
+	@$(HOSTPY) -m socklab.host.hostctl check-lab --lab="$$SOCKLAB_CHECK_LAB" $(if $(PUBLISH),--publish)
 
 images: check-docker ## build the base and lab images if missing
-	@$(HOSTPY) -m socklab.build images >/dev/null
+	@$(HOSTPY) -m socklab.host.build images >/dev/null
 
 up: check-lab check-compose ## build what is missing, start the lab, wait for health, print the lab map
 	@$(WITH_IMAGE) \
 	echo "socklab: starting the lab $(PROJECT) with $$SOCKLAB_IMAGE ($(COMPOSE))" >&2; \
 	$(DC) up -d --remove-orphans; \
-	$(HOSTPY) -m socklab.hostctl wait --project $(PROJECT); \
-	echo; $(HOSTPY) -m socklab.hostctl map --project $(PROJECT)
+	$(HOSTPY) -m socklab.host.hostctl wait --project $(PROJECT); \
+	echo; $(HOSTPY) -m socklab.host.hostctl map --project $(PROJECT)
 
 down: check-lab check-compose ## stop and remove the lab (uploads are kept in their volume)
 	$(DC) down --remove-orphans
@@ -80,7 +80,7 @@ shell: check-lab check-compose ## a shell on client-1
 	$(DC) exec client-1 bash
 
 ps: check-lab check-compose ## the lab's containers and the lab map
-	@$(HOSTPY) -m socklab.hostctl map --project $(PROJECT)
+	@$(HOSTPY) -m socklab.host.hostctl map --project $(PROJECT)
 
 logs: check-lab check-compose ## follow the servers' logs (one line per connection event)
 	$(DC) logs --follow --tail 50
@@ -111,23 +111,23 @@ test: check-docker $(VENV_STAMP) lint test-ansible ## everything: lint, Ansible 
 bench: check-docker $(VENV_STAMP) ## every variant vs references across the network: results/bench-<time>/ (QUICK=1: smoke check)
 	@$(WITH_IMAGE) \
 	run="$$(date -u +%Y%m%d-%H%M%S)-$$$$"; \
-	trap 'PYTHONPATH=services $(VENV)/bin/python -m socklab.bench sweep "$$run" 2>/dev/null' EXIT INT TERM; \
+	trap 'PYTHONPATH=services $(VENV)/bin/python -m socklab.host.bench sweep "$$run" 2>/dev/null' EXIT INT TERM; \
 	echo "socklab: bench run $$run with $$SOCKLAB_IMAGE$(if $(QUICK), (QUICK))" >&2; \
-	PYTHONPATH=services $(VENV)/bin/python -m socklab.bench run --run-id "$$run" \
+	PYTHONPATH=services $(VENV)/bin/python -m socklab.host.bench run --run-id "$$run" \
 	  --image "$$SOCKLAB_IMAGE" --out results $(if $(QUICK),--quick)
 
 vms: check-docker ## start the local test VMs (N=3): systemd Debian containers with sshd, no Docker
-	@$(HOSTPY) -m socklab.vms up --count $(VMS) >/dev/null
+	@$(HOSTPY) -m socklab.host.vms up --count $(VMS) >/dev/null
 
 vms-down: check-docker ## remove the test VMs, their volumes and their network
-	@$(HOSTPY) -m socklab.vms down
+	@$(HOSTPY) -m socklab.host.vms down
 
 provision: export SOCKLAB_LABS := $(LABS)
 provision: $(VENV_STAMP) ## ansible/site.yml against INVENTORY=path, or the test VMs (started if needed)
-	@for lab in $${SOCKLAB_LABS//,/ }; do $(HOSTPY) -m socklab.hostctl check-lab --lab="$$lab"; done; \
+	@for lab in $${SOCKLAB_LABS//,/ }; do $(HOSTPY) -m socklab.host.hostctl check-lab --lab="$$lab"; done; \
 	inventory="$(INVENTORY)"; \
 	if [ -z "$$inventory" ]; then \
-	  $(HOSTPY) -m socklab.vms up --count $(VMS) >/dev/null; inventory=.vms/inventory.ini; \
+	  $(HOSTPY) -m socklab.host.vms up --count $(VMS) >/dev/null; inventory=.vms/inventory.ini; \
 	fi; \
 	[ -e "$$inventory" ] || { echo "socklab: no inventory $$inventory" >&2; exit 1; }; \
 	inventory="$$(realpath "$$inventory")"; \
@@ -144,15 +144,15 @@ test-ansible: check-docker $(VENV_STAMP) ## ansible-lint, then site.yml on fresh
 
 clean: ## remove everything the project created: labs, test leftovers, images, venv
 	-@if [ -n "$(COMPOSE)" ] && docker info >/dev/null 2>&1; then $(DC) down -v --remove-orphans; fi
-	-@if docker info >/dev/null 2>&1; then for lab in $$($(HOSTPY) -m socklab.hostctl labs); do \
-	  echo "socklab: removing lab $$lab" >&2; $(HOSTPY) -m socklab.hostctl remove --project "socklab-$$lab"; done; fi
+	-@if docker info >/dev/null 2>&1; then for lab in $$($(HOSTPY) -m socklab.host.hostctl labs); do \
+	  echo "socklab: removing lab $$lab" >&2; $(HOSTPY) -m socklab.host.hostctl remove --project "socklab-$$lab"; done; fi
 	-@docker ps -aq --filter label=socklab.test-run | xargs -r docker rm -fv >/dev/null
 	-@docker network ls -q --filter label=socklab.test-run | xargs -r docker network rm >/dev/null
 	-@docker volume ls -q --filter label=socklab.test-run | xargs -r docker volume rm >/dev/null
 	-@docker ps -aq --filter label=socklab.bench-run | xargs -r docker rm -fv >/dev/null
 	-@docker network ls -q --filter label=socklab.bench-run | xargs -r docker network rm >/dev/null
 	-@docker volume ls -q --filter label=socklab.bench-run | xargs -r docker volume rm >/dev/null
-	-@$(HOSTPY) -m socklab.vms down >/dev/null 2>&1
+	-@$(HOSTPY) -m socklab.host.vms down >/dev/null 2>&1
 	-@docker images --format '{{.Repository}}:{{.Tag}}' | grep -E '^socklab-(lab|base|vm):' | xargs -r docker rmi
 	rm -rf $(VENV) .pytest_cache .ruff_cache test-reports .image-build.lock services/*.egg-info .vms
 	find services tests -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -10,10 +10,12 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from socklab.registry import VARIANTS
 from socklab.servers.base import DEFAULT_IDLE_TIMEOUT
-from socklab.variants import VARIANTS
 
-EPILOG = "Host names and ports follow PROTOCOLS.md; see docs/protocols.md for the wire formats."
+EXEC = VARIANTS["exec"]
+
+EPILOG = "Host names, ports and wire formats: docs/protocols.md (the lab contract)."
 
 
 def _add_serve(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -24,7 +26,7 @@ def _add_serve(commands: argparse._SubParsersAction) -> None:  # type: ignore[ty
     for variant in VARIANTS.values():
         sub = variants.add_parser(variant.name, help=variant.summary, description=variant.summary)
         sub.add_argument("--host", default="0.0.0.0", help="address to bind (default: %(default)s)")
-        sub.add_argument("--port", type=int, default=variant.ports[0],
+        sub.add_argument("--port", type=int, default=variant.main_port,
                          help="port to listen on (default: %(default)s)")
         if variant.transport == "tcp":
             sub.add_argument("--backlog", type=int, default=128,
@@ -40,27 +42,30 @@ def _variant_options(variants: argparse._SubParsersAction) -> None:  # type: ign
     epoll = variants.choices["epoll"]
     epoll.add_argument("--edge", action="store_true", help="edge-triggered (EPOLLET) mode")
     exec_ = variants.choices["exec"]
-    exec_.add_argument("--handshake-port", type=int, default=9001,
+    exec_.add_argument("--handshake-port", type=int, default=EXEC.port("handshake"),
                        help="port of the Ready|n / start framing (default: %(default)s)")
-    exec_.add_argument("--framed-port", type=int, default=9002,
+    exec_.add_argument("--framed-port", type=int, default=EXEC.port("framed"),
                        help="port of the length-prefixed framing (default: %(default)s)")
     exec_.add_argument("--run-as", default=None, metavar="USER",
                        help="unprivileged user the commands run as (required when root)")
     exec_.add_argument("--workdir", default=".", help="the commands' working directory")
-    exec_.add_argument("--timeout", type=float, default=30.0,
+    exec_.add_argument("--timeout", type=float, default=EXEC.caps["timeout_s"],
                        help="seconds before a command's process group is killed")
-    exec_.add_argument("--max-commands", type=_at_least_one, default=3, metavar="N",
+    exec_.add_argument("--max-commands", type=_at_least_one, default=EXEC.caps["commands"],
+                       metavar="N",
                        help="commands that may run or hold their output at once; the memory "
                        "bound (default: %(default)s)")
-    exec_.add_argument("--slot-wait", type=float, default=15.0, metavar="SECONDS",
+    exec_.add_argument("--slot-wait", type=float, default=EXEC.caps["slot_wait_s"],
+                       metavar="SECONDS",
                        help="how long a command waits for a free slot before the client is "
                        "told the server is busy (default: %(default)s)")
     exec_.epilog = ("With SOCKLAB_EXEC_TOKEN set in the environment (16 bytes or more), "
-                    "9001 and 9002 require a challenge-response proof of the token and 9000 "
-                    "is not opened. See docs/protocols.md.")
+                    "the handshake and framed ports require a challenge-response proof of the "
+                    "token and the naive port is not opened. See docs/protocols.md.")
     ftp = variants.choices["ftp"]
     ftp.add_argument("--upload-dir", default="/srv/uploads", help="where uploads are stored")
-    ftp.add_argument("--max-size", type=int, default=4 << 30, help="largest upload in bytes")
+    ftp.add_argument("--max-size", type=int, default=VARIANTS["ftp"].caps["file"],
+                     help="largest upload in bytes (default: %(default)s)")
 
 
 def _at_least_one(text: str) -> int:
@@ -79,11 +84,12 @@ def _add_client(commands: argparse._SubParsersAction) -> None:  # type: ignore[t
         sub = variants.add_parser(variant.name, help=f"client of {variant.host}")
         sub.add_argument("--host", default=variant.host, help="server (default: %(default)s)")
         sub.add_argument("--port", type=int, default=None,
-                         help=f"server port (default: {variant.ports[0]})")
+                         help=f"server port (default: {variant.main_port})")
     exec_ = variants.choices["exec"]
-    exec_.add_argument("--mode", choices=("naive", "handshake", "framed"), default="handshake",
-                       help="framing: naive=9000, handshake=9001, framed=9002 "
-                       "(default: %(default)s)")
+    exec_.add_argument("--mode", choices=tuple(EXEC.ports), default="handshake",
+                       help="framing: " + ", ".join(f"{name}={port}" for name, port
+                                                    in EXEC.endpoints)
+                       + " (default: %(default)s)")
     exec_.add_argument("-c", "--command", action="append", default=[],
                        help="run this command and exit (repeatable) instead of prompting")
     exec_.add_argument("--token-file", metavar="PATH",
@@ -117,7 +123,8 @@ def _add_hold(commands: argparse._SubParsersAction) -> None:  # type: ignore[typ
                                description="Listen, accept nothing until SIGUSR1, then serve "
                                "the upper-case echo: the server side of the backlog scenario.")
     hold.add_argument("--host", default="0.0.0.0")
-    hold.add_argument("--port", type=int, default=9000)
+    hold.add_argument("--port", type=int, default=VARIANTS["tcp"].main_port,
+                      help="port to listen on (default: %(default)s, tcp-server's)")
     hold.add_argument("--backlog", type=int, default=5)
     hold.add_argument("--socketserver", action="store_true",
                       help="listen as socketserver.TCPServer does (its request_queue_size, 5)")
@@ -161,21 +168,17 @@ def run_serve(args: argparse.Namespace) -> int:
     return 0
 
 
-EXEC_PORTS = {"naive": 9000, "handshake": 9001, "framed": 9002}
-
-
 def run_client(args: argparse.Namespace) -> int:
     from socklab.clients import interactive as ui
 
     variant = VARIANTS[args.variant]
-    port = args.port or (EXEC_PORTS[args.mode] if variant.name == "exec" else variant.ports[0])
+    port = args.port or (variant.port(args.mode) if variant.name == "exec" else variant.main_port)
     actions = {
         "udp": lambda: ui.udp_repl(args.host, port),
         "exec": lambda: ui.exec_repl(args.host, port, args.mode, args.command, args.token_file),
         "ftp": lambda: ui.ftp_command(args.host, port, args.action, args.names, args.output),
     }
-    greets = variant.name in ("select", "epoll")
-    default = lambda: ui.echo_repl(args.host, port, greets)  # noqa: E731
+    default = lambda: ui.echo_repl(args.host, port, bool(variant.greeting))  # noqa: E731
     return ui.run_safely(actions.get(variant.name, default))
 
 

@@ -28,6 +28,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import TracebackType
 
+from socklab.registry import EXEC_MAX_COMMANDS, EXEC_OUTPUT_CAP, EXEC_SLOT_WAIT, EXEC_TIMEOUT
+
 SHELL = "/bin/sh"
 
 # Commands share the server's container and its memory limit. When they use it
@@ -36,25 +38,11 @@ SHELL = "/bin/sh"
 # everything it starts inherits it) before it becomes the command itself.
 OOM_FIRST = '{ echo 1000 >/proc/self/oom_score_adj; } 2>/dev/null; exec /bin/sh -c "$1"'
 
-# Per command, stdout and stderr together. Large enough for the 10 MB outputs
-# of the sticky-packet scenario, small enough that a `yes` cannot eat the host.
-OUTPUT_CAP = 32 << 20
-
-# Commands that may run or hold their output at once (--max-commands). The
-# server's container has 256 MiB: 3 outputs at the cap (plus the 1/8 a growing
-# buffer over-allocates, 108 MiB) + the server itself (about 25 MiB) + the
-# commands' tmpfs scratch space when full (/srv/exec 64 MiB, /tmp 16 MiB, also
-# charged to the container) leaves some 35 MiB to spare. A fourth would not fit.
-MAX_COMMANDS = 3
-
-# How long a command waits for a free slot before it is refused as busy
-# (--slot-wait). A slot frees within the 30 s time limit plus the time its
-# client takes to read; clients wait 60 s for an answer, so 15 s + 30 s fits.
-SLOT_WAIT = 15.0
-
-# Wall-clock limit of one command. The lab's commands are `ls`, `cat`, `seq`:
-# 30 s is forever for them and short enough that a `sleep 1e9` frees its slot.
-DEFAULT_TIMEOUT = 30.0
+# The caps and limits a client can run into are part of the contract (registry).
+OUTPUT_CAP = EXEC_OUTPUT_CAP
+MAX_COMMANDS = EXEC_MAX_COMMANDS
+SLOT_WAIT = EXEC_SLOT_WAIT
+DEFAULT_TIMEOUT = EXEC_TIMEOUT
 
 # How much one read from a pipe takes: the default pipe buffer is 64 KiB.
 READ_SIZE = 64 << 10

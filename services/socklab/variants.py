@@ -1,7 +1,8 @@
-"""The seven server variants: host name, ports, and how each one is served.
+"""How each server variant is served: ``socklab serve VARIANT``.
 
-This table is the lab contract of PROTOCOLS.md in code. Each ``serve_*``
-function only builds the listener and picks the loop and the session.
+Where a variant runs and what it says is the registry's (``socklab.registry``);
+each ``serve_*`` function here only builds the listener and picks the loop and
+the session.
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ import argparse
 import functools
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -28,25 +28,6 @@ def idle(args: argparse.Namespace) -> float | None:
     return args.idle_timeout or None
 
 
-@dataclass(frozen=True)
-class Variant:
-    name: str
-    host: str
-    ports: tuple[int, ...]
-    transport: str
-    summary: str
-
-
-VARIANTS: dict[str, Variant] = {v.name: v for v in (
-    Variant("tcp", "tcp-server", (9000,), "tcp", "blocking socket server, one client at a time"),
-    Variant("udp", "udp-server", (9999,), "udp", "datagram server, answers ok"),
-    Variant("exec", "exec-server", (9000, 9001, 9002), "tcp",
-            "remote commands: naive, handshake and length-framed"),
-    Variant("ftp", "ftp-server", (9000,), "tcp", "socketserver.ThreadingTCPServer file transfer"),
-    Variant("select", "select-server", (9000,), "tcp", "select.select event loop, upper-case echo"),
-    Variant("epoll", "epoll-server", (9000,), "tcp", "select.epoll event loop, upper-case echo"),
-    Variant("twisted", "twisted-server", (8000,), "tcp", "Twisted reactor, echo"),
-)}
 
 
 def serve_tcp(args: argparse.Namespace, log: logging.Logger) -> None:

@@ -9,7 +9,9 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+from socklab.host.paths import REPO_ROOT
+
+ROOT = REPO_ROOT
 ANSIBLE_DIR = ROOT / "ansible"
 SITE = ANSIBLE_DIR / "site.yml"
 REPORTS = ROOT / "test-reports" / "ansible"  # the playbook runs' full output

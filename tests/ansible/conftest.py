@@ -22,7 +22,7 @@ from ansible_run import Run, run_playbook
 from remote import engine_client
 
 from integration import harness
-from socklab import build, vms
+from socklab.host import build, vms
 
 HERE = Path(__file__).resolve().parent
 # Three VMs: the play converges them in parallel and each gets its own lab; they

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ansible_run import Run
 
-from socklab import vms
+from socklab.host import vms
 
 
 def test_site_yml_converges_fresh_vms(converge: Run, vm_list: list[vms.Vm]) -> None:

@@ -17,8 +17,8 @@ import pytest
 from swarm_lab import CLIENTS, PROTOCOLS, SERVERS, STACK, placement, run_suite, swarm_target
 
 from integration.harness import SwarmLab, wait_until
-from socklab import build, vms
-from socklab.stack import network_name
+from socklab.host import build, vms
+from socklab.host.stack import network_name
 
 STACK_WAIT = 180.0
 OTHER_STACK = "socklab-b"  # the second learner's stack of the test converge (conftest)

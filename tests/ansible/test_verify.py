@@ -23,8 +23,8 @@ from ansible_run import ANSIBLE_DIR, ROOT, Run
 from remote import engine_client
 
 from integration.harness import wait_until
-from socklab import build, vms
-from socklab.variants import VARIANTS
+from socklab.host import build, vms
+from socklab.registry import VARIANTS
 
 PROJECT = "socklab"  # the socklab role's socklab_project
 CLIENT = "client-1"
@@ -166,7 +166,7 @@ SERVER_CHECKS: dict[tuple[str, int], Callable[[Shell], None]] = {
 
 
 def test_checks_cover_every_server_port() -> None:
-    ports = {(v.host, port) for v in VARIANTS.values() for port in v.ports}
+    ports = {(v.host, port) for v in VARIANTS.values() for port in v.ports.values()}
     assert set(SERVER_CHECKS) == ports
 
 

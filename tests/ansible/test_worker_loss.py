@@ -16,7 +16,7 @@ import pytest
 from swarm_lab import CLIENTS, PROTOCOLS, SERVERS, placement, run_suite, swarm_target
 
 from integration.harness import wait_until
-from socklab import vms
+from socklab.host import vms
 
 RESCHEDULE_WAIT = 240.0
 

@@ -33,7 +33,7 @@ def lab_image(docker_client: docker.DockerClient) -> str:
         return image or ""  # the stack's image, which every node has
     if image:
         return image
-    from socklab.build import ensure_images
+    from socklab.host.build import ensure_images
 
     # pytest run without make: workers build one at a time, the later ones find it built.
     with open(harness.ROOT / ".image-build.lock", "w") as lock:

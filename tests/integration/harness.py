@@ -25,11 +25,12 @@ from typing import Any
 import docker
 import docker.errors
 
-from socklab import labhosts
-from socklab.labhosts import compose_services
-from socklab.stack import network_name
+from socklab.host import labhosts
+from socklab.host.labhosts import compose_services
+from socklab.host.paths import REPO_ROOT
+from socklab.host.stack import network_name
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = REPO_ROOT
 COMPOSE_FILE = ROOT / "compose" / "lab.yml"
 
 RUN_LABEL = "socklab.test-run"

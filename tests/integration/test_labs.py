@@ -22,7 +22,7 @@ import pytest
 import yaml
 
 from integration import harness
-from socklab import hostctl
+from socklab.host import hostctl
 
 SERVICES = ("tcp-server", "select-server", "client-1")
 START_TIMEOUT = 120.0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from socklab.bench.grid import (
+from socklab.host.bench.grid import (
     FULL,
     KIB,
     QUICK,
@@ -12,9 +12,9 @@ from socklab.bench.grid import (
     echo_cells,
     idle_points,
     processes_for,
-    split,
 )
-from socklab.bench.targets import ECHO_TARGETS, REFERENCES, VARIANTS
+from socklab.host.bench.targets import ECHO_TARGETS, REFERENCES, VARIANTS
+from socklab.loadgen.load import split
 
 
 def test_full_grid_is_the_issues() -> None:

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from socklab.bench import load, refservers
+from socklab.loadgen import load, refservers
 
 
 @pytest.fixture

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from socklab.bench.profile import format_tally, frame_name, tally
+from socklab.host.bench.profile import format_tally, frame_name, tally
 
 RAW = """\
 <module> (socklab/__main__.py:4);serve_forever (socklab/servers/readiness.py:120);poll (socklab/servers/readiness.py:90) 30

@@ -6,10 +6,10 @@ from typing import Any
 
 import pytest
 
-from socklab.bench import report
-from socklab.bench.grid import QUICK
-from socklab.bench.progress import format_seconds, render
-from socklab.bench.summary import (
+from socklab.host.bench import report
+from socklab.host.bench.grid import QUICK
+from socklab.host.bench.progress import format_seconds, render
+from socklab.host.bench.summary import (
     echo_summary,
     human_size,
     lookup,

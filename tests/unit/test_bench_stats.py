@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from socklab.bench.stats import (
+from socklab.loadgen.stats import (
     BUCKETS_PER_OCTAVE,
     Histogram,
     bucket_of,

@@ -1,4 +1,4 @@
-"""Unit tests of socklab.build: apt sources parsing and content-hash tags (no Docker)."""
+"""Unit tests of socklab.host.build: apt sources parsing and content-hash tags (no Docker)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from socklab import build
+from socklab.host import build
 
 MIRROR = "http://mirror.example/debian"
 

@@ -6,7 +6,7 @@ import pytest
 
 from socklab import cli
 from socklab.probes import PROBES
-from socklab.variants import VARIANTS
+from socklab.registry import VARIANTS
 
 
 @pytest.mark.parametrize("argv", [
@@ -32,4 +32,4 @@ def test_cli_help_works_for_every_command(argv: list[str], capsys) -> None:
 def test_cli_serve_port_defaults_follow_the_contract() -> None:
     for variant in VARIANTS.values():
         args = cli.parser().parse_args(["serve", variant.name])
-        assert args.port == variant.ports[0]
+        assert args.port == variant.main_port

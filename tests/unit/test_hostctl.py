@@ -1,18 +1,18 @@
-"""Unit tests of socklab.hostctl's lab naming, lab listing and capacity arithmetic, and
+"""Unit tests of socklab.host.hostctl's lab naming, lab listing and capacity arithmetic, and
 of the Makefile's LAB handling (make run with bad names or -n: nothing starts)."""
 
 from __future__ import annotations
 
 import os
 import subprocess
-from pathlib import Path
 
 import pytest
 import yaml
 
-from socklab import hostctl
+from socklab.host import hostctl
+from socklab.host.paths import REPO_ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = REPO_ROOT
 
 
 @pytest.mark.parametrize(("lab", "project"), [("", "socklab"), ("alice", "socklab-alice"),

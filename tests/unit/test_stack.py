@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from socklab import stack
+from socklab.host import stack
 
 LAB = stack.load(stack.LAB_FILE)
 SWARM = stack.load(stack.SWARM_FILE)

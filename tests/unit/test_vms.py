@@ -1,4 +1,4 @@
-"""Unit tests of socklab.vms and the VM image recipe in socklab.build (no Docker)."""
+"""Unit tests of socklab.host.vms and the VM image recipe in socklab.host.build (no Docker)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from socklab import build, vms
+from socklab.host import build, vms
 
 MIRROR = "http://mirror.example/debian"
 

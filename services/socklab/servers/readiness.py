@@ -23,6 +23,7 @@ import time
 from dataclasses import dataclass, field
 
 from socklab.log import peer_name
+from socklab.registry import ECHO_OUTPUT_CAP
 from socklab.servers.base import (
     ACCEPT_CAPACITY_ERRNOS,
     ACCEPT_RETRY_DELAY,
@@ -33,7 +34,7 @@ from socklab.servers.base import (
 from socklab.sessions import Session, SessionFactory
 
 # Reply bytes we hold for one slow reader before we stop reading its requests.
-OUTPUT_CAP = 4 << 20
+OUTPUT_CAP = ECHO_OUTPUT_CAP
 
 # Bytes one connection may read in one turn before the loop serves the others:
 # a client streaming at full speed must not starve the rest (16 recvs).

@@ -8,12 +8,7 @@ import socket
 from collections import OrderedDict
 
 from socklab.log import peer_name
-
-# The answer to every datagram (PROTOCOLS.md).
-ACK = b"ok"
-
-# Largest UDP payload over IPv4: 65,535 - 20 (IP header) - 8 (UDP header).
-MAX_DATAGRAM = 65507
+from socklab.registry import ACK, MAX_DATAGRAM
 
 # We log the first datagram of each peer, not every datagram; this many
 # recent peers are remembered so a flood of sources cannot grow memory.

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+from socklab.registry import HELLO
 from socklab.sessions import Session
 
-# What select-server and epoll-server send on connect (PROTOCOLS.md).
-HELLO = b"hello"
+__all__ = ["HELLO", "Echo", "UpperEcho"]
 
 
 class UpperEcho(Session):

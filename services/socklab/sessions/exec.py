@@ -20,10 +20,9 @@ from socklab.protocol import exec_framed, handshake
 from socklab.protocol.auth import AuthFraming, Denied, ServerAuth
 from socklab.protocol.errors import RemoteProtocolError
 from socklab.protocol.framing import MAX_REQUEST_FRAME, FrameDecoder, FrameTooLarge
+from socklab.registry import NAIVE_BANNER
 from socklab.runner import CommandResult, CommandRunner
 from socklab.sessions import FLUSH, Session
-
-NAIVE_BANNER = b"Welcome to socklab exec-server (naive port): every chunk you send is a command.\n"
 
 # Outputs are handed to the loop in pieces this big: the loops gather small
 # chunks into 64 KiB writes, so a piece is copied once into that buffer and a

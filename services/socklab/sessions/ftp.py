@@ -14,10 +14,9 @@ from collections import deque
 from collections.abc import Iterator
 
 from socklab.protocol import ftp
+from socklab.registry import FTP_BANNER
 from socklab.sessions import FLUSH, Session
 from socklab.storage import Upload, UploadDir, read_chunks
-
-FTP_BANNER = b"Welcome to socklab ftp-server: send a JSON request (put, get, list).\n"
 
 # An empty upload is complete as soon as it is announced, so the 201 would
 # follow the 200 at once and the tutorial's client, which reads the 200 with a

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from socklab.bench.targets import ECHO_TARGETS
+from socklab.host.bench.targets import ECHO_TARGETS
 
 KIB = 1 << 10
 MIB = 1 << 20
@@ -112,10 +112,6 @@ def processes_for(concurrency: int, params: Params) -> int:
     """Load-generator processes for ``concurrency`` connections: at most one per connection."""
     return max(1, min(concurrency, params.max_processes))
 
-
-def split(total: int, parts: int) -> list[int]:
-    """``total`` connections over ``parts`` processes, as evenly as possible."""
-    return [total // parts + (1 if i < total % parts else 0) for i in range(parts)]
 
 
 def idle_points(params: Params) -> list[tuple[str, int]]:

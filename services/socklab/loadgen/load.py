@@ -1,10 +1,10 @@
 """The load generator: runs on a client host and prints one JSON object of what it measured.
 
-    python3 -m socklab.bench.load echo --host H --port P --size N --concurrency C ...
-    python3 -m socklab.bench.load hold --host H --port P --count K --state FILE
-    python3 -m socklab.bench.load ftp --host H --port P --size N --runs R
-    python3 -m socklab.bench.load exec --host H --mode framed --duration D --runs R
-    python3 -m socklab.bench.load udp --host H --port P --rate R --duration D --runs R
+    python3 -m socklab.loadgen.load echo --host H --port P --size N --concurrency C ...
+    python3 -m socklab.loadgen.load hold --host H --port P --count K --state FILE
+    python3 -m socklab.loadgen.load ftp --host H --port P --size N --runs R
+    python3 -m socklab.loadgen.load exec --host H --mode framed --duration D --runs R
+    python3 -m socklab.loadgen.load udp --host H --port P --rate R --duration D --runs R
 
 Echo load is closed-loop, as vmbench's: each connection sends one message,
 reads the whole reply, and sends the next. The connections are spread over a
@@ -34,8 +34,7 @@ import time
 from multiprocessing.connection import Connection
 from typing import Any
 
-from socklab.bench.grid import split
-from socklab.bench.stats import Histogram
+from socklab.loadgen.stats import Histogram
 
 RECV_BUFFER = 256 << 10
 CONNECT_TIMEOUT = 10.0
@@ -45,6 +44,11 @@ STALL_LIMIT = 30.0
 FTP_BLOCK = 1 << 20  # upload bodies repeat one random block of this size
 EXEC_COMMAND = "echo ok"  # the same 3-byte output on every framing
 EXEC_OUTPUT = b"ok\n"
+
+
+def split(total: int, parts: int) -> list[int]:
+    """``total`` connections over ``parts`` processes, as evenly as possible."""
+    return [total // parts + (1 if i < total % parts else 0) for i in range(parts)]
 
 
 def payload(size: int) -> bytes:
@@ -386,7 +390,7 @@ def run_udp(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def parser() -> argparse.ArgumentParser:
-    top = argparse.ArgumentParser(prog="python3 -m socklab.bench.load", description=__doc__,
+    top = argparse.ArgumentParser(prog="python3 -m socklab.loadgen.load", description=__doc__,
                                   formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = top.add_subparsers(dest="command", required=True)
     echo = commands.add_parser("echo", help="closed-loop echo load")
@@ -429,7 +433,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         result = COMMANDS[args.command](args)
     except (OSError, RuntimeError, ValueError) as error:
-        print(f"socklab.bench.load {args.command}: {error}", file=sys.stderr)
+        print(f"socklab.loadgen.load {args.command}: {error}", file=sys.stderr)
         return 1
     print(json.dumps(result))
     return 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from socklab.bench.stats import interpolate, spread
+from socklab.loadgen.stats import interpolate, spread
 
 LATENCY_KEYS = ("p50", "p90", "p99", "max")
 

@@ -1,9 +1,9 @@
-"""``python -m socklab.bench``: run the benchmark (``make bench``), re-render, or sweep.
+"""``python -m socklab.host.bench``: run the benchmark (``make bench``), re-render, or sweep.
 
-    python -m socklab.bench run [--quick] [--out results] [--image TAG]
-    python -m socklab.bench report results/bench-<timestamp>   # report.md and plots again
-    python -m socklab.bench sweep RUN_ID|all                   # what a killed run left
-    python -m socklab.bench profile epoll --size 1024 --concurrency 10   # py-spy a server
+    python -m socklab.host.bench run [--quick] [--out results] [--image TAG]
+    python -m socklab.host.bench report results/bench-<timestamp>   # report.md and plots again
+    python -m socklab.host.bench sweep RUN_ID|all                   # what a killed run left
+    python -m socklab.host.bench profile epoll --size 1024 --concurrency 10   # py-spy a server
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import os
 import sys
 from pathlib import Path
 
-from socklab.bench.grid import FULL, QUICK
+from socklab.host.bench.grid import FULL, QUICK
 
 
 def _image(given: str | None) -> str:
@@ -22,13 +22,13 @@ def _image(given: str | None) -> str:
         return given
     if os.environ.get("SOCKLAB_IMAGE"):
         return os.environ["SOCKLAB_IMAGE"]
-    from socklab.build import ensure_images
+    from socklab.host.build import ensure_images
 
     return ensure_images()
 
 
 def main(argv: list[str] | None = None) -> int:
-    top = argparse.ArgumentParser(prog="python -m socklab.bench", description=__doc__,
+    top = argparse.ArgumentParser(prog="python -m socklab.host.bench", description=__doc__,
                                   formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = top.add_subparsers(dest="command", required=True)
     run = commands.add_parser("run", help="run every workload, write results/bench-<time>/")
@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     sweep.add_argument("run_id", help="a run id, or 'all'")
     args = top.parse_args(argv)
     if args.command == "run":
-        from socklab.bench.orchestrate import run as run_bench
+        from socklab.host.bench.orchestrate import run as run_bench
 
         try:
             out = run_bench(QUICK if args.quick else FULL, _image(args.image), Path(args.out),
@@ -67,8 +67,8 @@ def main(argv: list[str] | None = None) -> int:
         print(out)
         return 1 if errors else 0
     if args.command == "report":
-        from socklab.bench import plots
-        from socklab.bench import report as render
+        from socklab.host.bench import plots
+        from socklab.host.bench import report as render
 
         directory = Path(args.directory)
         results = json.loads((directory / "results.json").read_text())
@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
                                                            plots.write_all(results, directory)))
         return 0
     if args.command == "profile":
-        from socklab.bench.profile import profile
+        from socklab.host.bench.profile import profile
 
         Path(args.out).mkdir(parents=True, exist_ok=True)
         found = profile(args.kind, args.size, args.concurrency, args.seconds,
@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     import docker
 
-    from socklab.bench.lab import sweep as sweep_run
+    from socklab.host.bench.lab import sweep as sweep_run
 
     removed = sweep_run(docker.from_env(), "" if args.run_id == "all" else args.run_id)
     print(f"socklab bench: removed {removed} containers/networks/volumes", file=sys.stderr)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from socklab.bench.summary import human_size
+from socklab.host.bench.summary import human_size
 
 REFERENCES = ("uvloop", "asyncio")
 # The targets.

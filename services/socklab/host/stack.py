@@ -22,7 +22,7 @@ The rendering is pure (dicts in, a dict out) and unit-tested; the output is
 JSON, which every YAML reader reads. Usage (on the control node, where the
 Ansible role runs it)::
 
-    python3 -m socklab.stack render --stack socklab-alice --image socklab-lab:TAG > stack.yml
+    python3 -m socklab.host.stack render --stack socklab-alice --image socklab-lab:TAG > stack.yml
     docker stack deploy --resolve-image never -c stack.yml socklab-alice
 """
 
@@ -36,7 +36,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[2]
+from socklab.host.paths import REPO_ROOT
+
+ROOT = REPO_ROOT
 LAB_FILE = ROOT / "compose" / "lab.yml"
 SWARM_FILE = ROOT / "compose" / "swarm.yml"
 
@@ -169,7 +171,7 @@ def load(path: Path) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python3 -m socklab.stack",
+    parser = argparse.ArgumentParser(prog="python3 -m socklab.host.stack",
                                      description=__doc__.split("\n")[0])
     parser.add_argument("command", choices=["render"])
     parser.add_argument("--stack", default=DEFAULT_STACK, help="stack name (default: socklab)")

@@ -12,13 +12,13 @@ control node (this host) reaches them at those addresses.
 The SSH key is made here, in the state directory (``.vms/``, git-ignored),
 with the inventory, the VMs' host keys and an ssh_config::
 
-    PYTHONPATH=services python3 -m socklab.vms up --count 2   # make vms
-    PYTHONPATH=services python3 -m socklab.vms inventory      # rewrite, print its path
-    PYTHONPATH=services python3 -m socklab.vms wait           # until each VM takes a login
-    PYTHONPATH=services python3 -m socklab.vms down           # make vms-down
+    PYTHONPATH=services python3 -m socklab.host.vms up --count 2   # make vms
+    PYTHONPATH=services python3 -m socklab.host.vms inventory      # rewrite, print its path
+    PYTHONPATH=services python3 -m socklab.host.vms wait           # until each VM takes a login
+    PYTHONPATH=services python3 -m socklab.host.vms down           # make vms-down
     ssh -F .vms/ssh_config vm-1
 
-Like socklab.build, this runs on a bare host: standard library, Docker's CLI and ssh.
+Like socklab.host.build, this runs on a bare host: standard library, Docker's CLI and ssh.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from socklab import build
+from socklab.host import build
 
 PREFIX = "socklab-vm"  # container names socklab-vm-1, socklab-vm-2, ...
 SET_LABEL = "socklab.vm-set"  # on every container, volume and network of a VM set
@@ -250,7 +250,7 @@ def inventory_text(vmset: VmSet, vms: Iterable[Vm]) -> str:
     groups = "".join(f"[{group}]\n" + "".join(f"{name}\n" for name in names) + "\n"
                      for group, names in swarm_groups([vm.name for vm in vms]).items())
     return (f"# The local test VMs (containers {vmset.prefix}-N), written by "
-            "python3 -m socklab.vms.\n"
+            "python3 -m socklab.host.vms.\n"
             "# They form a Docker Swarm (ansible/roles/swarm); the lab runs on each\n"
             "# with Compose, and across them as the stack \"socklab\".\n"
             f"[{GROUP}]\n{hosts}\n{groups}[{GROUP}:vars]\n"
@@ -356,7 +356,7 @@ def down(vmset: VmSet, log: build.Log = build.log_stderr) -> int:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python3 -m socklab.vms",
+    parser = argparse.ArgumentParser(prog="python3 -m socklab.host.vms",
                                      description=__doc__.split("\n")[0])
     parser.add_argument("command", choices=("up", "down", "inventory", "wait"))
     parser.add_argument("--count", type=int, default=DEFAULT_COUNT, help="VMs to have (up)")

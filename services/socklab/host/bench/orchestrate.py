@@ -21,10 +21,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from socklab.bench import workloads
-from socklab.bench.grid import Params, count_steps
-from socklab.bench.lab import BenchHost, BenchLab
-from socklab.bench.progress import Progress
+from socklab.host.bench import workloads
+from socklab.host.bench.grid import Params, count_steps
+from socklab.host.bench.lab import BenchHost, BenchLab
+from socklab.host.bench.progress import Progress
 
 VERSIONS_SCRIPT = (
     "import json, platform, twisted, uvloop; print(json.dumps({'python': "
@@ -119,7 +119,7 @@ def run(params: Params, image: str, out_root: Path, run_id: str | None = None) -
 
     A workload that failed is listed under ``errors`` in results.json and report.md.
     """
-    from socklab.bench import plots, report
+    from socklab.host.bench import plots, report
 
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     run_id = run_id or f"{stamp}-{os.getpid()}"

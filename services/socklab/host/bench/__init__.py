@@ -12,5 +12,5 @@ The layout (after MagicStack's vmbench, adapted to hosts on a Docker network):
 - ``workloads``, ``orchestrate``: run every cell N times, with a progress bar (host).
 - ``report``, ``plots``: results.json, report.md (ratios to the references), PNGs (host).
 
-Run it with ``python -m socklab.bench run [--quick]`` (``make bench``).
+Run it with ``python -m socklab.host.bench run [--quick]`` (``make bench``).
 """

@@ -10,8 +10,8 @@ Two images are made:
 Both tags are content hashes of their inputs, so running this again with the same
 inputs builds nothing. Usage (from the repository root)::
 
-    PYTHONPATH=services python3 -m socklab.build [images] [--force]
-    PYTHONPATH=services python3 -m socklab.build tag
+    PYTHONPATH=services python3 -m socklab.host.build [images] [--force]
+    PYTHONPATH=services python3 -m socklab.host.build tag
 
 ``images`` prints only ``SOCKLAB_IMAGE=socklab-lab:<hash12>`` on stdout (for ``eval``);
 all progress goes to stderr. ``tag`` prints the lab tag that would be built.
@@ -34,6 +34,8 @@ import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
+
+from socklab.host.paths import REPO_ROOT
 
 Log = Callable[[str], None]
 
@@ -83,13 +85,16 @@ HASHED_DIRS = ("socklab", "bin")  # copied into the lab image, relative to servi
 HASHED_FILES = ("Dockerfile", ".dockerignore")  # relative to services/
 SKIPPED_DIR_NAMES = frozenset({"__pycache__"})  # also in services/.dockerignore
 SKIPPED_SUFFIXES = (".pyc",)  # also in services/.dockerignore
+# The host side never enters the image (services/.dockerignore), so editing it
+# leaves the lab tag as it is: no rebuild, nothing new shipped to the VMs.
+HOST_SIDE = Path("socklab", "host")  # relative to services/
 APT_SOURCES_LIST = Path("/etc/apt/sources.list")
 APT_SOURCES_DIR = Path("/etc/apt/sources.list.d")
 URI_SCHEMES = ("http://", "https://")  # what mmdebstrap and the image can both fetch
 BASE_BUILD_ESTIMATE = "about 40 s"  # measured: 38 s on a fast link to deb.debian.org
 ERROR_TAIL_LINES = 15  # output lines of a failed command repeated in its error
 PREFIX = "[socklab]"
-DEFAULT_ROOT = Path(__file__).resolve().parents[2]  # services/socklab/build.py -> repo
+DEFAULT_ROOT = REPO_ROOT
 
 
 class BuildError(Exception):
@@ -241,9 +246,12 @@ def base_tag(suite: str, mirror: str) -> str:
     return recipe_tag(BASE_REPO, base_recipe(suite, mirror))
 
 
-def _is_hashed(path: Path, top: Path) -> bool:
-    parts = path.relative_to(top).parts
-    return not SKIPPED_DIR_NAMES.intersection(parts) and not path.name.endswith(SKIPPED_SUFFIXES)
+def _is_hashed(path: Path, services: Path) -> bool:
+    relative = path.relative_to(services)
+    if relative.is_relative_to(HOST_SIDE):
+        return False
+    return (not SKIPPED_DIR_NAMES.intersection(relative.parts)
+            and not path.name.endswith(SKIPPED_SUFFIXES))
 
 
 def lab_input_files(services: Path) -> list[Path]:
@@ -251,7 +259,7 @@ def lab_input_files(services: Path) -> list[Path]:
     files = [Path(name) for name in HASHED_FILES]
     for dirname in HASHED_DIRS:
         top = services / dirname
-        found = (p for p in top.rglob("*") if p.is_file() and _is_hashed(p, top))
+        found = (p for p in top.rglob("*") if p.is_file() and _is_hashed(p, services))
         files += sorted(p.relative_to(services) for p in found)
     return files
 
@@ -443,11 +451,11 @@ def ensure_images(root: Path = DEFAULT_ROOT, *, force: bool = False, log: Log = 
     return tag
 
 
-# --- The test VM image (socklab.vms) -------------------------------------------------
+# --- The test VM image (socklab.host.vms) -------------------------------------------------
 #
 # A stand-in for an instructor's lab VM: plain Debian booting systemd, with sshd,
 # sudo and python3 (for Ansible) and nothing of ours, no Docker: the Ansible
-# playbook must install everything itself. socklab.vms runs containers of it.
+# playbook must install everything itself. socklab.host.vms runs containers of it.
 
 VM_REPO = "socklab-vm"
 VM_USER = "labadmin"  # the sudo user Ansible logs in as (key only, no password)
@@ -517,7 +525,7 @@ VM_IMPORT_CHANGES: tuple[str, ...] = (
     "ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
     "ENV LANG=C.UTF-8",
     "ENV container=docker",  # tells systemd it runs in a container
-    # (docker import takes no STOPSIGNAL: socklab.vms passes --stop-signal SIGRTMIN+3.)
+    # (docker import takes no STOPSIGNAL: socklab.host.vms passes --stop-signal SIGRTMIN+3.)
     'CMD ["/sbin/init"]',
 )
 
@@ -563,7 +571,7 @@ def ensure_vm_image(*, force: bool = False, log: Log = log_stderr) -> str:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="python3 -m socklab.build", description=__doc__.split("\n")[0]
+        prog="python3 -m socklab.host.build", description=__doc__.split("\n")[0]
     )
     parser.add_argument(
         "command",

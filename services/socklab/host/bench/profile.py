@@ -1,7 +1,7 @@
 """Where a server spends its CPU under the benchmark's load: py-spy from the host.
 
-    python -m socklab.bench profile epoll --size 1024 --concurrency 10 --seconds 8
-    python -m socklab.bench profile ftp --size 1073741824
+    python -m socklab.host.bench profile epoll --size 1024 --concurrency 10 --seconds 8
+    python -m socklab.host.bench profile ftp --size 1073741824
 
 Starts the server and a client host on a private bench network, runs the
 load generator against it, and meanwhile samples the server process with
@@ -23,10 +23,10 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from socklab.bench import workloads
-from socklab.bench.grid import FULL, Params
-from socklab.bench.lab import BenchLab
-from socklab.bench.targets import ECHO_TARGETS
+from socklab.host.bench import workloads
+from socklab.host.bench.grid import FULL, Params
+from socklab.host.bench.lab import BenchLab
+from socklab.host.bench.targets import ECHO_TARGETS
 
 SAMPLE_RATE = 200  # per second: enough samples in a few seconds, little overhead
 TOP = 15

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 HELLO = b"hello"  # select-server and epoll-server greet with it (PROTOCOLS.md)
-REFERENCE_MODULE = "socklab.bench.refservers"
+REFERENCE_MODULE = "socklab.loadgen.refservers"
 REFERENCE_PORT = 9000
 REFERENCE_SERVICE = "epoll-server"  # whose compose definition the references borrow
 

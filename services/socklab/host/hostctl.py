@@ -6,12 +6,12 @@ many labs (``make up LAB=alice``): lab ``alice`` is Compose project
 ``socklab-alice`` on network ``socklab-alice``; without a name it is the
 default lab, project and network ``socklab``. Usage::
 
-    PYTHONPATH=services python3 -m socklab.hostctl check-lab --lab alice [--publish]
-    PYTHONPATH=services python3 -m socklab.hostctl wait --project socklab-alice
-    PYTHONPATH=services python3 -m socklab.hostctl map --project socklab-alice
-    PYTHONPATH=services python3 -m socklab.hostctl labs      # the named labs running here
-    PYTHONPATH=services python3 -m socklab.hostctl remove --project socklab-alice
-    PYTHONPATH=services python3 -m socklab.hostctl capacity --counts 1,5,10,20
+    PYTHONPATH=services python3 -m socklab.host.hostctl check-lab --lab alice [--publish]
+    PYTHONPATH=services python3 -m socklab.host.hostctl wait --project socklab-alice
+    PYTHONPATH=services python3 -m socklab.host.hostctl map --project socklab-alice
+    PYTHONPATH=services python3 -m socklab.host.hostctl labs      # the named labs running here
+    PYTHONPATH=services python3 -m socklab.host.hostctl remove --project socklab-alice
+    PYTHONPATH=services python3 -m socklab.host.hostctl capacity --counts 1,5,10,20
 """
 
 from __future__ import annotations
@@ -29,13 +29,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from socklab.variants import VARIANTS
+from socklab.host.paths import REPO_ROOT
+from socklab.registry import CLIENTS, VARIANTS
 
 # A cold start of all seven servers takes 3-5 s here; a loaded machine more.
 DEFAULT_WAIT = 120.0
 POLL_INTERVAL = 1.0
 
-PORTS = {v.host: ", ".join(f"{p}/{v.transport}" for p in v.ports) for v in VARIANTS.values()}
+PORTS = {v.host: ", ".join(f"{p}/{v.transport}" for p in v.ports.values())
+         for v in VARIANTS.values()}
 
 DEFAULT_PROJECT = "socklab"
 LAB_PREFIX = "socklab-"
@@ -43,7 +45,7 @@ LAB_NAME = re.compile(r"[a-z0-9][a-z0-9-]*")
 # Compose names containers <project>_<service>_1 (v1) or <project>-<service>-1
 # (v2), and a container's name is a DNS name on its network: a DNS label holds
 # at most 63 characters. The longest service name decides what is left for LAB.
-LONGEST_SERVICE = max([v.host for v in VARIANTS.values()] + ["client-1"], key=len)
+LONGEST_SERVICE = max([v.host for v in VARIANTS.values()] + list(CLIENTS), key=len)
 MAX_LAB_LENGTH = 63 - len(LAB_PREFIX) - len(f"_{LONGEST_SERVICE}_1")
 COMPOSE_PROJECT_LABEL = "com.docker.compose.project"
 TEST_RUN_LABEL = "socklab.test-run"
@@ -226,7 +228,7 @@ def print_map(project: str) -> int:
 
 # --- how many labs fit on this machine (capacity) ---------------------------------
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = REPO_ROOT
 CGROUP = Path("/sys/fs/cgroup")
 
 
@@ -479,7 +481,7 @@ def capacity(counts: list[int], prefix: str, settle: float, window: float) -> in
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python3 -m socklab.hostctl")
+    parser = argparse.ArgumentParser(prog="python3 -m socklab.host.hostctl")
     parser.add_argument("action", choices=("check-lab", "wait", "map", "labs", "remove",
                                            "capacity"))
     parser.add_argument("--project", default=DEFAULT_PROJECT, help="compose project name")

@@ -2,7 +2,7 @@
 
 Every bench run gets a network and containers named ``socklab-bench-<run>-…``
 and labelled ``socklab.bench-run=<run>``; ``close`` (called in ``finally``,
-also on Ctrl-C and SIGTERM) removes them, and ``python -m socklab.bench
+also on Ctrl-C and SIGTERM) removes them, and ``python -m socklab.host.bench
 sweep RUN|all`` removes what a killed run left. Servers are started with
 their compose/lab.yml definition (command, user, capabilities, sysctls,
 ulimits, memory, read-only root), the references with epoll-server's
@@ -28,10 +28,11 @@ from typing import Any
 
 import docker
 
-from socklab import labhosts
-from socklab.labhosts import compose_services
+from socklab.host import labhosts
+from socklab.host.labhosts import compose_services
+from socklab.host.paths import REPO_ROOT
 
-ROOT = Path(__file__).resolve().parents[3]
+ROOT = REPO_ROOT
 COMPOSE_FILE = ROOT / "compose" / "lab.yml"
 RUN_LABEL = "socklab.bench-run"
 OWNER_LABEL = "socklab.bench-owner-pid"

@@ -1,7 +1,7 @@
 """Copies of the lab's hosts, started with the Docker SDK from their compose/lab.yml definitions.
 
 The integration suite (``tests/integration/harness.py``) and the benchmark
-(``socklab.bench.lab``) each start their own hosts on a network of their
+(``socklab.host.bench.lab``) each start their own hosts on a network of their
 own, and both must run what learners run: the command, user, capabilities,
 sysctls, ulimits, memory limit, read-only root, tmpfs mounts and health check
 of ``compose/lab.yml``. This module turns one service definition into a
@@ -20,7 +20,9 @@ import docker.errors
 import yaml
 from docker.types import Ulimit
 
-ROOT = Path(__file__).resolve().parents[2]
+from socklab.host.paths import REPO_ROOT
+
+ROOT = REPO_ROOT
 COMPOSE_FILE = ROOT / "compose" / "lab.yml"
 
 

@@ -1,6 +1,6 @@
 """The benchmark's reference echo servers, run in a server container like the variants.
 
-    python3 -m socklab.bench.refservers asyncio|uvloop|threaded --port 9000
+    python3 -m socklab.loadgen.refservers asyncio|uvloop|threaded --port 9000
 
 All three speak the echo of select-server and epoll-server (docs/protocols.md):
 the greeting ``hello`` on connect, then each chunk answered with
@@ -71,7 +71,7 @@ def serve_threaded(port: int) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    top = argparse.ArgumentParser(prog="python3 -m socklab.bench.refservers",
+    top = argparse.ArgumentParser(prog="python3 -m socklab.loadgen.refservers",
                                   description=__doc__,
                                   formatter_class=argparse.RawDescriptionHelpFormatter)
     top.add_argument("kind", choices=("asyncio", "uvloop", "threaded"))

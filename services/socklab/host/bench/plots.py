@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from socklab.bench.summary import human_size
+from socklab.host.bench.summary import human_size
 
 COLOURS = {"tcp": "#8c564b", "select": "#1f77b4", "epoll": "#d62728", "twisted": "#9467bd",
            "asyncio": "#7f7f7f", "uvloop": "#2ca02c", "threaded": "#bcbd22"}

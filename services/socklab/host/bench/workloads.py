@@ -1,7 +1,7 @@
 """The workloads of a bench run, each against servers it starts and removes (host side).
 
 Every function starts the server container(s) it needs on the bench network,
-drives the load generator (``socklab.bench.load``) on a client host, samples
+drives the load generator (``socklab.loadgen.load``) on a client host, samples
 the server's CPU time from the host meanwhile, and returns plain dicts: the
 raw runs and their summary (median, min-max). The order of the steps is the
 caller's; each step calls ``progress.step`` once.
@@ -14,12 +14,12 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from socklab.bench import summary
-from socklab.bench.grid import EchoCell, Params, echo_cells, processes_for
-from socklab.bench.lab import BenchHost, BenchLab, ExecError, sampling_cpu
-from socklab.bench.targets import ECHO_TARGETS, EchoTarget
+from socklab.host.bench import summary
+from socklab.host.bench.grid import EchoCell, Params, echo_cells, processes_for
+from socklab.host.bench.lab import BenchHost, BenchLab, ExecError, sampling_cpu
+from socklab.host.bench.targets import ECHO_TARGETS, EchoTarget
 
-LOAD = ("python3", "-m", "socklab.bench.load")
+LOAD = ("python3", "-m", "socklab.loadgen.load")
 HOLD_STATE = "/tmp/socklab-bench-hold.json"
 HOLD_READY_TIMEOUT = 180.0
 # After the idle connections close, the server reads 10,000 EOFs: let it settle.
@@ -121,7 +121,7 @@ def hold_connections(holder: BenchHost, target: EchoTarget, count: int) -> dict[
         time.sleep(0.2)
     # The holder must not go on opening connections, nor write its state late
     # for the next step to read.
-    holder.run("pkill", "-f", "socklab.bench.load hold")
+    holder.run("pkill", "-f", "socklab.loadgen.load hold")
     holder.run("rm", "-f", HOLD_STATE)
     raise TimeoutError(f"{count} idle connections to {target.alias} not open within "
                        f"{HOLD_READY_TIMEOUT:.0f} s")
