@@ -13,7 +13,8 @@ from socklab.host.bench.grid import (
     idle_points,
     processes_for,
 )
-from socklab.host.bench.targets import ECHO_TARGETS, REFERENCES, VARIANTS
+from socklab.host.bench.targets import ECHO_TARGETS, REFERENCES
+from socklab.host.bench.targets import VARIANTS_BENCHED as VARIANTS
 from socklab.loadgen.load import split
 
 

@@ -96,9 +96,9 @@ def _auth_message(sock: socket.socket, reader: auth.MessageReader) -> bytes:
 
 
 class HandshakeClient:
-    """Port 9001 as the tutorial's client does it: header, ``start``, n bytes.
+    """The handshake port as the tutorial's client does it: header, ``start``, n bytes.
 
-    With a ``token``, the proof comes first (port 9001 of a server with a token).
+    With a ``token``, the proof comes first (the handshake port of a server with a token).
     """
 
     def __init__(self, sock: socket.socket, recv_size: int = BULK_RECV,
@@ -119,9 +119,9 @@ class HandshakeClient:
 
 
 class FramedClient:
-    """Port 9002: one request frame, three reply frames.
+    """The framed port: one request frame, three reply frames.
 
-    With a ``token``, the proof comes first (port 9002 of a server with a token).
+    With a ``token``, the proof comes first (the framed port of a server with a token).
     """
 
     def __init__(self, sock: socket.socket, token: bytes | None = None) -> None:

@@ -35,6 +35,7 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from socklab.loadgen.stats import Histogram
+from socklab.registry import VARIANTS
 
 RECV_BUFFER = 256 << 10
 CONNECT_TIMEOUT = 10.0
@@ -303,7 +304,7 @@ def run_ftp(args: argparse.Namespace) -> dict[str, Any]:
 def _exec_client(host: str, mode: str) -> tuple[socket.socket, Any]:
     from socklab.clients.core import FramedClient, HandshakeClient
 
-    port = {"naive": 9000, "handshake": 9001, "framed": 9002}[mode]
+    port = VARIANTS["exec"].port(mode)
     sock = socket.create_connection((host, port), timeout=60)
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     if mode == "naive":

@@ -1,9 +1,9 @@
 """The benchmark's reference echo servers, run in a server container like the variants.
 
-    python3 -m socklab.loadgen.refservers asyncio|uvloop|threaded --port 9000
+    python3 -m socklab.loadgen.refservers asyncio|uvloop|threaded [--port PORT]
 
 All three speak the echo of select-server and epoll-server (docs/protocols.md):
-the greeting ``hello`` on connect, then each chunk answered with
+the greeting on connect, then each chunk answered with
 ``chunk.upper()``, so the benchmark's ratios compare event loops, not
 protocols. ``asyncio``: a ``Protocol`` on the default loop; ``uvloop``: the
 same ``Protocol`` on uvloop (Debian's python3-uvloop, in the image);
@@ -22,7 +22,10 @@ import socket
 import socketserver
 import sys
 
-GREETING = b"hello"
+from socklab.registry import VARIANTS
+
+ECHO = VARIANTS["epoll"]  # whose greeting, echo and port the references copy
+GREETING = ECHO.greeting
 RECV_SIZE = 64 << 10  # as the lab's servers (servers/base.py RECV_SIZE)
 BACKLOG = 4096  # as select-, epoll- and twisted-server in compose/lab.yml
 
@@ -75,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
                                   description=__doc__,
                                   formatter_class=argparse.RawDescriptionHelpFormatter)
     top.add_argument("kind", choices=("asyncio", "uvloop", "threaded"))
-    top.add_argument("--port", type=int, default=9000)
+    top.add_argument("--port", type=int, default=ECHO.main_port)
     args = top.parse_args(argv)
     if args.kind == "threaded":
         serve_threaded(args.port)

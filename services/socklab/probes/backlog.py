@@ -37,6 +37,7 @@ from typing import Any
 
 from socklab.clients.core import recv_exact
 from socklab.probes.common import errno_name, try_connect
+from socklab.registry import VARIANTS
 
 NAME = "backlog"
 HELP = "connect to a server that does not accept until connects time out"
@@ -46,7 +47,8 @@ REQUEST = b"queued"
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", required=True)
-    parser.add_argument("--port", type=int, default=9000)
+    parser.add_argument("--port", type=int, default=VARIANTS["tcp"].main_port,
+                        help="(default: %(default)s, tcp-server's)")
     parser.add_argument("--max", type=int, default=200, help="give up after this many")
     parser.add_argument("--timeout", type=float, default=1.5,
                         help="connect timeout; a dropped SYN is retried after 1 s "

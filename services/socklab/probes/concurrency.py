@@ -18,18 +18,24 @@ from typing import Any
 from socklab.clients.core import open_connection, recv_exact, recv_some
 from socklab.probes.common import Stopwatch
 from socklab.protocol.errors import ProtocolError
+from socklab.registry import ECHO_VARIANTS, VARIANTS, Variant
 
 NAME = "concurrency"
 HELP = "N clients connected at once: how many get an answer, and how long each waits"
 
-# host, port, greeting, request, check of the answer's first bytes
-TARGETS = {
-    "tcp": ("tcp-server", 9000, b"", b"ping", b"PING"),
-    "ftp": ("ftp-server", 9000, b"\n", json.dumps({"action": "list"}).encode(), b'{"status": 200'),
-    "select": ("select-server", 9000, b"hello", b"ping", b"PING"),
-    "epoll": ("epoll-server", 9000, b"hello", b"ping", b"PING"),
-    "twisted": ("twisted-server", 8000, b"", b"ping", b"ping"),
-}
+PING = b"ping"
+FTP_LIST = json.dumps({"action": "list"}).encode()
+
+
+def _target(variant: Variant) -> tuple[bytes, bytes, bytes]:
+    """(what comes on connect, the request, the answer's first bytes) of a variant."""
+    if variant.name == "ftp":
+        return variant.banner(), FTP_LIST, b'{"status": 200'
+    return variant.greeting, PING, variant.transform(PING)
+
+
+# The variants served over TCP one request at a time: the echo servers and ftp.
+TARGETS = {name: _target(VARIANTS[name]) for name in (*ECHO_VARIANTS, "ftp")}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -41,7 +47,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def greet(sock: socket.socket, greeting: bytes) -> None:
-    if greeting == b"\n":  # a banner line
+    """Read what the server sends on connect: a greeting, or a banner line."""
+    if greeting.endswith(b"\n"):  # a banner line: read to its end, whatever its text
         while not recv_some(sock, 4096).endswith(b"\n"):
             pass
     elif greeting:
@@ -62,8 +69,9 @@ def ask(sock: socket.socket, request: bytes, answer: bytes, wait: float,
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    host, port, greeting, request, answer = TARGETS[args.target]
-    host = args.host or host
+    greeting, request, answer = TARGETS[args.target]
+    variant = VARIANTS[args.target]
+    host, port = args.host or variant.host, variant.main_port
     socks = [open_connection(host, port, timeout=10) for _ in range(args.clients)]
     clock = Stopwatch()
     try:

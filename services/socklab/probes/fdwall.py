@@ -21,16 +21,20 @@ from typing import Any
 from socklab.clients.core import recv_exact
 from socklab.probes.common import Stopwatch, try_connect
 from socklab.protocol.errors import ProtocolError
+from socklab.registry import VARIANTS
 
 NAME = "fdwall"
 HELP = "open N connections at once; count greeted, refused and served"
 
-GREETING = b"hello"
+# select-server's echo; epoll-server speaks the same, so --host epoll-server works as is.
+SELECT = VARIANTS["select"]
+GREETING = SELECT.greeting
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--host", default="select-server")
-    parser.add_argument("--port", type=int, default=9000)
+    parser.add_argument("--host", default=SELECT.host, help="(default: %(default)s)")
+    parser.add_argument("--port", type=int, default=SELECT.main_port,
+                        help="(default: %(default)s)")
     parser.add_argument("--connections", type=int, default=1100, help="(default: %(default)s)")
     parser.add_argument("--timeout", type=float, default=5.0)
 
@@ -45,7 +49,7 @@ def exchange(sock: socket.socket, index: int) -> bool:
     request = b"c%d" % index
     with contextlib.suppress(OSError, ProtocolError):
         sock.sendall(request)
-        return recv_exact(sock, len(request)) == request.upper()
+        return recv_exact(sock, len(request)) == SELECT.transform(request)
     return False
 
 

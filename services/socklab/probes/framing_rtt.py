@@ -1,7 +1,8 @@
-"""What a handshake costs: exec port 9001 needs two round trips per command, 9002 one.
+"""What a handshake costs: exec's handshake port needs two round trips per command, framed one.
 
-On 9001 the client sends the command, waits for ``Ready|<n>``, sends
-``start``, and waits for the output: two round trips. On 9002 the request
+On the handshake port the client sends the command, waits for ``Ready|<n>``,
+sends ``start``, and waits for the output: two round trips. On the framed
+port the request
 frame goes out and the reply frames come back: one. On a fast link the
 difference hides in the command's own run time; add delay to the link
 (``socklab delay --ms 100`` on the client host) and it is one RTT per
@@ -24,13 +25,15 @@ from typing import Any
 
 from socklab.clients.core import FramedClient, HandshakeClient, open_connection
 from socklab.probes.common import Stopwatch
+from socklab.registry import VARIANTS
 
 NAME = "framing_rtt"
-HELP = "time commands on exec 9001 (handshake) and 9002 (framed): round trips per command"
+HELP = "time commands on exec's handshake and framed ports: round trips per command"
+EXEC = VARIANTS["exec"]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--host", default="exec-server")
+    parser.add_argument("--host", default=EXEC.host, help="(default: %(default)s)")
     parser.add_argument("--commands", type=int, default=5, help="(default: %(default)s)")
     parser.add_argument("--command", default="echo hi",
                         help="a command with some output (default: %(default)r); see below")
@@ -61,11 +64,11 @@ def connect_time(host: str, port: int) -> float:
 def run(args: argparse.Namespace) -> dict[str, Any]:
     # Noise only ever adds time (a busy machine, the delayer's queue): the
     # fastest of several tries is the best estimate of what the protocol costs.
-    rtt = min(connect_time(args.host, 9002) for _ in range(5))
-    with open_connection(args.host, 9001) as sock:
+    rtt = min(connect_time(args.host, EXEC.port("framed")) for _ in range(5))
+    with open_connection(args.host, EXEC.port("handshake")) as sock:
         nodelay(sock, args.nodelay)
         handshake = timed(HandshakeClient(sock).run, args.command, args.commands)
-    with open_connection(args.host, 9002) as sock:
+    with open_connection(args.host, EXEC.port("framed")) as sock:
         nodelay(sock, args.nodelay)
         framed = timed(FramedClient(sock).run, args.command, args.commands)
     h, f = min(handshake), min(framed)

@@ -19,24 +19,19 @@ from socklab.clients.core import BULK_RECV, open_connection
 from socklab.probes.common import Stopwatch
 from socklab.protocol import exec_framed
 from socklab.protocol.framing import FrameDecoder
+from socklab.registry import ECHO_VARIANTS, VARIANTS
 
 NAME = "halfclose"
 HELP = "send, shutdown(SHUT_WR), and check the whole reply still arrives"
 
-# host, port, greeting, transform of the payload
-ECHO_TARGETS = {
-    "tcp": ("tcp-server", 9000, b"", bytes.upper),
-    "select": ("select-server", 9000, b"hello", bytes.upper),
-    "epoll": ("epoll-server", 9000, b"hello", bytes.upper),
-    "twisted": ("twisted-server", 8000, b"", bytes),
-}
+EXEC = VARIANTS["exec"]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--size", type=int, default=1 << 20,
                         help="bytes sent before the half-close (default: %(default)s)")
-    parser.add_argument("--targets", nargs="+", default=[*ECHO_TARGETS, "exec"],
-                        choices=[*ECHO_TARGETS, "exec"])
+    parser.add_argument("--targets", nargs="+", default=[*ECHO_VARIANTS, "exec"],
+                        choices=[*ECHO_VARIANTS, "exec"])
 
 
 def read_to_eof(sock: socket.socket) -> bytes:
@@ -62,18 +57,19 @@ def send_then_half_close(host: str, port: int, payload: bytes) -> bytes:
 
 
 def echo(name: str, size: int) -> dict[str, Any]:
-    host, port, greeting, transform = ECHO_TARGETS[name]
+    variant = VARIANTS[name]
     payload = random.Random(size).randbytes(size)
     clock = Stopwatch()
-    reply = send_then_half_close(host, port, payload)
-    expected = greeting + transform(payload)
+    reply = send_then_half_close(variant.host, variant.main_port, payload)
+    expected = variant.greeting + variant.transform(payload)
     return {"target": name, "sent": size, "received": len(reply), "complete": reply == expected,
             "seconds": clock()}
 
 
 def exec_framed_target(size: int) -> dict[str, Any]:
     command = f"head -c {size} /dev/zero"
-    reply = send_then_half_close("exec-server", 9002, exec_framed.encode_request(command))
+    reply = send_then_half_close(EXEC.host, EXEC.port("framed"),
+                                 exec_framed.encode_request(command))
     decoder = FrameDecoder(len(reply))
     decoder.feed(reply)
     frames = [decoder.next_frame() for _ in range(exec_framed.REPLY_FRAMES)]

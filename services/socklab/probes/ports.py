@@ -27,6 +27,7 @@ import struct
 from typing import Any
 
 from socklab.probes.common import port_range, sysctl, try_connect
+from socklab.registry import VARIANTS
 
 NAME = "ports"
 HELP = "fill the ephemeral port range towards one destination, then another"
@@ -34,10 +35,14 @@ HELP = "fill the ephemeral port range towards one destination, then another"
 CONNECT_TIMEOUT = 5.0
 
 
+# Two servers of the lab that accept any number of clients, on two destinations.
+EPOLL, TWISTED = VARIANTS["epoll"], VARIANTS["twisted"]
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--host", default="epoll-server")
-    parser.add_argument("--port", type=int, default=9000)
-    parser.add_argument("--second", default="twisted-server:8000",
+    parser.add_argument("--host", default=EPOLL.host, help="(default: %(default)s)")
+    parser.add_argument("--port", type=int, default=EPOLL.main_port, help="(default: %(default)s)")
+    parser.add_argument("--second", default=f"{TWISTED.host}:{TWISTED.main_port}",
                         help="a second destination HOST:PORT ('' for none)")
     parser.add_argument("--bind0", type=int, default=0,
                         help="first bind this many sockets to port 0 and report their ports")

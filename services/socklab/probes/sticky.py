@@ -1,9 +1,10 @@
 """Sticky packets (粘包): TCP is a byte stream, so message boundaries need framing.
 
-On exec port 9000 (no framing) two replies sent back to back arrive glued in
-one ``recv``, and a reply longer than the ``recv`` size arrives split. Ports
-9001 (``Ready|<n>`` handshake) and 9002 (length prefix) deliver each output
-exactly, whatever its size and however the requests are timed.
+On exec-server's naive port (no framing) two replies sent back to back
+arrive glued in one ``recv``, and a reply longer than the ``recv`` size
+arrives split. The handshake port (``Ready|<n>``) and the framed port
+(length prefix) deliver each output exactly, whatever its size and however
+the requests are timed.
 """
 
 from __future__ import annotations
@@ -25,17 +26,20 @@ from socklab.clients.core import (
     recv_some,
 )
 from socklab.protocol import exec_framed
+from socklab.registry import VARIANTS
 
 NAME = "sticky"
-HELP = "glued and split replies on exec port 9000; exact delivery on 9001 and 9002"
+HELP = "glued and split replies on exec's naive port; exact delivery on its framed ports"
+EXEC = VARIANTS["exec"]
 
 PATTERN = b"0123456789abcdef\n"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--host", default="exec-server")
+    parser.add_argument("--host", default=EXEC.host, help="(default: %(default)s)")
     parser.add_argument("--sizes", type=int, nargs="+", default=[0, 1, 5000, 10_000_000],
-                        help="output sizes checked on 9001 and 9002 (default: %(default)s)")
+                        help="output sizes checked on the handshake and framed ports "
+                        "(default: %(default)s)")
     parser.add_argument("--pause", type=float, default=0.3,
                         help="seconds between the two naive commands (default: %(default)s)")
 
@@ -60,7 +64,7 @@ def wait_buffered(sock: socket.socket, size: int, timeout: float = 10.0) -> None
 
 
 def naive(host: str, pause: float) -> dict[str, Any]:
-    with open_connection(host, 9000) as sock:
+    with open_connection(host, EXEC.port("naive")) as sock:
         recv_some(sock, TUTORIAL_RECV)  # the banner
         sock.sendall(b"echo one")
         time.sleep(pause)  # so the server reads two chunks, two commands
@@ -83,14 +87,14 @@ def exact(size: int, output: bytes) -> dict[str, Any]:
 
 
 def handshake(host: str, sizes: list[int]) -> list[dict[str, Any]]:
-    with open_connection(host, 9001) as sock:
+    with open_connection(host, EXEC.port("handshake")) as sock:
         client = HandshakeClient(sock)
         return [exact(size, client.run(command_for(size))[1]) for size in sizes]
 
 
 def framed(host: str, sizes: list[int]) -> list[dict[str, Any]]:
     """All requests in one sendall: the length prefixes keep the replies apart."""
-    with open_connection(host, 9002) as sock:
+    with open_connection(host, EXEC.port("framed")) as sock:
         client = FramedClient(sock)
         sock.sendall(b"".join(exec_framed.encode_request(command_for(s)) for s in sizes))
         replies = [client.reply() for _ in sizes]

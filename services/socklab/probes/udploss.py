@@ -34,22 +34,24 @@ from typing import Any
 
 from socklab.clients.core import FtpClient, open_connection
 from socklab.probes.common import Stopwatch
+from socklab.registry import VARIANTS
 
 NAME = "udploss"
 HELP = "datagram boundaries, lost datagrams, and a TCP upload over the same link"
 
-MAX_DATAGRAM = 65507
+UDP, FTP = VARIANTS["udp"], VARIANTS["ftp"]
+MAX_DATAGRAM = UDP.caps["datagram"]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--host", default="udp-server")
-    parser.add_argument("--port", type=int, default=9999)
+    parser.add_argument("--host", default=UDP.host, help="(default: %(default)s)")
+    parser.add_argument("--port", type=int, default=UDP.main_port, help="(default: %(default)s)")
     parser.add_argument("--sizes", type=int, nargs="*", default=[1, 512, 1472, 1473, 9000,
                                                                   MAX_DATAGRAM])
     parser.add_argument("--count", type=int, default=300, help="datagrams for the loss count")
     parser.add_argument("--upload", type=int, default=20_000_000,
                         help="bytes uploaded to ftp-server, then downloaded, over TCP (0: none)")
-    parser.add_argument("--ftp-host", default="ftp-server")
+    parser.add_argument("--ftp-host", default=FTP.host, help="(default: %(default)s)")
     parser.add_argument("--timeout", type=float, default=1.0)
 
 
@@ -96,7 +98,7 @@ def upload(host: str, size: int) -> dict[str, Any]:
     data = random.Random(size).randbytes(size)
     digest = hashlib.sha256(data).hexdigest()
     before, clock = tcp_retransmissions(), Stopwatch()
-    with open_connection(host, 9000) as sock:
+    with open_connection(host, FTP.main_port) as sock:
         chunks = (data[i : i + 65536] for i in range(0, size, 65536))
         answer = FtpClient(sock).put(UPLOAD_NAME, size, chunks, digest)
     return {"bytes": size, "status": answer["status"], "sha256_sent": digest,
@@ -107,7 +109,7 @@ def upload(host: str, size: int) -> dict[str, Any]:
 
 def download(host: str, expected_sha256: str) -> dict[str, Any]:
     sink, clock = io.BytesIO(), Stopwatch()
-    with open_connection(host, 9000) as sock:
+    with open_connection(host, FTP.main_port) as sock:
         answer = FtpClient(sock).get(UPLOAD_NAME, sink)
     digest = hashlib.sha256(sink.getvalue()).hexdigest()
     return {"bytes": sink.tell(), "status": answer["status"], "sha256": digest,

@@ -1,24 +1,25 @@
-"""Token challenge–response of exec ports 9001 and 9002, without I/O.
+"""Token challenge–response of exec's handshake and framed ports, without I/O.
 
 When the exec server has a token (``SOCKLAB_EXEC_TOKEN``), the first thing it
-sends on 9001 and 9002 is a challenge: a nonce of 32 random bytes, new for
-every connection. The client proves it knows the token without sending it::
+sends on the handshake and framed ports is a challenge: a nonce of 32
+random bytes, new for every connection. The client proves it knows the token without sending it::
 
     proof = HMAC-SHA256(key=token, message=context + b"|" + nonce_hex)
 
 ``token`` is the UTF-8 of the token with surrounding white space removed,
 ``nonce_hex`` the challenge's 64 lower-case hex digits as sent, ``context``
-names the framing: ``socklab-exec/handshake`` (9001) or ``socklab-exec/framed``
-(9002), so a proof made for one port is worthless on the other; the nonce
-makes it worthless on any other connection. The server compares with
-``hmac.compare_digest``. Nothing is run before a proof is accepted; a wrong
-proof gets a refusal with the reason, then the connection is closed.
+names the framing: ``socklab-exec/handshake`` (the handshake port) or
+``socklab-exec/framed`` (the framed port), so a proof made for one port is
+worthless on the other; the nonce makes it worthless on any other
+connection. The server compares with ``hmac.compare_digest``. Nothing is run
+before a proof is accepted; a wrong proof gets a refusal with the reason,
+then the connection is closed.
 
 Each port writes the three messages its own way:
 
-- 9001, ASCII lines: ``Challenge|<hex>\\n``; ``Proof|<hex>\\n``;
+- handshake port, ASCII lines: ``Challenge|<hex>\\n``; ``Proof|<hex>\\n``;
   ``Auth|ok\\n`` or ``Auth|denied|<reason>\\n``.
-- 9002, one JSON object per length-prefixed frame: ``{"challenge": HEX}``;
+- framed port, one JSON object per length-prefixed frame: ``{"challenge": HEX}``;
   ``{"proof": HEX}``; ``{"auth": "ok"}`` or ``{"auth": "denied", "error": REASON}``.
 
 Bytes that follow the proof (a client that did not wait for ``Auth|ok``) are
@@ -210,7 +211,7 @@ class FrameReader(MessageReader):
 
 
 class LineFraming(AuthFraming):
-    """Port 9001: ASCII lines, ``|`` between fields, like ``Ready|<n>``."""
+    """The handshake port: ASCII lines, ``|`` between fields, like ``Ready|<n>``."""
 
     context = b"socklab-exec/handshake"
 
@@ -248,7 +249,7 @@ class LineFraming(AuthFraming):
 
 
 class JsonFraming(AuthFraming):
-    """Port 9002: one JSON object per frame, like the requests and replies."""
+    """The framed port: one JSON object per frame, like the requests and replies."""
 
     context = b"socklab-exec/framed"
 

@@ -1,4 +1,4 @@
-"""The JSON messages of exec port 9002, carried in length-prefixed frames.
+"""The JSON messages of exec's framed port, carried in length-prefixed frames.
 
 Request: one frame holding ``{"cmd": "<shell command>"}``.
 Reply: three frames: a JSON header, then stdout, then stderr::

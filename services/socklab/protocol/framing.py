@@ -1,6 +1,6 @@
 """Length-prefixed frames: a 4-byte big-endian length, then that many bytes.
 
-Used by exec port 9002 in both directions. The decoder refuses an oversized
+Used by exec's framed port in both directions. The decoder refuses an oversized
 length as soon as the 4-byte header is in, before a single body byte is
 buffered, so a hostile length prefix cannot make us allocate memory.
 """

@@ -1,21 +1,25 @@
 """How the benchmark reaches each server: host, port, greeting and echo transform. No I/O.
 
 The four echo variants are the lab's own servers, started from their
-compose/lab.yml definitions. The three references speak exactly the echo of
-select-server and epoll-server (the greeting ``hello``, then each chunk
-upper-cased, docs/protocols.md), so a ratio compares the loops, not the
-protocols. They run with epoll-server's definition (same image, user,
-limits, sysctls), only the command differs.
+compose/lab.yml definitions; where each runs and what it answers is the
+registry's (``socklab.registry``). The three references speak exactly the echo
+of select-server and epoll-server (the greeting, then each chunk upper-cased,
+docs/protocols.md), so a ratio compares the loops, not the protocols. They run
+with epoll-server's definition (same image, user, limits, sysctls), only the
+command differs.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-HELLO = b"hello"  # select-server and epoll-server greet with it (PROTOCOLS.md)
+from socklab.registry import ECHO_VARIANTS, VARIANTS, Variant
+
 REFERENCE_MODULE = "socklab.loadgen.refservers"
-REFERENCE_PORT = 9000
-REFERENCE_SERVICE = "epoll-server"  # whose compose definition the references borrow
+# Whose compose definition, port and echo the references borrow.
+REFERENCE_VARIANT = VARIANTS["epoll"]
+REFERENCE_SERVICE = REFERENCE_VARIANT.host
+REFERENCE_PORT = REFERENCE_VARIANT.main_port
 
 
 @dataclass(frozen=True)
@@ -42,18 +46,20 @@ class EchoTarget:
         return ["python3", "-m", REFERENCE_MODULE, self.name, "--port", str(self.port)]
 
 
-VARIANTS: dict[str, EchoTarget] = {t.name: t for t in (
-    EchoTarget("tcp", "tcp-server", 9000, b"", upper=True, blocking=True),
-    EchoTarget("select", "select-server", 9000, HELLO, upper=True),
-    EchoTarget("epoll", "epoll-server", 9000, HELLO, upper=True),
-    EchoTarget("twisted", "twisted-server", 8000, b"", upper=False),
-)}
+def lab_target(variant: Variant) -> EchoTarget:
+    """The lab's own echo server of ``variant``, as the registry describes it."""
+    return EchoTarget(variant.name, variant.host, variant.main_port, variant.greeting,
+                      upper=variant.reply == "upper", blocking=not variant.concurrent)
 
-REFERENCES: dict[str, EchoTarget] = {t.name: t for t in (
-    EchoTarget("uvloop", REFERENCE_SERVICE, REFERENCE_PORT, HELLO, upper=True, reference=True),
-    EchoTarget("asyncio", REFERENCE_SERVICE, REFERENCE_PORT, HELLO, upper=True, reference=True),
-    EchoTarget("threaded", REFERENCE_SERVICE, REFERENCE_PORT, HELLO, upper=True,
-               reference=True),
-)}
 
-ECHO_TARGETS: dict[str, EchoTarget] = {**VARIANTS, **REFERENCES}
+def reference_target(name: str) -> EchoTarget:
+    """A reference server speaking the echo of ``REFERENCE_VARIANT`` on its port."""
+    return EchoTarget(name, REFERENCE_SERVICE, REFERENCE_PORT, REFERENCE_VARIANT.greeting,
+                      upper=REFERENCE_VARIANT.reply == "upper", reference=True)
+
+
+VARIANTS_BENCHED: dict[str, EchoTarget] = {
+    name: lab_target(VARIANTS[name]) for name in ECHO_VARIANTS}
+REFERENCES: dict[str, EchoTarget] = {
+    name: reference_target(name) for name in ("uvloop", "asyncio", "threaded")}
+ECHO_TARGETS: dict[str, EchoTarget] = {**VARIANTS_BENCHED, **REFERENCES}
