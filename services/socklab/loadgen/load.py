@@ -34,6 +34,7 @@ import time
 from multiprocessing.connection import Connection
 from typing import Any
 
+from socklab.clients.core import recv_exact
 from socklab.loadgen.stats import Histogram
 from socklab.registry import VARIANTS
 
@@ -58,21 +59,11 @@ def payload(size: int) -> bytes:
     return (alphabet * (size // len(alphabet) + 1))[:size]
 
 
-def _recv_exact(sock: socket.socket, size: int) -> bytes:
-    data = b""
-    while len(data) < size:
-        part = sock.recv(size - len(data))
-        if not part:
-            raise ConnectionError("the server closed the connection")
-        data += part
-    return data
-
-
 def _open_echo(host: str, port: int, greeting: int) -> socket.socket:
     sock = socket.create_connection((host, port), timeout=CONNECT_TIMEOUT)
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     if greeting:
-        _recv_exact(sock, greeting)
+        recv_exact(sock, greeting)
     sock.setblocking(False)
     return sock
 
@@ -314,7 +305,7 @@ def _exec_client(host: str, mode: str) -> tuple[socket.socket, Any]:
 
         def naive(command: str) -> bytes:
             sock.sendall(command.encode())
-            return _recv_exact(sock, len(EXEC_OUTPUT))
+            return recv_exact(sock, len(EXEC_OUTPUT))
         return sock, naive
     if mode == "handshake":
         client = HandshakeClient(sock)
