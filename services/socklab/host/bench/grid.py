@@ -2,8 +2,8 @@
 
 A *cell* is one server under one load (message size and concurrency for the
 echo servers); every cell is run ``runs`` times and reported as the median
-and min-max of those runs. The full grid is the issue's; the quick grid is a
-few cells with small N, a smoke check that finishes in under two minutes.
+and min-max of those runs. The full grid is docs/bench.md's; the quick grid is
+a few cells with small N, a smoke check that finishes in under two minutes.
 """
 
 from __future__ import annotations

@@ -3,7 +3,8 @@
 Every figure is the median of N runs with the min-max range beside it. Echo
 servers are compared at the same message size and concurrency with the
 uvloop and asyncio references; uploads with iperf3 between the same two
-containers. The issue's targets are reported, never asserted.
+containers. The targets (docs/bench.md, "The targets") are reported, never
+asserted.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any
 from socklab.host.bench.summary import human_size
 
 REFERENCES = ("uvloop", "asyncio")
-# The issue's targets.
+# The targets of docs/bench.md: what the lab's servers should reach against the references.
 EPOLL_VS_ASYNCIO = 1.0
 EPOLL_VS_UVLOOP = 0.8
 FTP_VS_IPERF = 0.5
