@@ -100,7 +100,7 @@ def echo_cells(params: Params) -> list[EchoCell]:
         for size in params.sizes:
             for concurrency in params.concurrencies:
                 if target.blocking and concurrency > 1:
-                    continue  # tcp-server serves one client at a time by design
+                    continue  # a blocking server serves one client at a time by design
                 if params.quick_concurrency and not target.blocking and (
                         concurrency != params.quick_concurrency):
                     continue
