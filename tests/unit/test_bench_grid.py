@@ -16,6 +16,7 @@ from socklab.host.bench.grid import (
 from socklab.host.bench.targets import ECHO_TARGETS, REFERENCES
 from socklab.host.bench.targets import VARIANTS_BENCHED as VARIANTS
 from socklab.loadgen.load import split
+from socklab.registry import HELLO
 
 
 def test_full_grid_is_the_issues() -> None:
@@ -78,7 +79,7 @@ def test_step_count_covers_every_workload() -> None:
 
 def test_references_speak_the_readiness_servers_echo() -> None:
     for reference in REFERENCES.values():
-        assert reference.greeting == VARIANTS["epoll"].greeting == b"hello"
+        assert reference.greeting == VARIANTS["epoll"].greeting == HELLO
         assert reference.upper
         assert reference.command() is not None
     assert VARIANTS["twisted"].greeting == b"" and not VARIANTS["twisted"].upper

@@ -1,4 +1,4 @@
-"""Port 9002's JSON messages: one request frame, three reply frames."""
+"""The framed port's JSON messages: one request frame, three reply frames."""
 
 from __future__ import annotations
 
