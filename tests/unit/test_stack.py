@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from socklab.host import stack
+from socklab.registry import CLIENTS, VARIANTS
 
 LAB = stack.load(stack.LAB_FILE)
 SWARM = stack.load(stack.SWARM_FILE)
@@ -42,22 +43,22 @@ def test_keys_the_stack_format_refuses_are_translated_or_dropped() -> None:
     for service in services.values():
         assert not {"mem_limit", "memswap_limit", "pids_limit", "tmpfs", "restart",
                     "security_opt"} & set(service)
-    epoll = services["epoll-server"]["deploy"]["resources"]["limits"]
+    epoll = services[VARIANTS["epoll"].host]["deploy"]["resources"]["limits"]
     assert epoll == {"memory": "512M", "pids": 512}
-    assert services["tcp-server"]["deploy"]["resources"]["limits"]["memory"] == "256M"
-    exec_mounts = {v["target"]: v for v in services["exec-server"]["volumes"]}
+    assert services[VARIANTS["tcp"].host]["deploy"]["resources"]["limits"]["memory"] == "256M"
+    exec_mounts = {v["target"]: v for v in services[VARIANTS["exec"].host]["volumes"]}
     assert exec_mounts["/srv/exec"] == {"type": "tmpfs", "target": "/srv/exec",
                                         "tmpfs": {"size": 64 * 2**20}}
     assert exec_mounts["/tmp"]["tmpfs"] == {"size": 16 * 2**20}
-    assert "uploads:/srv/uploads" in services["ftp-server"]["volumes"]
+    assert "uploads:/srv/uploads" in services[VARIANTS["ftp"].host]["volumes"]
 
 
 def test_kernel_settings_and_limits_of_lab_yml_are_kept() -> None:
     services = rendered()["services"]
-    assert services["tcp-server"]["sysctls"] == {"net.core.somaxconn": 128}
-    assert services["select-server"]["ulimits"]["nofile"] == {"soft": 4096, "hard": 4096}
-    assert services["client-1"]["cap_add"] == ["NET_ADMIN"]
-    assert services["tcp-server"]["command"][-2:] == ["--backlog", "5"]
+    assert services[VARIANTS["tcp"].host]["sysctls"] == {"net.core.somaxconn": 128}
+    assert services[VARIANTS["select"].host]["ulimits"]["nofile"] == {"soft": 4096, "hard": 4096}
+    assert services[CLIENTS[0]]["cap_add"] == ["NET_ADMIN"]
+    assert services[VARIANTS["tcp"].host]["command"][-2:] == ["--backlog", "5"]
 
 
 def test_version_is_the_one_debians_docker_cli_requires_and_extensions_are_gone() -> None:

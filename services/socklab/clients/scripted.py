@@ -1,13 +1,22 @@
 """Scripted clients: each runs one exchange on a client host and returns a dict.
 
-The integration suite calls these inside a client container (``python3 -m
-socklab.clients.scripted NAME '<json kwargs>'`` prints the dict as JSON), so
-what they measure is measured across the lab network, host to host.
+The integration suite and the Ansible checks call these inside a client
+container (``python3 -m socklab.clients.scripted NAME '<json kwargs>'`` prints
+the dict as JSON), so what they measure is measured across the lab network,
+host to host.
+
+Every check takes ``variant`` (and ``framing``, for a port other than the
+main one) in place of ``host`` and ``port``: ``{"variant": "exec", "framing":
+"framed"}`` reaches exec-server's framed port as socklab.registry gives it, and
+the echo checks get the variant's greeting and reply transform from there too.
+A ``host`` or ``port`` given as well wins (a spare copy of a server under a
+name of its own, a stack's address).
 """
 
 from __future__ import annotations
 
 import hashlib
+import inspect
 import io
 import json
 import random
@@ -27,6 +36,7 @@ from socklab.clients.core import (
     recv_exact,
     recv_some,
 )
+from socklab.registry import TRANSFORMS, VARIANTS
 
 Result = dict[str, Any]
 
@@ -40,11 +50,14 @@ def _digest(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def echo(host: str, port: int, size: int = 1024, greeting: str = "", upper: bool = True,
+def echo(host: str, port: int, size: int = 1024, greeting: str = "", reply: str = "upper",
          seed: int = 1) -> Result:
-    """Send ``size`` bytes while reading the reply in parallel; compare."""
+    """Send ``size`` bytes while reading the reply in parallel; compare.
+
+    ``reply`` names the server's transform in ``socklab.registry.TRANSFORMS``.
+    """
     payload = _payload(size, seed)
-    expected = payload.upper() if upper else payload
+    expected = TRANSFORMS[reply](payload)
     started = time.monotonic()
     with open_connection(host, port) as sock:
         hello = recv_exact(sock, len(greeting)) if greeting else b""
@@ -58,7 +71,8 @@ def echo(host: str, port: int, size: int = 1024, greeting: str = "", upper: bool
 
 
 def slow_reader(host: str, port: int, size: int = 1 << 20, greeting: str = "",
-                piece: int = 4096, pause: float = 0.001, seed: int = 2) -> Result:
+                reply: str = "upper", piece: int = 4096, pause: float = 0.001,
+                seed: int = 2) -> Result:
     """Send ``size`` bytes at full speed but read the reply slowly, in small pieces."""
     payload = _payload(size, seed)
     started = time.monotonic()
@@ -71,9 +85,10 @@ def slow_reader(host: str, port: int, size: int = 1 << 20, greeting: str = "",
             time.sleep(pause)
             parts.append(recv_exact(sock, min(piece, size - sum(map(len, parts)))))
         sender.join()
-    reply = b"".join(parts)
-    return {"greeting": hello.decode("latin-1"), "received": len(reply),
-            "intact": reply == payload.upper(), "seconds": time.monotonic() - started}
+    received = b"".join(parts)
+    return {"greeting": hello.decode("latin-1"), "received": len(received),
+            "intact": received == TRANSFORMS[reply](payload),
+            "seconds": time.monotonic() - started}
 
 
 def _hang_up_after(sock: socket.socket, started: float) -> tuple[float | None, int]:
@@ -237,7 +252,7 @@ def ftp_requests(host: str, port: int, requests: list[Any]) -> Result:
 
 
 def many_clients(host: str, port: int, count: int = 100, greeting: str = "",
-                 size: int = 64) -> Result:
+                 reply: str = "upper", size: int = 64) -> Result:
     """Open ``count`` connections at once, then have each do one exchange."""
     started = time.monotonic()
     socks = [open_connection(host, port) for _ in range(count)]
@@ -246,7 +261,9 @@ def many_clients(host: str, port: int, count: int = 100, greeting: str = "",
     payloads = [_payload(size, index) for index in range(count)]
     for sock, payload in zip(socks, payloads, strict=True):
         sock.sendall(payload)
-    correct = sum(recv_exact(s, size) == p.upper() for s, p in zip(socks, payloads, strict=True))
+    transform = TRANSFORMS[reply]
+    correct = sum(recv_exact(s, size) == transform(p)
+                  for s, p in zip(socks, payloads, strict=True))
     for sock in socks:
         sock.close()
     return {"count": count, "greeted": greeted, "correct": correct,
@@ -260,6 +277,27 @@ CHECKS: dict[str, Callable[..., Result]] = {
 }
 
 
+def registry_arguments(check: Callable[..., Result], args: dict[str, Any]) -> dict[str, Any]:
+    """``args`` with ``variant`` and ``framing`` replaced by what the registry says of them.
+
+    The variant's host and port (of ``framing``, the main one without), and
+    its greeting and reply transform when ``check`` takes them; what ``args``
+    names itself is kept.
+    """
+    args = dict(args)
+    name, framing = args.pop("variant", None), args.pop("framing", None)
+    if name is None:
+        if framing is not None:
+            raise ValueError(f"framing {framing!r} given without a variant")
+        return args
+    variant = VARIANTS[name]
+    known = {"host": variant.host, "greeting": variant.greeting.decode("latin-1"),
+             "port": variant.port(framing) if framing else variant.main_port,
+             "reply": variant.reply}
+    accepted = inspect.signature(check).parameters
+    return {**{k: v for k, v in known.items() if k in accepted and v is not None}, **args}
+
+
 def main(argv: list[str], checks: dict[str, Callable[..., Result]] = CHECKS,
          module: str = __name__) -> int:
     """Run the check named ``argv[0]`` with the JSON keyword arguments ``argv[1]``.
@@ -270,7 +308,8 @@ def main(argv: list[str], checks: dict[str, Callable[..., Result]] = CHECKS,
     if len(argv) != 2 or argv[0] not in checks:
         print(f"usage: python3 -m {module} {{{','.join(checks)}}} JSON", file=sys.stderr)
         return 2
-    print(json.dumps(checks[argv[0]](**json.loads(argv[1]))))
+    check = checks[argv[0]]
+    print(json.dumps(check(**registry_arguments(check, json.loads(argv[1])))))
     return 0
 
 

@@ -1,9 +1,12 @@
-"""Scripted exec-server clients for the hardening tests: any port, a token, load, no reading.
+"""Scripted exec clients for the hardening tests: any port, a token, load, no reading.
 
 Each runs one exchange on a client host and returns a dict, like those of
 ``socklab.clients.scripted``:
 
     python3 -m socklab.clients.scripted_exec NAME '<json kwargs>'
+
+with ``{"variant": "exec", "framing": "handshake"}`` (say) in place of a host
+and port, as the registry gives them.
 
 A token is never passed in the arguments (``ps`` would show it): checks take
 ``token_file``, a path on the client host, as the learner's client does.

@@ -1,9 +1,12 @@
-"""Scripted ftp-server clients for the fault tests: gated, trickled, over-long, unread.
+"""Scripted ftp clients for the fault tests: gated, trickled, over-long, unread.
 
 Each runs one exchange on a client host and returns a dict, like those of
 ``socklab.clients.scripted``:
 
     python3 -m socklab.clients.scripted_ftp NAME '<json kwargs>'
+
+with ``{"variant": "ftp"}`` in place of a host and port, as the registry
+gives them.
 
 A *gate* is a path on the client host: a check that takes one sends part of
 its data, then waits until the test creates that file. That is how a test

@@ -26,6 +26,7 @@ from typing import Any
 from socklab.clients.core import FramedClient, open_connection, recv_exact
 from socklab.clients.scripted import main as run_check
 from socklab.probes.common import try_connect
+from socklab.registry import TRANSFORMS
 
 Result = dict[str, Any]
 
@@ -37,8 +38,9 @@ ANSWER_WAIT = 2.0
 class Dialog:
     """One request and the check of its answer, for each kind of server.
 
-    ``kind``: ``upper`` (select, epoll, tcp), ``echo`` (twisted), ``ftp``
-    (a ``list`` request after the banner line) or ``framed`` (a 9002 ``true``).
+    ``kind``: an echo server's reply transform (``upper``, ``same``: a name
+    of ``socklab.registry.TRANSFORMS``), ``ftp`` (a ``list`` request after the
+    banner line) or ``framed`` (a ``true`` on exec-server's framed port).
     ``greeting``: what an echo server sends first.
     """
 
@@ -68,7 +70,7 @@ class Dialog:
                 frames.append(rest[4:4 + size])
                 rest = rest[4 + size:]
             return len(frames) == 3 and json.loads(frames[0]).get("exit_status") == 0
-        expected = request.upper() if self.kind == "upper" else request
+        expected = TRANSFORMS[self.kind](request)
         return answer == (self.greeting if first else b"") + expected
 
     def wait(self, socks: list[socket.socket], requests: list[bytes], first: bool,
@@ -168,12 +170,14 @@ def fd_exhaustion(host: str, port: int, count: int, kind: str, greeting: str = "
             "failed_exchanges": failed, "served_after_release": after}
 
 
-def trickle(host: str, port: int, message: str, greeting: str = "", upper: bool = True,
+def trickle(host: str, port: int, message: str, greeting: str = "", reply: str = "upper",
             interval: float = 1.0, framed: bool = False) -> Result:
     """Send ``message`` one byte per ``interval`` seconds; read the whole answer.
 
-    ``framed``: the message is a 9002 exec command, sent as a length-prefixed
-    JSON request (trickled too); the answer is the reply's header frame.
+    ``reply`` names an echo server's transform (``socklab.registry.TRANSFORMS``).
+    ``framed``: the message is a command for exec-server's framed port, sent
+    as a length-prefixed JSON request (trickled too); the answer is the
+    reply's header frame.
     """
     if framed:
         body = json.dumps({"cmd": message}).encode()
@@ -194,7 +198,7 @@ def trickle(host: str, port: int, message: str, greeting: str = "", upper: bool 
         else:
             got = recv_exact(sock, len(data))
             answer = got.decode("latin-1")
-            correct = got == (data.upper() if upper else data)
+            correct = got == TRANSFORMS[reply](data)
     return {"bytes": len(data), "interval": interval, "answer": answer, "correct": correct,
             "seconds": time.monotonic() - started}
 
