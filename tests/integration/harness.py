@@ -18,7 +18,6 @@ import sys
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +25,7 @@ import docker
 import docker.errors
 
 from socklab.host import labhosts
+from socklab.host.containers import Completed, exec_in, resources_inside
 from socklab.host.labhosts import compose_services
 from socklab.host.paths import REPO_ROOT
 from socklab.host.stack import network_name
@@ -53,39 +53,6 @@ def wait_until(condition: Callable[[], object], timeout: float, interval: float 
     return bool(result)
 
 
-RESOURCES_SCRIPT = r"""
-import json, os
-def read(path):
-    try:
-        with open(path) as f:
-            return f.read()
-    except OSError:
-        return ""
-def stat(text, key):
-    return next((int(l.split()[1]) for l in text.splitlines() if l.split()[:1] == [key]), 0)
-root = "/sys/fs/cgroup"
-if os.path.exists(root + "/memory.current"):  # cgroup v2
-    current, peak = read(root + "/memory.current"), read(root + "/memory.peak")
-    anon = stat(read(root + "/memory.stat"), "anon")
-    limit_hits = stat(read(root + "/memory.events"), "max")
-    cpu_ns = stat(read(root + "/cpu.stat"), "usage_usec") * 1000
-else:  # cgroup v1
-    current = read(root + "/memory/memory.usage_in_bytes")
-    peak = read(root + "/memory/memory.max_usage_in_bytes")
-    anon = stat(read(root + "/memory/memory.stat"), "rss")
-    limit_hits = int(read(root + "/memory/memory.failcnt") or 0)
-    cpu_ns = int(read(root + "/cpuacct/cpuacct.usage") or 0)
-children = read("/proc/1/task/1/children").split()  # under tini: the server
-server = int(children[0]) if children else 0
-hwm = stat(read(f"/proc/{server}/status").replace(":", " "), "VmHWM") * 1024 if server else 0
-ticks = read(f"/proc/{server}/stat").rsplit(")", 1)[-1].split()[11:13] if server else []
-server_cpu_ns = sum(int(t) for t in ticks) * 10**9 // os.sysconf("SC_CLK_TCK")
-print(json.dumps({"current": int(current or 0), "peak": int(peak or 0), "anon": anon,
-                  "limit_hits": limit_hits, "cpu_ns": cpu_ns, "server_pid": server,
-                  "server_hwm": hwm, "server_cpu_ns": server_cpu_ns}))
-"""
-
-
 CONNECT_SCRIPT = r"""
 import json, socket, sys
 results = {}
@@ -97,13 +64,6 @@ for address in sys.argv[3:]:
         results[address] = type(error).__name__
 print(json.dumps(results))
 """
-
-
-@dataclass(frozen=True)
-class Completed:
-    exit_code: int
-    stdout: str
-    stderr: str
 
 
 class Host:
@@ -118,10 +78,7 @@ class Host:
         return self.container.name
 
     def run(self, *argv: str, timeout: int = EXEC_TIMEOUT, user: str = "") -> Completed:
-        command = ["timeout", "--kill-after=5", str(timeout), *argv]
-        code, (out, err) = self.container.exec_run(command, demux=True, user=user)
-        return Completed(code, (out or b"").decode("utf-8", "replace"),
-                         (err or b"").decode("utf-8", "replace"))
+        return exec_in(self.container, argv, timeout=timeout, user=user)
 
     def check(self, name: str, module: str = "socklab.clients.scripted",
               **kwargs: Any) -> dict[str, Any]:
@@ -151,19 +108,14 @@ class Host:
         return json.loads(result.stdout)
 
     def resources(self) -> dict[str, int]:
-        """What this container uses, from its cgroup (v1 or v2) and /proc, read inside it.
+        """What this container uses, read inside it (its cgroup, v1 or v2, and /proc).
 
-        ``current``, ``peak``, ``anon`` (bytes: charged to the container now,
-        at most so far, anonymous memory now), ``limit_hits`` (allocations that
-        met the memory limit), ``cpu_ns`` (the container's CPU time so far,
-        this reading's own included), and for the server (tini's one child)
-        ``server_pid``, ``server_hwm`` (its peak RSS) and ``server_cpu_ns``
-        (its CPU time so far, user and system, its threads included).
+        Inside, not from the host: a swarm lab's containers run on other
+        machines. The keys are those of ``socklab.host.containers.resources_inside``:
+        ``current``, ``peak``, ``anon``, ``limit_hits``, ``cpu_ns``, and the
+        server's ``server_pid``, ``server_hwm``, ``server_cpu_ns``.
         """
-        result = self.run("python3", "-c", RESOURCES_SCRIPT)
-        if result.exit_code != 0:
-            raise AssertionError(f"reading resources on {self.alias}: {result.stderr}")
-        return json.loads(result.stdout)
+        return resources_inside(self.container, EXEC_TIMEOUT)
 
     def logs(self) -> str:
         return self.container.logs().decode("utf-8", "replace")
@@ -220,7 +172,7 @@ class TestLab:
             health_interval_ns=TEST_HEALTH_INTERVAL_NS, health_timeout_ns=2_000_000_000)
         container.start()
         host = Host(container, alias)
-        labhosts.wait_ready(container, alias, "healthcheck" in spec, START_TIMEOUT)
+        labhosts.wait_ready(container, alias, START_TIMEOUT)
         return host
 
     @property
@@ -314,8 +266,7 @@ class SwarmLab(TestLab):
         if alias is None or alias == service:  # the stack's own task
             node, container_id = self.task_placement(service)
             host = Host(self.node_engine(node).containers.get(container_id), service)
-            labhosts.wait_ready(host.container, service, "healthcheck" in self.services[service],
-                                START_TIMEOUT)
+            labhosts.wait_ready(host.container, service, START_TIMEOUT)
             return host
         return super().start(service, alias, **overrides)
 

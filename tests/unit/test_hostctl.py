@@ -1,9 +1,9 @@
-"""Unit tests of socklab.host.hostctl's lab naming, lab listing and capacity arithmetic, and
-of the Makefile's LAB handling (make run with bad names or -n: nothing starts)."""
+"""Unit tests of socklab.host.hostctl's lab naming and lab listing, and of the Makefile's
+LAB handling (make run with bad names or -n: nothing starts). The capacity measurement's
+arithmetic is in test_capacity.py, the cgroup readings in test_containers.py."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 
 import pytest
@@ -56,18 +56,6 @@ def test_projects_of_lists_learner_labs_and_leaves_out_tests_and_strangers() -> 
 def test_lab_hint_names_the_lab_on_make_s_command_line() -> None:
     assert hostctl.lab_hint("socklab") == ""
     assert hostctl.lab_hint("socklab-bob") == " LAB=bob"
-
-
-def test_stat_value_reads_cgroup_stat_and_meminfo_lines() -> None:
-    assert hostctl.stat_value("cache 10\nrss 20\ntotal_rss 30\n", "total_rss") == 30
-    assert hostctl.stat_value("MemTotal:  100 kB\nMemAvailable:  64 kB\n", "MemAvailable") == 64
-    assert hostctl.stat_value("rss 1\n", "anon") == 0
-
-
-def test_cores_busy_scales_the_busy_share_by_the_cpu_count() -> None:
-    cpus = os.cpu_count() or 1
-    assert hostctl.cores_busy((100, 1000), (150, 1100)) == pytest.approx(cpus * 0.5)
-    assert hostctl.cores_busy((5, 5), (5, 5)) == 0.0
 
 
 def test_check_lab_exits_1_with_the_reason(capsys: pytest.CaptureFixture[str]) -> None:

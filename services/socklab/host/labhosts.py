@@ -20,10 +20,10 @@ import docker.errors
 import yaml
 from docker.types import Ulimit
 
+from socklab.host.containers import FAILED_STATES, READY_STATES, health
 from socklab.host.paths import REPO_ROOT
 
-ROOT = REPO_ROOT
-COMPOSE_FILE = ROOT / "compose" / "lab.yml"
+COMPOSE_FILE = REPO_ROOT / "compose" / "lab.yml"
 
 
 def compose_services(path: Path = COMPOSE_FILE) -> dict[str, dict[str, Any]]:
@@ -82,17 +82,17 @@ def create(engine: docker.DockerClient, image: str, spec: dict[str, Any], *, nam
     return engine.containers.get(created["Id"])
 
 
-def wait_ready(container: Any, alias: str, has_healthcheck: bool, timeout: float) -> None:
+def wait_ready(container: Any, alias: str, timeout: float) -> None:
     """Wait until the container runs (and is healthy, if it has a check); raise with its log."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         container.reload()
-        state = container.attrs["State"]
-        if state["Status"] in ("exited", "dead"):
+        state = health(container.attrs)
+        if state in FAILED_STATES:
             logs = container.logs().decode("utf-8", "replace")
-            raise RuntimeError(f"{alias} exited ({state['ExitCode']}):\n{logs}")
-        if state["Status"] == "running" and (
-                not has_healthcheck or state.get("Health", {}).get("Status") == "healthy"):
+            exit_code = container.attrs["State"]["ExitCode"]
+            raise RuntimeError(f"{alias} {state} ({exit_code}):\n{logs}")
+        if state in READY_STATES:
             return
         time.sleep(0.1)
     logs = container.logs().decode("utf-8", "replace")

@@ -10,8 +10,8 @@ definition and their own command; the load comes from the client hosts,
 never from the host or through a published port.
 
 The host reads each container's CPU time and memory from its cgroup (v1 or
-v2) and the server process's RSS from /proc: reading them costs the
-container nothing, so they can be sampled during a run.
+v2) and the server process's RSS from /proc (``socklab.host.containers``):
+reading them costs the container nothing, so they can be sampled during a run.
 """
 
 from __future__ import annotations
@@ -28,12 +28,9 @@ from typing import Any
 
 import docker
 
-from socklab.host import labhosts
+from socklab.host import containers, labhosts
 from socklab.host.labhosts import compose_services
-from socklab.host.paths import REPO_ROOT
 
-ROOT = REPO_ROOT
-COMPOSE_FILE = ROOT / "compose" / "lab.yml"
 RUN_LABEL = "socklab.bench-run"
 OWNER_LABEL = "socklab.bench-owner-pid"
 NAME_PREFIX = "socklab-bench"
@@ -41,7 +38,6 @@ HEALTH_INTERVAL_NS = 250_000_000  # poll faster than the lab's 5 s: start sooner
 START_TIMEOUT = 90.0
 EXEC_TIMEOUT = 900  # no load step may hang the run for ever
 CPU_SAMPLE_INTERVAL = 0.05
-CGROUP = Path("/sys/fs/cgroup")
 
 
 class ExecError(RuntimeError):
@@ -54,15 +50,13 @@ class BenchHost:
     def __init__(self, container: Any, alias: str) -> None:
         self.container = container
         self.alias = alias
+        self.cgroup = containers.CgroupDirs.on_host(container.id)
         self._pid: int | None = None
         self._thread_wait: dict[str, int] = {}  # ns per server thread, as last read
         self._wait_total = 0
 
-    def run(self, *argv: str, timeout: int = EXEC_TIMEOUT) -> tuple[int, str, str]:
-        command = ["timeout", "--kill-after=5", str(timeout), *argv]
-        code, (out, err) = self.container.exec_run(command, demux=True)
-        return code, (out or b"").decode("utf-8", "replace"), (err or b"").decode(
-            "utf-8", "replace")
+    def run(self, *argv: str, timeout: int = EXEC_TIMEOUT) -> containers.Completed:
+        return containers.exec_in(self.container, argv, timeout=timeout)
 
     def json(self, *argv: str, timeout: int = EXEC_TIMEOUT,
              whole: bool = False) -> dict[str, Any]:
@@ -74,33 +68,18 @@ class BenchHost:
         return json.loads(out if whole else out.strip().splitlines()[-1])
 
     def start_detached(self, *argv: str) -> None:
-        self.container.exec_run(list(argv), detach=True)
+        containers.exec_detached(self.container, argv)
 
     # --- what the host can read about the container without entering it ---------------
 
-    def _cgroup_file(self, controller: str, v1_name: str, v2_name: str) -> Path | None:
-        cid = self.container.id
-        candidates = [CGROUP / controller / "docker" / cid / v1_name,
-                      CGROUP / "system.slice" / f"docker-{cid}.scope" / v2_name,
-                      CGROUP / "docker" / cid / v2_name]
-        return next((p for p in candidates if p.exists()), None)
-
     def cpu_seconds(self) -> float | None:
         """CPU time of every process of the container so far (cgroup), or None if unreadable."""
-        path = self._cgroup_file("cpuacct", "cpuacct.usage", "cpu.stat")
-        if path is None:
-            return None
-        text = path.read_text()
-        if path.name == "cpuacct.usage":
-            return int(text) / 1e9
-        usage = next(line.split()[1] for line in text.splitlines()
-                     if line.startswith("usage_usec"))
-        return int(usage) / 1e6
+        ns = containers.read_cgroup(self.cgroup, ["cpu_ns"])["cpu_ns"]
+        return None if ns is None else ns / 1e9
 
     def memory_bytes(self) -> int | None:
         """Memory charged to the container's cgroup now."""
-        path = self._cgroup_file("memory", "memory.usage_in_bytes", "memory.current")
-        return int(path.read_text()) if path else None
+        return containers.read_cgroup(self.cgroup, ["memory"])["memory"]
 
     def server_wait_seconds(self) -> float | None:
         """Time the server's threads spent runnable but waiting for a CPU, so far.
@@ -127,30 +106,15 @@ class BenchHost:
         """Host PID of the server: the one child of the container's init (tini)."""
         if cached and self._pid:
             return self._pid
-        self._pid = self._find_server_pid()
-        return self._pid
-
-    def _find_server_pid(self) -> int | None:
         self.container.reload()
-        init = self.container.attrs["State"]["Pid"]
-        children = Path(f"/proc/{init}/task/{init}/children")
-        try:
-            first = children.read_text().split()
-        except OSError:
-            return None
-        return int(first[0]) if first else None
+        child = containers.first_child(self.container.attrs["State"]["Pid"])
+        self._pid = int(child) if child else None
+        return self._pid
 
     def server_rss(self) -> int | None:
         """Resident memory of the server process (bytes), from /proc/<pid>/status."""
         pid = self.server_pid()
-        if pid is None:
-            return None
-        try:
-            status = Path(f"/proc/{pid}/status").read_text()
-        except OSError:
-            return None
-        line = next((x for x in status.splitlines() if x.startswith("VmRSS:")), None)
-        return int(line.split()[1]) * 1024 if line else None
+        return None if pid is None else containers.process_usage(f"/proc/{pid}")["rss"]
 
 
 @contextmanager
@@ -221,7 +185,7 @@ class BenchLab:
         host = BenchHost(container, alias)
         try:
             container.start()
-            labhosts.wait_ready(container, alias, "healthcheck" in spec, START_TIMEOUT)
+            labhosts.wait_ready(container, alias, START_TIMEOUT)
         except BaseException:
             container.remove(force=True, v=True)
             raise

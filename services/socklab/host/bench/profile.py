@@ -27,6 +27,7 @@ from socklab.host.bench import workloads
 from socklab.host.bench.grid import FULL, Params
 from socklab.host.bench.lab import BenchLab
 from socklab.host.bench.targets import ECHO_TARGETS
+from socklab.registry import CLIENTS, VARIANTS
 
 SAMPLE_RATE = 200  # per second: enough samples in a few seconds, little overhead
 TOP = 15
@@ -68,9 +69,10 @@ def format_tally(own: Counter[str], total: Counter[str], samples: int, top: int 
 def _load_args(kind: str, size: int, concurrency: int, seconds: float,
                params: Params) -> tuple[str, str, list[str] | None, list[str]]:
     if kind == "ftp":
-        return "ftp-server", "ftp-server", None, [
-            *workloads.LOAD, "ftp", "--host", "ftp-server", "--port", "9000", "--size",
-            str(size), "--runs", "1"]
+        ftp = VARIANTS["ftp"]
+        return ftp.host, ftp.host, None, [
+            *workloads.LOAD, "ftp", "--host", ftp.host, "--port", str(ftp.main_port),
+            "--size", str(size), "--runs", "1"]
     target = ECHO_TARGETS[kind]
     service, alias, command = workloads.echo_spec(kind)
     args = workloads.echo_args(target, size, concurrency, params, seconds + 2, 1)
@@ -84,7 +86,7 @@ def profile(kind: str, size: int, concurrency: int, seconds: float, image: str,
     service, alias, command, args = _load_args(kind, size, concurrency, seconds, FULL)
     run_id = f"profile-{os.getpid()}"
     with BenchLab(image, run_id) as lab:
-        client, server = lab.start_many([("client-1", None, None), (service, alias, command)])
+        client, server = lab.start_many([(CLIENTS[0], None, None), (service, alias, command)])
         pid = server.server_pid()
         result: dict[str, Any] = {}
         load = threading.Thread(target=lambda: result.update(client.json(*args)), daemon=True)

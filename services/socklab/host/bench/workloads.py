@@ -18,6 +18,7 @@ from socklab.host.bench import summary
 from socklab.host.bench.grid import EchoCell, Params, echo_cells, processes_for
 from socklab.host.bench.lab import BenchHost, BenchLab, ExecError, sampling_cpu
 from socklab.host.bench.targets import ECHO_TARGETS, EchoTarget
+from socklab.registry import VARIANTS
 
 LOAD = ("python3", "-m", "socklab.loadgen.load")
 HOLD_STATE = "/tmp/socklab-bench-hold.json"
@@ -214,7 +215,8 @@ def _iperf_once(client: BenchHost, server: BenchHost, seconds: float) -> dict[st
 def run_iperf_and_ftp(lab: BenchLab, client: BenchHost, params: Params,
                       step: Step) -> dict[str, Any]:
     """iperf3 from the client host to ftp-server's container, then the timed uploads."""
-    server = lab.start("ftp-server")
+    ftp = VARIANTS["ftp"]
+    server = lab.start(ftp.host)
     try:
         step("iperf3 client -> ftp-server")
         iperf_runs = [_iperf_once(client, server, params.iperf_seconds)
@@ -225,7 +227,8 @@ def run_iperf_and_ftp(lab: BenchLab, client: BenchHost, params: Params,
         for size in params.ftp_sizes:
             step(f"ftp upload {summary.human_size(size)}")
             raw = measured(server, client, *LOAD, "ftp", "--host", server.alias, "--port",
-                           "9000", "--size", str(size), "--runs", str(params.ftp_runs))
+                           str(ftp.main_port), "--size", str(size), "--runs",
+                           str(params.ftp_runs))
             uploads.append({"size": size, "sha256": raw["sha256"], "runs": raw["runs"],
                             "verified": all(r["verified"] for r in raw["runs"]),
                             "summary": summary.summarize(raw["runs"], ("mib_s", "seconds",
@@ -236,7 +239,7 @@ def run_iperf_and_ftp(lab: BenchLab, client: BenchHost, params: Params,
 
 
 def run_exec(lab: BenchLab, client: BenchHost, params: Params, step: Step) -> list[dict[str, Any]]:
-    server = lab.start("exec-server")
+    server = lab.start(VARIANTS["exec"].host)
     results = []
     try:
         for mode in params.exec_modes:
@@ -252,14 +255,16 @@ def run_exec(lab: BenchLab, client: BenchHost, params: Params, step: Step) -> li
 
 
 def run_udp(lab: BenchLab, client: BenchHost, params: Params, step: Step) -> list[dict[str, Any]]:
-    server = lab.start("udp-server")
+    udp = VARIANTS["udp"]
+    server = lab.start(udp.host)
     results = []
     try:
         for rate in params.udp_rates:
             step(f"udp {rate if rate else 'max'} datagrams/s")
             raw = measured(server, client, *LOAD, "udp", "--host", server.alias, "--port",
-                           "9999", "--rate", str(rate), "--duration", str(params.udp_duration),
-                           "--size", str(params.udp_size), "--runs", str(params.runs))
+                           str(udp.main_port), "--rate", str(rate), "--duration",
+                           str(params.udp_duration), "--size", str(params.udp_size),
+                           "--runs", str(params.runs))
             results.append({"rate": rate, "runs": raw["runs"],
                             "summary": summary.summarize(raw["runs"], (
                                 "sent_s", "answered_s", "loss", "server_cpu"))})
