@@ -1,4 +1,7 @@
-"""One blocking connection: serve_connection over a socketpair, and accept_one's errors."""
+"""One blocking connection: serve_connection over a socketpair, and accept_one's errors.
+
+The idle timeout and the farewell are tested over every loop in test_servers_common.py.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +11,10 @@ import socket
 
 import pytest
 
+from socklab.registry import HELLO
 from socklab.servers import base, blocking
 from socklab.servers.base import serve_connection
-from socklab.sessions.echo import HELLO, UpperEcho
+from socklab.sessions.echo import UpperEcho
 
 
 class RecordingEcho(UpperEcho):
@@ -142,52 +146,6 @@ def test_send_all_flushes_at_an_empty_chunk() -> None:
     sock = RecordingSocket()
     send_all(sock, [b"200", FLUSH, b"201"])  # type: ignore[arg-type]
     assert sock.writes == [b"200", b"201"]
-
-
-def test_serve_connection_drops_a_silent_client_after_the_idle_timeout(socket_pair,
-                                                                       caplog) -> None:
-    import time
-
-    server, client = socket_pair
-    started = time.monotonic()
-    with caplog.at_level(logging.INFO):
-        serve_connection(server, UpperEcho(), logging.getLogger("t"), idle_timeout=0.2)
-    assert time.monotonic() - started < 2
-    assert client.recv(10) == b""  # the server closed
-    assert "reason=idle-timeout" in caplog.text
-
-
-class ByeOnIdle(UpperEcho):
-    def farewell(self) -> bytes:
-        return b"bye: idle\n"
-
-
-def test_serve_connection_says_the_farewell_to_a_silent_client(socket_pair) -> None:
-    server, client = socket_pair
-    serve_connection(server, ByeOnIdle(), logging.getLogger("t"), idle_timeout=0.2)
-    assert client.recv(100) == b"bye: idle\n"
-    assert client.recv(10) == b""
-
-
-def test_serve_connection_skips_the_farewell_to_a_client_that_does_not_read(socket_pair) -> None:
-    import contextlib
-    import threading
-
-    server, client = socket_pair
-
-    def flood() -> None:  # the replies fill the buffers: the client is not reading them
-        with contextlib.suppress(OSError):
-            client.sendall(b"x" * (4 << 20))
-
-    sender = threading.Thread(target=flood)
-    sender.start()
-    serve_connection(server, ByeOnIdle(), logging.getLogger("t"), idle_timeout=0.2)
-    sender.join()
-    received = b""
-    with contextlib.suppress(ConnectionResetError):  # closed with our bytes unread
-        while data := client.recv(1 << 20):
-            received += data
-    assert received and b"bye" not in received and set(received) == {ord("X")}
 
 
 def test_send_fully_times_out_only_without_progress(socket_pair) -> None:

@@ -1,5 +1,7 @@
 """The readiness loop, one conformance suite for select, level epoll and edge epoll.
 
+The idle timeout and the farewell are tested over every loop in test_servers_common.py.
+
 Each test drives a real ``ReadinessServer`` on 127.0.0.1 in a daemon thread. The
 poller is wrapped so that the loop can be stopped: it also watches a wake-up
 socket, and once told to stop, its next ``poll()`` raises.
@@ -20,16 +22,17 @@ from dataclasses import dataclass
 
 import pytest
 
+from socklab.clients.core import recv_exact
+from socklab.registry import ECHO_OUTPUT_CAP, HELLO
 from socklab.servers.base import RECV_SIZE, open_listener
 from socklab.servers.readiness import (
     FD_SETSIZE,
-    OUTPUT_CAP,
     EpollPoller,
     Poller,
     ReadinessServer,
     SelectPoller,
 )
-from socklab.sessions.echo import HELLO, UpperEcho
+from socklab.sessions.echo import UpperEcho
 
 IO_TIMEOUT = 5.0
 MEGABYTE = bytes(range(256)) * 4096  # every byte value, lower-case letters included
@@ -120,15 +123,6 @@ def running(request: pytest.FixtureRequest, background, log) -> Iterator[Running
         poller.close()
 
 
-def recv_exact(sock: socket.socket, size: int) -> bytes:
-    data = bytearray()
-    while len(data) < size:
-        chunk = sock.recv(size - len(data))
-        assert chunk, f"EOF after {len(data)} of {size} bytes"
-        data += chunk
-    return bytes(data)
-
-
 def recv_to_eof(sock: socket.socket) -> bytes:
     data = bytearray()
     while chunk := sock.recv(RECV_SIZE):
@@ -190,13 +184,13 @@ def test_readiness_client_that_does_not_read_does_not_stall_others(running: Runn
             except BlockingIOError:
                 refused_since = refused_since or time.monotonic()
                 time.sleep(0.01)
-        assert sent > OUTPUT_CAP  # the server did read, and then held back
+        assert sent > ECHO_OUTPUT_CAP  # the server did read, and then held back
         with running.connect() as other:
             assert recv_exact(other, 5) == HELLO
             other.sendall(b"still served")
             assert recv_exact(other, 12) == b"STILL SERVED"
         held = max(len(conn.out) for conn in list(running.server.connections.values()))
-        assert OUTPUT_CAP <= held < OUTPUT_CAP + RECV_SIZE
+        assert ECHO_OUTPUT_CAP <= held < ECHO_OUTPUT_CAP + RECV_SIZE
 
 
 @pytest.mark.parametrize(("fd", "watchable"), [(0, True), (FD_SETSIZE - 1, True),
@@ -222,45 +216,7 @@ def test_readiness_select_refuses_descriptor_past_fd_setsize(log) -> None:
         high = socket.socket(fileno=os.dup2(ours.fileno(), FD_SETSIZE + 100))
         ours.close()
         with theirs, high:
-            server._adopt(high, "peer")
+            server.adopt(high, "peer")
             assert server.connections == {} and high.fileno() == -1
             theirs.settimeout(IO_TIMEOUT)
             assert theirs.recv(1) == b""  # refused: closed, not served
-
-
-def test_readiness_closes_idle_connections(log) -> None:
-    from socklab.servers.readiness import IDLE_SWEEP_INTERVAL, ReadinessServer, SelectPoller
-    from socklab.sessions.echo import UpperEcho
-
-    listener = socket.create_server(("127.0.0.1", 0))
-    server = ReadinessServer(listener, UpperEcho, SelectPoller(), log, idle_timeout=0.2)
-    with listener, socket.create_connection(listener.getsockname()) as client:
-        client.setblocking(False)
-        deadline = time.monotonic() + 5 * IDLE_SWEEP_INTERVAL
-        closed = False
-        while not closed and time.monotonic() < deadline:
-            server.serve_once()
-            with contextlib.suppress(BlockingIOError):
-                closed = client.recv(10) == b""
-        assert closed and not server.connections
-
-
-def test_readiness_says_the_farewell_to_a_silent_client(log) -> None:
-    from socklab.servers.readiness import IDLE_SWEEP_INTERVAL, ReadinessServer, SelectPoller
-    from socklab.sessions.echo import UpperEcho
-
-    class ByeOnIdle(UpperEcho):
-        def farewell(self) -> bytes:
-            return b"bye: idle\n"
-
-    listener = socket.create_server(("127.0.0.1", 0))
-    server = ReadinessServer(listener, ByeOnIdle, SelectPoller(), log, idle_timeout=0.2)
-    with listener, socket.create_connection(listener.getsockname()) as client:
-        client.setblocking(False)
-        deadline = time.monotonic() + 5 * IDLE_SWEEP_INTERVAL
-        received = b""
-        while not received.endswith(b"\n") and time.monotonic() < deadline:
-            server.serve_once()
-            with contextlib.suppress(BlockingIOError):
-                received += client.recv(100)
-        assert received == b"bye: idle\n" and not server.connections

@@ -9,8 +9,9 @@ from twisted.internet import interfaces
 from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
 
+from socklab.registry import HELLO
 from socklab.servers.twisted_server import SessionFactoryAdapter, SessionProtocol
-from socklab.sessions.echo import HELLO, Echo, UpperEcho
+from socklab.sessions.echo import Echo, UpperEcho
 
 
 class ByeSession(Echo):
@@ -52,7 +53,7 @@ def test_twisted_echoes_each_chunk(session, transport, log) -> None:
     protocol.dataReceived(b"one ")
     protocol.dataReceived(b"two")
     assert transport.value() == b"one two"
-    assert (protocol.bytes_in, protocol.bytes_out) == (7, 7)
+    assert (protocol.connection.bytes_in, protocol.connection.bytes_out) == (7, 7)
     assert not transport.disconnecting
 
 
@@ -141,7 +142,8 @@ def test_twisted_log_forwarder_reports_emfile_recovery_and_errors(log, caplog) -
     ]
 
 
-def test_twisted_protocol_says_the_farewell_to_a_silent_client(transport, log) -> None:
+def test_twisted_protocol_aborts_a_client_that_does_not_take_the_farewell(transport,
+                                                                         log) -> None:
     from twisted.internet.task import Clock
 
     class ByeOnIdle(Echo):
@@ -154,3 +156,6 @@ def test_twisted_protocol_says_the_farewell_to_a_silent_client(transport, log) -
     protocol.makeConnection(transport)
     clock.advance(6)
     assert transport.value() == b"bye: idle\n" and transport.disconnecting
+    clock.advance(6)  # the farewell still unsent: the client is not waited for
+    assert transport.value() == b"bye: idle\n"  # said once
+    assert transport.disconnected  # StringTransport's abortConnection

@@ -1,4 +1,4 @@
-"""What every server loop shares: the listening socket, shutdown, one connection.
+"""What every server loop shares: the listening socket, shutdown, one blocking connection.
 
 Errors are translated here, at one boundary: the errnos a peer can cause on an
 established connection are a named set and end that connection quietly; the
@@ -18,6 +18,7 @@ from collections.abc import Generator, Iterable, Iterator
 from types import FrameType
 
 from socklab.log import peer_name
+from socklab.servers.conn import EOF, FINISHED, IDLE_TIMEOUT, Connection, error_reason
 from socklab.sessions import Session
 
 # One recv: 64 KiB is the loopback MTU and a typical socket buffer quantum.
@@ -169,52 +170,53 @@ def send_all(conn: socket.socket, chunks: Iterable[bytes]) -> int:
 FAREWELL_TIMEOUT = 1.0
 
 
-def say_farewell(conn: socket.socket, session: Session) -> int:
-    """Send the session's farewell (best effort, FAREWELL_TIMEOUT at most); bytes sent."""
-    farewell = session.farewell()
+def say_farewell(sock: socket.socket, farewell: bytes) -> int:
+    """Send a farewell (best effort, FAREWELL_TIMEOUT at most); the bytes sent."""
     if not farewell:
         return 0
     try:
-        conn.settimeout(FAREWELL_TIMEOUT)
-        conn.sendall(farewell)
+        sock.settimeout(FAREWELL_TIMEOUT)
+        sock.sendall(farewell)
     except OSError:
         return 0
     return len(farewell)
 
 
-def serve_connection(conn: socket.socket, session: Session, log: logging.Logger,
+def serve_connection(sock: socket.socket, session: Session, log: logging.Logger,
                      peer: str = "", idle_timeout: float | None = None) -> None:
     """Drive one session over a blocking socket until EOF, error, idleness or ``finished``.
 
     ``idle_timeout`` bounds every wait: for the client's next bytes, and for
     room to send to a client that does not read.
     """
-    received = sent = 0
-    reason = "eof"
+    conn = Connection(session, log, peer or "?")
+    reason = EOF
     try:
-        conn.settimeout(idle_timeout)
-        peer = peer or peer_name(conn.getpeername())
-        sent += send_all(conn, [session.greeting()])
-        while not session.finished:
-            try:
-                data = conn.recv(RECV_SIZE)
-            except TimeoutError:  # silent too long: say why, if the client still listens
-                sent += say_farewell(conn, session)
-                raise
-            if not data:
-                break
-            received += len(data)
-            sent += send_all(conn, session.feed(data))
-        else:
-            reason = "finished"
-    except TimeoutError:
-        reason = "idle-timeout"
+        sock.settimeout(idle_timeout)
+        conn.peer = peer or peer_name(sock.getpeername())
+        conn.bytes_out += send_all(sock, [session.greeting()])
+        reason = _converse(sock, conn)
+    except TimeoutError:  # a send waited too long: the client is not reading
+        reason = IDLE_TIMEOUT
     except OSError as error:
         if error.errno not in PEER_GONE_ERRNOS:
             raise
-        reason = errno.errorcode.get(error.errno or 0, str(error))
+        reason = error_reason(error)
     finally:
-        session.close()
-        conn.close()
-        log.info("close peer=%s reason=%s bytes_in=%d bytes_out=%d", peer or "?", reason,
-                 received, sent)
+        sock.close()
+        conn.close(reason)
+
+
+def _converse(sock: socket.socket, conn: Connection) -> str:
+    """Feed the client's bytes to the session and send its replies; why it ended."""
+    while not conn.session.finished:
+        try:
+            data = sock.recv(RECV_SIZE)
+        except TimeoutError:  # silent too long: say why, if the client still listens
+            conn.bytes_out += say_farewell(sock, conn.idle_farewell(unread_output=False))
+            raise
+        if not data:
+            return EOF
+        conn.bytes_in += len(data)
+        conn.bytes_out += send_all(sock, conn.session.feed(data))
+    return FINISHED

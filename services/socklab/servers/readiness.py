@@ -8,14 +8,13 @@ select and epoll variants differ only in the poller, the way CPython's
 Every socket is non-blocking. On readiness the loop reads until EAGAIN and
 writes until EAGAIN, which is what edge-triggered epoll requires and is
 harmless for level-triggered pollers. A client that does not read its replies
-makes its output buffer grow only up to ``OUTPUT_CAP``; past that the loop
+makes its output buffer grow only up to ``ECHO_OUTPUT_CAP``; past that the loop
 stops reading from it until it catches up (back-pressure, not dropping).
 """
 
 from __future__ import annotations
 
 import contextlib
-import errno
 import logging
 import select
 import socket
@@ -31,10 +30,8 @@ from socklab.servers.base import (
     RECV_SIZE,
     AcceptFailures,
 )
-from socklab.sessions import Session, SessionFactory
-
-# Reply bytes we hold for one slow reader before we stop reading its requests.
-OUTPUT_CAP = ECHO_OUTPUT_CAP
+from socklab.servers.conn import EOF, FINISHED, IDLE_TIMEOUT, SERVER_STOP, Connection, error_reason
+from socklab.sessions import SessionFactory
 
 # Bytes one connection may read in one turn before the loop serves the others:
 # a client streaming at full speed must not starve the rest (16 recvs).
@@ -127,21 +124,19 @@ class EpollPoller(Poller):
         return [fd for fd, _events in self.epoll.poll(-1 if timeout is None else timeout)]
 
 
-@dataclass
-class Connection:
+@dataclass(eq=False, kw_only=True)
+class PolledConnection(Connection):
+    """A connection as the loop keeps it: its socket, the replies not yet sent, its interest."""
+
     sock: socket.socket
-    session: Session
-    peer: str
     out: bytearray = field(default_factory=bytearray)
     interest: tuple[bool, bool] = (True, False)
     eof: bool = False
-    bytes_in: int = 0
-    bytes_out: int = 0
     last_active: float = field(default_factory=time.monotonic)
 
     def wants(self) -> tuple[bool, bool]:
         """(read, write) interest: stop reading past the cap, after EOF or when finished."""
-        reading = not (self.eof or self.session.finished) and len(self.out) < OUTPUT_CAP
+        reading = not (self.eof or self.session.finished) and len(self.out) < ECHO_OUTPUT_CAP
         return (reading, bool(self.out))
 
 
@@ -156,7 +151,7 @@ class ReadinessServer:
         self.new_session = new_session
         self.poller = poller
         self.log = log
-        self.connections: dict[int, Connection] = {}
+        self.connections: dict[int, PolledConnection] = {}
         # Connections that used up their READ_BUDGET with data still waiting.
         # In edge-triggered mode no new event would come for them.
         self.unfinished: set[int] = set()
@@ -197,14 +192,14 @@ class ReadinessServer:
         assert self.idle_timeout is not None
         for conn in [c for c in self.connections.values()
                      if now - c.last_active > self.idle_timeout]:
-            if not conn.out:  # silent, not a client that does not read: say why, best effort
-                with contextlib.suppress(OSError):
-                    conn.bytes_out += conn.sock.send(conn.session.farewell())
-            self._close(conn, "idle-timeout")
+            if farewell := conn.idle_farewell(unread_output=bool(conn.out)):
+                with contextlib.suppress(OSError):  # best effort: one send, never a wait
+                    conn.bytes_out += conn.sock.send(farewell)
+            self._close(conn, IDLE_TIMEOUT)
 
     def close(self) -> None:
         for conn in list(self.connections.values()):
-            self._close(conn, "server-stop")
+            self._close(conn, SERVER_STOP)
 
     def _accept_all(self) -> None:
         while True:
@@ -218,7 +213,7 @@ class ReadinessServer:
                 self._pause_accepting(error)
                 return
             self.accept_failures.accepted()
-            self._adopt(sock, peer_name(address))
+            self.adopt(sock, peer_name(address))
 
     def _pause_accepting(self, error: OSError) -> None:
         """Out of descriptors: stop watching the listener for a while, keep serving.
@@ -235,7 +230,8 @@ class ReadinessServer:
         self.poller.register(self.listener.fileno(), True, False)
         self._accept_all()
 
-    def _adopt(self, sock: socket.socket, peer: str) -> None:
+    def adopt(self, sock: socket.socket, peer: str) -> None:
+        """Serve an accepted socket from now on (refused when the poller cannot watch it)."""
         fd = sock.fileno()
         if not self.poller.can_watch(fd):
             self.log.warning("refuse peer=%s fd=%d: %s cannot watch descriptors >= %d",
@@ -243,20 +239,20 @@ class ReadinessServer:
             sock.close()
             return
         sock.setblocking(False)
-        conn = Connection(sock, self.new_session(), peer)
+        conn = PolledConnection(self.new_session(), self.log, peer, sock=sock)
         self.connections[fd] = conn
         self.poller.register(fd, True, False)
         self.log.info("accept peer=%s fd=%d open=%d", peer, fd, len(self.connections))
         conn.out += conn.session.greeting()
         self._service(conn)
 
-    def _service(self, conn: Connection) -> None:
+    def _service(self, conn: PolledConnection) -> None:
         """Write and read until the socket would block, then update interest."""
         budget = READ_BUDGET
         try:
             while True:
                 self._flush(conn)
-                if conn.out and (conn.eof or len(conn.out) >= OUTPUT_CAP):
+                if conn.out and (conn.eof or len(conn.out) >= ECHO_OUTPUT_CAP):
                     break
                 if budget <= 0:
                     self.unfinished.add(conn.sock.fileno())  # the others' turn first
@@ -267,14 +263,14 @@ class ReadinessServer:
         except OSError as error:
             if error.errno not in PEER_GONE_ERRNOS:
                 raise
-            self._close(conn, errno.errorcode.get(error.errno or 0, "error"))
+            self._close(conn, error_reason(error))
             return
         if not conn.out and (conn.eof or conn.session.finished):
-            self._close(conn, "eof" if conn.eof else "finished")
+            self._close(conn, EOF if conn.eof else FINISHED)
             return
         self._update_interest(conn)
 
-    def _read(self, conn: Connection) -> bool:
+    def _read(self, conn: PolledConnection) -> bool:
         """One recv; False when it would block."""
         try:
             data = conn.sock.recv(RECV_SIZE)
@@ -289,7 +285,7 @@ class ReadinessServer:
             conn.out += chunk
         return True
 
-    def _flush(self, conn: Connection) -> None:
+    def _flush(self, conn: PolledConnection) -> None:
         while conn.out:
             try:
                 sent = conn.sock.send(conn.out)
@@ -299,17 +295,15 @@ class ReadinessServer:
             conn.bytes_out += sent
             conn.last_active = time.monotonic()
 
-    def _update_interest(self, conn: Connection) -> None:
+    def _update_interest(self, conn: PolledConnection) -> None:
         wants = conn.wants()
         if wants != conn.interest:
             self.poller.modify(conn.sock.fileno(), *wants)
             conn.interest = wants
 
-    def _close(self, conn: Connection, reason: str) -> None:
+    def _close(self, conn: PolledConnection, reason: str) -> None:
         fd = conn.sock.fileno()
         self.connections.pop(fd, None)
         self.poller.unregister(fd)
-        conn.session.close()
         conn.sock.close()
-        self.log.info("close peer=%s reason=%s bytes_in=%d bytes_out=%d open=%d", conn.peer,
-                      reason, conn.bytes_in, conn.bytes_out, len(self.connections))
+        conn.close(reason, open=len(self.connections))

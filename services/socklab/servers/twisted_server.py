@@ -29,6 +29,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from socklab.log import peer_name
+from socklab.servers.conn import Connection
 from socklab.sessions import Session, SessionFactory
 
 
@@ -38,24 +39,25 @@ class SessionProtocol(policies.TimeoutMixin, protocol.Protocol):
 
     def __init__(self, session: Session, log: logging.Logger,
                  idle_timeout: float | None = None) -> None:
-        self.session = session
-        self.log = log
+        self.connection = Connection(session, log)
         self.idle_timeout = idle_timeout
-        self.peer = "?"
-        self.bytes_in = self.bytes_out = 0
         self.output_blocked = False  # the transport paused us: the client is not reading
+
+    @property
+    def session(self) -> Session:
+        return self.connection.session
 
     def connectionMade(self) -> None:  # noqa: N802 - Twisted's name
         address = self.transport.getPeer()
-        self.peer = peer_name((address.host, address.port))
-        self.log.info("accept peer=%s", self.peer)
+        self.connection.peer = peer_name((address.host, address.port))
+        self.connection.log.info("accept peer=%s", self.connection.peer)
         self.transport.registerProducer(self, True)
         self.setTimeout(self.idle_timeout)
         self._write([self.session.greeting()])
 
     def dataReceived(self, data: bytes) -> None:  # noqa: N802
         self.resetTimeout()
-        self.bytes_in += len(data)
+        self.connection.bytes_in += len(data)
         self._write(self.session.feed(data))
         if self.session.finished:
             self._close()
@@ -79,11 +81,11 @@ class SessionProtocol(policies.TimeoutMixin, protocol.Protocol):
         pass
 
     def timeoutConnection(self) -> None:  # noqa: N802 - TimeoutMixin's name
-        self.idle = True
+        if self.connection.timed_out:  # the farewell was not taken within the timeout
+            self.transport.abortConnection()
+            return
         self.transport.unregisterProducer()
-        farewell = self.session.farewell()
-        if farewell and not self.output_blocked:
-            # Silent, not a client that does not read: say why, then close.
+        if farewell := self.connection.idle_farewell(unread_output=self.output_blocked):
             self._write([farewell])
             self.transport.loseConnection()
             self.setTimeout(self.idle_timeout)  # a client that takes nothing is then aborted
@@ -97,27 +99,35 @@ class SessionProtocol(policies.TimeoutMixin, protocol.Protocol):
 
     def connectionLost(self, reason: Failure = protocol.connectionDone) -> None:  # noqa: N802
         self.setTimeout(None)
-        self.session.close()
-        why = "idle-timeout" if getattr(self, "idle", False) else reason.type.__name__
-        self.log.info("close peer=%s reason=%s bytes_in=%d bytes_out=%d", self.peer, why,
-                      self.bytes_in, self.bytes_out)
+        self.connection.close(reason.type.__name__)
 
     def _write(self, chunks: Iterable[bytes]) -> None:
         for chunk in chunks:
             if chunk:
                 self.transport.write(chunk)
-                self.bytes_out += len(chunk)
+                self.connection.bytes_out += len(chunk)
 
 
 class SessionFactoryAdapter(protocol.ServerFactory):
+    """Builds one ``SessionProtocol``, with a new session, per connection.
+
+    ``clock`` times the idle timeout: the global reactor unless a test runs
+    the protocol on a reactor of its own.
+    """
+
     def __init__(self, new_session: SessionFactory, log: logging.Logger,
-                 idle_timeout: float | None = None) -> None:
+                 idle_timeout: float | None = None,
+                 clock: interfaces.IReactorTime | None = None) -> None:
         self.new_session = new_session
         self.log = log
         self.idle_timeout = idle_timeout
+        self.clock = clock
 
     def buildProtocol(self, addr: object) -> SessionProtocol:  # noqa: N802
-        return SessionProtocol(self.new_session(), self.log, self.idle_timeout)
+        built = SessionProtocol(self.new_session(), self.log, self.idle_timeout)
+        if self.clock is not None:
+            built.callLater = self.clock.callLater
+        return built
 
 
 def forward_twisted_log(log: logging.Logger) -> Callable[[dict[str, Any]], None]:
