@@ -1,6 +1,6 @@
 """What a server process may do, read from the live process, not from the config.
 
-Every server runs as non-root (exec-server's supervisor is root with three
+Every server runs as non-root (the exec server's supervisor is root with three
 capabilities, and its commands run as ``runner``), with no capabilities it
 does not need, ``no-new-privileges``, a read-only root file system and a
 memory limit that is enforced.
@@ -11,11 +11,11 @@ from __future__ import annotations
 import pytest
 
 from integration.harness import Host, TestLab
+from socklab.registry import VARIANTS, server_hosts
 
-SERVERS = ["tcp-server", "udp-server", "exec-server", "ftp-server", "select-server",
-           "epoll-server", "twisted-server"]
+SERVERS = server_hosts()
 
-# Capability bits (linux/capability.h) of what exec-server's supervisor keeps.
+# Capability bits (linux/capability.h) of what the exec server's supervisor keeps.
 CAP_KILL, CAP_SETGID, CAP_SETUID, CAP_NET_ADMIN = 5, 6, 7, 12
 EXEC_CAPS = (1 << CAP_KILL) | (1 << CAP_SETGID) | (1 << CAP_SETUID)
 
@@ -38,7 +38,7 @@ def test_server_process_has_no_privileges_it_does_not_need(lab: TestLab, service
     uids = status["Uid"].split()
     effective_caps = int(status["CapEff"], 16)
     assert status["NoNewPrivs"] == "1"
-    if service == "exec-server":
+    if service == VARIANTS["exec"].host:
         assert uids == ["0"] * 4
         assert effective_caps == EXEC_CAPS, hex(effective_caps)
     else:
@@ -62,13 +62,13 @@ def test_server_root_file_system_is_read_only(lab: TestLab, service: str) -> Non
 
 def test_memory_limit_is_enforced(lab: TestLab, client1: Host) -> None:
     """A process that wants more than the container's limit dies; the server serves on."""
-    server = lab.start("tcp-server", alias="memory-hog")
+    server = lab.start(VARIANTS["tcp"].host, alias="memory-hog")
     try:
         hog = server.run("python3", "-c", "hog = b'x' * (400 << 20)")  # touches every page
         assert hog.exit_code == 137 or "MemoryError" in hog.stderr, hog  # OOM-killed
         server.container.reload()
         assert server.container.attrs["State"]["Status"] == "running"
-        echo = client1.check("echo", host="memory-hog", port=9000, size=100)
+        echo = client1.check("echo", variant="tcp", host="memory-hog", size=100)
         assert echo["intact"]
     finally:
         lab.remove(server)

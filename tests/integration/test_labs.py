@@ -23,8 +23,10 @@ import yaml
 
 from integration import harness
 from socklab.host import hostctl
+from socklab.registry import CLIENTS, VARIANTS
 
-SERVICES = ("tcp-server", "select-server", "client-1")
+TCP, SELECT = VARIANTS["tcp"], VARIANTS["select"]
+SERVICES = (TCP.host, SELECT.host, CLIENTS[0])
 START_TIMEOUT = 120.0
 # A connection attempt to the other lab is dropped silently (Docker's isolation
 # rules): give up after this long rather than the kernel's ~2 min of SYN retries.
@@ -42,7 +44,7 @@ class Lab:
         return self.hosts[service].address()
 
     def client(self) -> harness.Host:
-        return self.hosts["client-1"]
+        return self.hosts[CLIENTS[0]]
 
 
 @dataclass(frozen=True)
@@ -141,23 +143,23 @@ def check_own_network(docker_client: docker.DockerClient, lab: Lab) -> None:
 
 def check_echo_by_name(lab: Lab) -> None:
     """client-1 has a real echo exchange with its lab's servers, by host name."""
-    tcp = lab.client().check("echo", host="tcp-server", port=9000, size=4096)
-    select = lab.client().check("echo", host="select-server", port=9000, size=4096,
-                                greeting="hello")
-    assert tcp["intact"] and select["intact"] and select["greeting"] == "hello"
+    tcp = lab.client().check("echo", variant="tcp", size=4096)
+    select = lab.client().check("echo", variant="select", size=4096)
+    assert tcp["intact"] and select["intact"]
+    assert select["greeting"] == SELECT.greeting.decode()
     # The server that answered logged this lab's client as its peer.
-    assert f"accept peer={lab.address('client-1')}:" in lab.hosts["tcp-server"].logs()
+    assert f"accept peer={lab.address(CLIENTS[0])}:" in lab.hosts[TCP.host].logs()
 
 
 def check_names_resolve_in_own_lab(lab: Lab, elsewhere: Lab) -> None:
-    resolved = lab.client().run("getent", "hosts", "tcp-server").stdout.split()[:1]
-    assert resolved == [lab.address("tcp-server")]
-    assert resolved != [elsewhere.address("tcp-server")]
+    resolved = lab.client().run("getent", "hosts", TCP.host).stdout.split()[:1]
+    assert resolved == [lab.address(TCP.host)]
+    assert resolved != [elsewhere.address(TCP.host)]
 
 
 def check_other_lab_unreachable(lab: Lab, elsewhere: Lab) -> None:
-    """A connect to the other lab's tcp-server fails; the same probe reaches its own."""
-    own, foreign = lab.address("tcp-server"), elsewhere.address("tcp-server")
-    results = lab.client().connect_results(9000, own, foreign, timeout=CONNECT_TIMEOUT)
+    """A connect to the other lab's tcp server fails; the same probe reaches its own."""
+    own, foreign = lab.address(TCP.host), elsewhere.address(TCP.host)
+    results = lab.client().connect_results(TCP.main_port, own, foreign, timeout=CONNECT_TIMEOUT)
     assert results[own] == "connected", results
     assert results[foreign] != "connected", results

@@ -8,17 +8,16 @@ import time
 import pytest
 
 from integration.harness import Host, TestLab, wait_until
+from socklab.registry import ECHO_VARIANTS, VARIANTS
 
-SERVERS = ["tcp-server", "udp-server", "exec-server", "ftp-server", "select-server",
-           "epoll-server", "twisted-server"]
+# The variants with connections to log and to drop (udp has none).
+TCP_VARIANTS = [name for name, variant in VARIANTS.items() if variant.transport == "tcp"]
 
+# One exchange with each TCP variant, on its main port or the one named here.
 CONNECT_CHECKS = {
-    "tcp-server": ("echo", {"port": 9000}),
-    "select-server": ("echo", {"port": 9000, "greeting": "hello"}),
-    "epoll-server": ("echo", {"port": 9000, "greeting": "hello"}),
-    "twisted-server": ("echo", {"port": 8000, "upper": False}),
-    "exec-server": ("exec_framed", {"port": 9002, "command": "true"}),
-    "ftp-server": ("ftp_requests", {"port": 9000, "requests": [{"action": "list"}]}),
+    **{name: ("echo", {}) for name in ECHO_VARIANTS},
+    "exec": ("exec_framed", {"framing": "framed", "command": "true"}),
+    "ftp": ("ftp_requests", {"requests": [{"action": "list"}]}),
 }
 
 # docker stop sends SIGTERM, waits this long, then SIGKILL (exit status 137).
@@ -35,12 +34,12 @@ def wait_for_log(server: Host, text: str, timeout: float = 10) -> list[str]:
     return server.logs().splitlines()
 
 
-@pytest.mark.parametrize("service", list(CONNECT_CHECKS))
+@pytest.mark.parametrize("variant", TCP_VARIANTS)
 def test_server_logs_accept_and_close_of_a_client(lab: TestLab, client1: Host,
-                                                  service: str) -> None:
-    server = lab.host(service)
-    check, kwargs = CONNECT_CHECKS[service]
-    client1.check(check, host=service, **kwargs)
+                                                  variant: str) -> None:
+    server = lab.host(VARIANTS[variant].host)
+    check, kwargs = CONNECT_CHECKS[variant]
+    client1.check(check, variant=variant, **kwargs)
     peer = client1.address()
     lines = wait_for_log(server, f" close peer={peer}:")
     assert any(f" accept peer={peer}:" in line for line in lines), server.logs()
@@ -50,31 +49,29 @@ def test_server_logs_accept_and_close_of_a_client(lab: TestLab, client1: Host,
 # What a client is doing when the server is told to stop: holding a quiet
 # connection open, or (exec) waiting for a command that would run for 20 s.
 BUSY_CLIENTS = {
-    "tcp-server": ("silent_client", {"port": 9000, "wait": 15}),
-    "select-server": ("silent_client", {"port": 9000, "wait": 15}),
-    "epoll-server": ("silent_client", {"port": 9000, "wait": 15}),
-    "twisted-server": ("silent_client", {"port": 8000, "wait": 15}),
-    "ftp-server": ("ftp_stalled_put", {"port": 9000, "filename": "cut.bin", "size": 10_000,
-                                       "send": 100}),
-    "exec-server": ("exec_framed", {"port": 9002, "command": "sleep 20"}),
+    **{name: ("silent_client", {"wait": 15}) for name in ECHO_VARIANTS},
+    "ftp": ("ftp_stalled_put", {"filename": "cut.bin", "size": 10_000, "send": 100}),
+    "exec": ("exec_framed", {"framing": "framed", "command": "sleep 20"}),
 }
 
 
-@pytest.mark.parametrize("service", SERVERS)
-def test_server_stops_cleanly_on_sigterm(lab: TestLab, client1: Host, service: str) -> None:
+@pytest.mark.parametrize("variant", list(VARIANTS))
+def test_server_stops_cleanly_on_sigterm(lab: TestLab, client1: Host, variant: str) -> None:
     """SIGTERM with a client connected: closed, and exit 0 within the grace period.
 
     ``docker stop`` sends SIGTERM and kills with SIGKILL (exit 137) after
     STOP_GRACE_SECONDS, so exit status 0 proves the server stopped in time.
     """
+    service = VARIANTS[variant].host
     alias = f"stop-{service}"
     server = lab.start(service, alias=alias)
     try:
         busy = None
         with concurrent.futures.ThreadPoolExecutor(1) as pool:
-            if service in BUSY_CLIENTS:
-                check, kwargs = BUSY_CLIENTS[service]
-                busy = pool.submit(_tolerant_check, client1, check, host=alias, **kwargs)
+            if variant in BUSY_CLIENTS:
+                check, kwargs = BUSY_CLIENTS[variant]
+                busy = pool.submit(_tolerant_check, client1, check, variant=variant,
+                                   host=alias, **kwargs)
                 assert wait_until(lambda: " accept peer=" in server.logs(), 10), server.logs()
                 time.sleep(0.5)  # the client is now mid-conversation
             server.container.stop(timeout=STOP_GRACE_SECONDS)
@@ -88,7 +85,7 @@ def test_server_stops_cleanly_on_sigterm(lab: TestLab, client1: Host, service: s
                 outcome = busy.result(timeout=60)
                 assert isinstance(outcome, str) or outcome.get("closed_after", 0) is not None, \
                     (outcome, lines)
-        if service == "ftp-server":
+        if variant == "ftp":
             lab.remove(server)  # the cut upload left no file and no partial on the volume
             server = lab.start(service, alias=alias)
             assert server.run("ls", "-A", "/srv/uploads").stdout == ""
@@ -105,32 +102,34 @@ def _tolerant_check(client: Host, name: str, **kwargs: object) -> dict[str, obje
 
 
 IDLE_SECONDS = 1
-IDLE_PORTS = {"tcp-server": 9000, "select-server": 9000, "epoll-server": 9000,
-              "twisted-server": 8000, "ftp-server": 9000, "exec-server": 9002}
 
 
-@pytest.mark.parametrize("service", list(IDLE_PORTS))
+@pytest.mark.parametrize("variant", TCP_VARIANTS)
 def test_server_drops_a_silent_client_and_serves_the_next(lab: TestLab, client1: Host,
-                                                          service: str) -> None:
+                                                          variant: str) -> None:
+    service = VARIANTS[variant].host
     alias = f"idle-{service}"
     command = [*lab.services[service]["command"], "--idle-timeout", str(IDLE_SECONDS)]
     server = lab.start(service, alias=alias, command=command)
+    check, kwargs = CONNECT_CHECKS[variant]
+    framing = kwargs.get("framing", VARIANTS[variant].framing)
     try:
-        silent = client1.check("silent_client", host=alias, port=IDLE_PORTS[service], wait=15)
+        silent = client1.check("silent_client", variant=variant, framing=framing, host=alias,
+                               wait=15)
         assert silent["closed_after"] is not None, "the server never hung up"
         assert IDLE_SECONDS <= silent["closed_after"] < IDLE_SECONDS + 5
         assert any("reason=idle-timeout" in line for line in wait_for_log(server, "idle-timeout"))
-        check, kwargs = CONNECT_CHECKS[service]
-        client1.check(check, host=alias, **kwargs)  # and the next client is served
+        client1.check(check, variant=variant, host=alias, **kwargs)  # and the next is served
     finally:
         lab.remove(server)
 
 
 def test_ftp_stalled_upload_times_out_and_leaves_nothing(lab: TestLab, client1: Host) -> None:
-    command = [*lab.services["ftp-server"]["command"], "--idle-timeout", str(IDLE_SECONDS)]
-    server = lab.start("ftp-server", alias="idle-ftp-upload", command=command)
+    ftp = VARIANTS["ftp"].host
+    command = [*lab.services[ftp]["command"], "--idle-timeout", str(IDLE_SECONDS)]
+    server = lab.start(ftp, alias="idle-ftp-upload", command=command)
     try:
-        stalled = client1.check("ftp_stalled_put", host="idle-ftp-upload", port=9000,
+        stalled = client1.check("ftp_stalled_put", variant="ftp", host="idle-ftp-upload",
                                 filename="stalled.bin", size=1_000_000, send=1000)
         assert stalled["answer"]["status"] == 200  # the upload had begun...
         assert stalled["closed_after"] is not None  # ...then the server gave up on it

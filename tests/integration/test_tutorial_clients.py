@@ -1,4 +1,8 @@
-"""The tutorial's own clients work against the lab's servers unchanged."""
+"""The tutorial's own clients work against the lab's servers unchanged.
+
+The clients are the tutorial's text (tutorial_clients.py); where they connect
+and what the servers answer come from socklab.registry.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,12 @@ import pytest
 
 from integration import tutorial_clients
 from integration.harness import Host, TestLab
+from socklab.registry import ECHO_VARIANTS, VARIANTS
+
+EXEC, FTP, UDP = VARIANTS["exec"], VARIANTS["ftp"], VARIANTS["udp"]
+# The tutorial's plain TCP client reads no greeting; its select client reads one.
+PLAIN_ECHO = [name for name in ECHO_VARIANTS if not VARIANTS[name].greeting]
+GREETING_ECHO = [name for name in ECHO_VARIANTS if VARIANTS[name].greeting]
 
 
 def run_tutorial_client(host: Host, program: str, server: str, port: int,
@@ -22,42 +32,47 @@ def run_tutorial_client(host: Host, program: str, server: str, port: int,
     return result.stdout
 
 
-@pytest.mark.parametrize(("server", "port", "expected"), [
-    ("tcp-server", 9000, "HELLO LAB"),
-    ("twisted-server", 8000, "hello lab"),
-])
-def test_tutorial_tcp_client(lab: TestLab, client1: Host, server: str, port: int,
-                             expected: str) -> None:
-    lab.host(server)
-    out = run_tutorial_client(client1, tutorial_clients.TCP, server, port, ["hello lab"])
-    assert expected in out
+def test_tutorial_variants_are_there() -> None:
+    assert PLAIN_ECHO and GREETING_ECHO
+
+
+@pytest.mark.parametrize("variant", PLAIN_ECHO)
+def test_tutorial_tcp_client(lab: TestLab, client1: Host, variant: str) -> None:
+    server = VARIANTS[variant]
+    lab.host(server.host)
+    out = run_tutorial_client(client1, tutorial_clients.TCP, server.host, server.main_port,
+                              ["hello lab"])
+    assert server.transform(b"hello lab").decode() in out
 
 
 def test_tutorial_udp_client(lab: TestLab, client1: Host) -> None:
-    lab.host("udp-server")
-    out = run_tutorial_client(client1, tutorial_clients.UDP, "udp-server", 9999, ["a", "b"])
-    assert out.count("b'ok'") == 2
+    lab.host(UDP.host)
+    out = run_tutorial_client(client1, tutorial_clients.UDP, UDP.host, UDP.main_port,
+                              ["a", "b"])
+    assert out.count(repr(UDP.transform(b"b"))) == 2
 
 
-@pytest.mark.parametrize("server", ["select-server", "epoll-server"])
-def test_tutorial_select_client(lab: TestLab, client1: Host, server: str) -> None:
-    lab.host(server)
-    out = run_tutorial_client(client1, tutorial_clients.SELECT, server, 9000, ["abc"])
-    assert "b'hello'" in out and "b'ABC'" in out
+@pytest.mark.parametrize("variant", GREETING_ECHO)
+def test_tutorial_select_client(lab: TestLab, client1: Host, variant: str) -> None:
+    server = VARIANTS[variant]
+    lab.host(server.host)
+    out = run_tutorial_client(client1, tutorial_clients.SELECT, server.host, server.main_port,
+                              ["abc"])
+    assert repr(server.greeting) in out and repr(server.transform(b"abc")) in out
 
 
 def test_tutorial_call_centre_client(lab: TestLab, client1: Host) -> None:
-    lab.host("exec-server")
-    out = run_tutorial_client(client1, tutorial_clients.CALL_CENTRE, "exec-server", 9000,
-                              ["echo from-the-lab", "true"])
-    assert "Welcome" in out and "from-the-lab" in out
+    lab.host(EXEC.host)
+    out = run_tutorial_client(client1, tutorial_clients.CALL_CENTRE, EXEC.host,
+                              EXEC.port("naive"), ["echo from-the-lab", "true"])
+    assert EXEC.banner("naive").decode() in out and "from-the-lab" in out
     assert "current directory is /srv/exec" in out
 
 
 def test_tutorial_handshake_client_never_hangs(lab: TestLab, client1: Host) -> None:
-    lab.host("exec-server")
-    out = run_tutorial_client(client1, tutorial_clients.HANDSHAKE, "exec-server", 9001,
-                              ["true", "seq 1 3000", "ls /nonexistent"])
+    lab.host(EXEC.host)
+    out = run_tutorial_client(client1, tutorial_clients.HANDSHAKE, EXEC.host,
+                              EXEC.port("handshake"), ["true", "seq 1 3000", "ls /nonexistent"])
     assert "message size 0 recv size 0" in out  # empty output still gets a Ready header
     assert "message size 13893 recv size 13893" in out
     assert "No such file or directory" in out  # stderr when stdout is empty
@@ -65,10 +80,10 @@ def test_tutorial_handshake_client_never_hangs(lab: TestLab, client1: Host) -> N
 
 @pytest.mark.parametrize("lines", [0, 1, 100000])
 def test_tutorial_ftp_client_uploads(lab: TestLab, client1: Host, lines: int) -> None:
-    server = lab.host("ftp-server")
+    server = lab.host(FTP.host)
     name = f"tutorial-upload-{lines}.txt"
     client1.run("sh", "-c", f"seq 1 {lines} > /tmp/{name}")
-    out = run_tutorial_client(client1, tutorial_clients.FTP, "ftp-server", 9000,
+    out = run_tutorial_client(client1, tutorial_clients.FTP, FTP.host, FTP.main_port,
                               [f"put /tmp/{name}"])
     final = json.loads(out.split(">>>:")[1])  # an empty file too: 200 and 201 not glued
     assert final["status"] == 201
