@@ -17,19 +17,8 @@ from typing import Any
 import pytest
 
 from integration.harness import ROOT, Host, TestLab
-
-# probe target: the lab service it fuzzes (exec-server's three ports are three targets)
-TARGETS = {
-    "tcp": "tcp-server",
-    "udp": "udp-server",
-    "exec-naive": "exec-server",
-    "exec-handshake": "exec-server",
-    "exec-framed": "exec-server",
-    "ftp": "ftp-server",
-    "select": "select-server",
-    "epoll": "epoll-server",
-    "twisted": "twisted-server",
-}
+from socklab.probes.fuzz.targets import TARGETS
+from socklab.registry import CLIENTS
 
 # Found by this fuzzer, and fixed (protocol/jsonobj.py): json.loads raises
 # RecursionError (arrays nested 1,000 deep) and a plain ValueError (an integer
@@ -66,8 +55,8 @@ def save(target: str, report: dict[str, Any]) -> None:
 def test_fuzz_server_survives_malformed_inputs(lab: TestLab, target: str,
                                                record_property: pytest.RecordProperty) -> None:
     with ThreadPoolExecutor(2) as pool:
-        server_start = pool.submit(lab.start, TARGETS[target], alias=f"fuzz-{target}")
-        client_start = pool.submit(lab.start, "client-1", alias=f"client-fuzz-{target}")
+        server_start = pool.submit(lab.start, TARGETS[target].host, alias=f"fuzz-{target}")
+        client_start = pool.submit(lab.start, CLIENTS[0], alias=f"client-fuzz-{target}")
         hosts = [f.result() for f in (server_start, client_start)]
     server, client = hosts
     try:
@@ -78,6 +67,7 @@ def test_fuzz_server_survives_malformed_inputs(lab: TestLab, target: str,
         after = container_state(server)
         save(target, report)
         record_property("figures", summary(report))
+        assert (report["target"], report["port"]) == (target, TARGETS[target].port)
         assert report["inputs"] >= INPUTS
         assert report["failures"] == [], report["failures"]
         assert report["server_errors"] == [], report["server_errors"]
