@@ -7,10 +7,11 @@ import json
 import pytest
 
 from socklab.protocol import ftp
-from socklab.protocol.errors import RemoteProtocolError
+from socklab.protocol.errors import LocalProtocolError, ProtocolError, RemoteProtocolError
 from socklab.protocol.ftp import (
     MAX_REQUEST,
     PARTIAL_PREFIX,
+    TRANSITIONS,
     AnswerReader,
     BadRequest,
     BodyData,
@@ -19,6 +20,10 @@ from socklab.protocol.ftp import (
     FtpServerConnection,
     PutRequest,
     Request,
+    RequestRefused,
+    ServerFailed,
+    State,
+    Trigger,
 )
 
 SHA = "ab" * 32
@@ -165,6 +170,62 @@ def test_ftp_connection_resume_after_refused_put() -> None:
     assert conn.state is ftp.State.AWAIT_REQUEST
 
 
+# --- FtpServerConnection: the transition table --------------------------------------
+
+
+def reach(state: State) -> FtpServerConnection:
+    """A connection brought to ``state`` by a client's bytes and the session's verdict."""
+    conn = FtpServerConnection()
+    if state is not State.AWAIT_REQUEST:
+        conn.receive(put_request(5))
+    if state is State.RECEIVING_BODY:
+        conn.expect_body(5)
+    assert conn.state is state
+    return conn
+
+
+# The client's bytes that cause each trigger (in the one state where they do).
+CLIENT_BYTES = {Trigger.REQUEST: LIST, Trigger.BAD_REQUEST: b"[1]", Trigger.PUT: put_request(5),
+                Trigger.BODY_END: b"12345"}
+
+# The session's verdicts on a put.
+VERDICTS = {Trigger.ACCEPT: lambda conn: conn.expect_body(5),
+            Trigger.REFUSE: lambda conn: conn.resume()}
+
+
+def test_ftp_transitions_table_covers_every_state_and_trigger() -> None:
+    assert {state for state, _ in TRANSITIONS} == set(TRANSITIONS.values()) == set(State)
+    assert {trigger for _, trigger in TRANSITIONS} == set(Trigger) == {*CLIENT_BYTES, *VERDICTS}
+
+
+@pytest.mark.parametrize(("state", "trigger"), [pair for pair in TRANSITIONS
+                                                if pair[1] in CLIENT_BYTES])
+def test_ftp_client_bytes_move_along_the_table(state: State, trigger: Trigger) -> None:
+    conn = reach(state)
+    assert conn.receive(CLIENT_BYTES[trigger])
+    assert conn.state is TRANSITIONS[(state, trigger)]
+
+
+@pytest.mark.parametrize("state", list(State))
+@pytest.mark.parametrize("verdict", list(VERDICTS))
+def test_ftp_verdicts_move_only_along_the_table(state: State, verdict: Trigger) -> None:
+    conn = reach(state)
+    if (state, verdict) in TRANSITIONS:
+        VERDICTS[verdict](conn)
+        assert conn.state is TRANSITIONS[(state, verdict)]
+    else:  # a verdict without a put waiting for one is the session's bug
+        with pytest.raises(LocalProtocolError):
+            VERDICTS[verdict](conn)
+        assert conn.state is state
+
+
+def test_ftp_connection_holds_what_follows_a_put_until_the_verdict() -> None:
+    conn = reach(State.AWAIT_VERDICT)
+    assert conn.receive(LIST) == []  # a file's bytes or a request: not known yet
+    assert conn.state is State.AWAIT_VERDICT
+    assert conn.resume() == [Request({"action": "list"})]
+
+
 # --- names and put requests ---------------------------------------------------------
 
 
@@ -226,6 +287,25 @@ def test_ftp_answer_is_one_json_line(name: str) -> None:
 def test_ftp_error_answer_carries_status_and_message() -> None:
     assert json.loads(FtpError(404, "no such file").answer()) == {
         "status": 404, "message": "no such file"}
+
+
+@pytest.mark.parametrize(("kind", "status", "fault"), [
+    (RequestRefused, ftp.NOT_FOUND, RemoteProtocolError),
+    (ServerFailed, ftp.INSUFFICIENT_STORAGE, LocalProtocolError),
+])
+def test_ftp_error_kinds_say_whose_fault(kind: type[FtpError], status: int,
+                                         fault: type[ProtocolError]) -> None:
+    error = kind(status, "why")
+    assert isinstance(error, FtpError) and isinstance(error, fault)
+    assert json.loads(error.answer()) == {"status": status, "message": "why"}
+
+
+@pytest.mark.parametrize(("kind", "status"), [
+    (RequestRefused, ftp.SERVER_ERROR), (ServerFailed, ftp.BAD_REQUEST), (FtpError, ftp.OK)])
+def test_ftp_error_kind_refuses_a_status_of_the_other_kind(kind: type[FtpError],
+                                                           status: int) -> None:
+    with pytest.raises(ValueError):
+        kind(status, "why")
 
 
 def test_ftp_answer_reader_three_ways(way) -> None:

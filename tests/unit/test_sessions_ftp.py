@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from socklab.protocol.ftp import PARTIAL_PREFIX
-from socklab.sessions.ftp import FTP_BANNER, FtpSession, storage_error
+from socklab.protocol.ftp import PARTIAL_PREFIX, RequestRefused, ServerFailed
+from socklab.registry import FTP_BANNER
+from socklab.sessions.ftp import FtpSession, storage_error
 from socklab.storage import UploadDir
 
 LIST = b'{"action": "list"}'
@@ -318,4 +319,7 @@ def test_ftp_session_farewell_between_requests_is_408(session) -> None:
     (errno.ENOSPC, 507), (errno.EDQUOT, 507), (errno.EFBIG, 413), (errno.ENOENT, 404),
     (errno.ELOOP, 404), (errno.EISDIR, 404), (errno.EACCES, 500), (errno.EIO, 500)])
 def test_ftp_storage_error_translation(code: int, status: int) -> None:
-    assert storage_error(OSError(code, os.strerror(code))).status == status
+    error = storage_error(OSError(code, os.strerror(code)))
+    assert error.status == status
+    # whose fault: a 4xx is the client's, a 5xx ours
+    assert isinstance(error, RequestRefused if status < 500 else ServerFailed)

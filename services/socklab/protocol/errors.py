@@ -10,4 +10,5 @@ class RemoteProtocolError(ProtocolError):
 
 
 class LocalProtocolError(ProtocolError):
-    """We were asked to send something the protocol does not allow (our fault)."""
+    """Our fault: we were asked to send something the protocol does not allow, or
+    could not carry out a request the protocol allows (a full disk)."""

@@ -6,8 +6,9 @@ line. After ``put`` is answered with status 200 the client sends exactly
 ``filesize`` bytes; after ``get`` is answered with 200 the server does.
 
 ``FtpServerConnection`` is the server's state machine: feed it bytes, get
-``Request``/``BodyData``/``BodyEnd`` events back. Names are checked here too,
-so no file system code ever sees a name that could leave the upload directory.
+``Request``/``BodyData``/``BodyEnd``/``BadRequest`` events back; its
+transitions are the table ``TRANSITIONS``. Names are checked here too, so no
+file system code ever sees a name that could leave the upload directory.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from socklab.protocol.body import SizedBody
-from socklab.protocol.errors import RemoteProtocolError
+from socklab.protocol.errors import LocalProtocolError, ProtocolError, RemoteProtocolError
 from socklab.protocol.jsonobj import parse_object
 
 # A request is a few short fields; the tutorial's server reads it with a single
@@ -55,16 +56,36 @@ SERVER_ERROR = 500
 INSUFFICIENT_STORAGE = 507
 
 
-class FtpError(Exception):
-    """A request that gets a 4xx or 5xx answer; the connection stays usable."""
+class FtpError(ProtocolError):
+    """A request that gets a 4xx or 5xx answer; the connection stays usable.
+
+    Raise one of its two kinds, which keep whose fault it is apart:
+    ``RequestRefused`` (4xx) and ``ServerFailed`` (5xx).
+    """
+
+    statuses = range(400, 600)
 
     def __init__(self, status: int, message: str) -> None:
+        if status not in self.statuses:
+            raise ValueError(f"{type(self).__name__} cannot have status {status}")
         super().__init__(message)
         self.status = status
         self.message = message
 
     def answer(self) -> bytes:
         return answer(self.status, message=self.message)
+
+
+class RequestRefused(FtpError, RemoteProtocolError):
+    """A 4xx: the client asked for what cannot be done (their fault)."""
+
+    statuses = range(400, 500)
+
+
+class ServerFailed(FtpError, LocalProtocolError):
+    """A 5xx: a request we should carry out and could not (our fault)."""
+
+    statuses = range(500, 600)
 
 
 def answer(status: int, **fields: Any) -> bytes:
@@ -83,7 +104,7 @@ def object_end(buffer: bytes | bytearray) -> int | None:
     if start == len(buffer):
         return None
     if buffer[start] != ord("{"):
-        raise FtpError(BAD_REQUEST, "a request is one JSON object")
+        raise RequestRefused(BAD_REQUEST, "a request is one JSON object")
     depth, in_string, escaped = 0, False, False
     for index in range(start, len(buffer)):
         byte = buffer[index]
@@ -100,7 +121,30 @@ def object_end(buffer: bytes | bytearray) -> int | None:
 
 class State(enum.Enum):
     AWAIT_REQUEST = "await-request"
+    AWAIT_VERDICT = "await-verdict"
     RECEIVING_BODY = "receiving-body"
+
+
+class Trigger(enum.Enum):
+    REQUEST = "request"  # a get, a list or an unknown action was read
+    BAD_REQUEST = "bad-request"  # bytes that are no request, dropped
+    PUT = "put"  # a put was read
+    ACCEPT = "accept"  # the session answered the put 200 (expect_body)
+    REFUSE = "refuse"  # the session refused the put (resume)
+    BODY_END = "body-end"  # the put's filesize bytes have arrived
+
+
+# Requests are read one after another, but reading stops at a put until the
+# session accepts or refuses it: only then is it known whether the bytes that
+# follow are a file or the next request.
+TRANSITIONS: dict[tuple[State, Trigger], State] = {
+    (State.AWAIT_REQUEST, Trigger.REQUEST): State.AWAIT_REQUEST,
+    (State.AWAIT_REQUEST, Trigger.BAD_REQUEST): State.AWAIT_REQUEST,
+    (State.AWAIT_REQUEST, Trigger.PUT): State.AWAIT_VERDICT,
+    (State.AWAIT_VERDICT, Trigger.ACCEPT): State.RECEIVING_BODY,
+    (State.AWAIT_VERDICT, Trigger.REFUSE): State.AWAIT_REQUEST,
+    (State.RECEIVING_BODY, Trigger.BODY_END): State.AWAIT_REQUEST,
+}
 
 
 @dataclass(frozen=True)
@@ -137,67 +181,76 @@ class FtpServerConnection:
         self.state = State.AWAIT_REQUEST
         self._buffer = bytearray()
         self._body: SizedBody | None = None
+        # How the bytes are read in each state: each reader takes bytes, adds the
+        # events they complete and returns the bytes left for the next state,
+        # or None when it needs more bytes (or the session's verdict).
+        self._readers = {State.AWAIT_REQUEST: self._read_requests,
+                         State.AWAIT_VERDICT: self._hold, State.RECEIVING_BODY: self._read_body}
+
+    def receive(self, data: bytes) -> list[Event]:
+        """Take bytes from the client; the events they complete."""
+        events: list[Event] = []
+        rest: bytes | None = data
+        while rest is not None:
+            rest = self._readers[self.state](rest, events)
+        return events
 
     def expect_body(self, size: int) -> list[Event]:
         """After answering 200 to a put: the next ``size`` bytes are the file."""
+        self._move(Trigger.ACCEPT)
         self._body = SizedBody(size)
-        self.state = State.RECEIVING_BODY
         pending = bytes(self._buffer)
         self._buffer.clear()
         return self.receive(pending)
 
     def resume(self) -> list[Event]:
         """After refusing a put: go on with the requests already buffered."""
-        events: list[Event] = []
-        self._receive_requests(events)
-        return events
+        self._move(Trigger.REFUSE)
+        return self.receive(b"")
 
-    def receive(self, data: bytes) -> list[Event]:
-        events: list[Event] = []
-        while data or (self.state is State.RECEIVING_BODY and self._body_done()):
-            if self.state is State.RECEIVING_BODY:
-                data = self._receive_body(data, events)
-            else:
-                self._buffer += data
-                data = b""
-                self._receive_requests(events)
-                if self.state is State.RECEIVING_BODY:
-                    break
-        return events
+    def _move(self, trigger: Trigger) -> None:
+        try:
+            self.state = TRANSITIONS[(self.state, trigger)]
+        except KeyError:
+            message = f"{trigger.value} is not allowed in {self.state.value}"
+            raise LocalProtocolError(message) from None
 
-    def _body_done(self) -> bool:
-        return self._body is not None and self._body.done
+    def _read_requests(self, data: bytes, events: list[Event]) -> bytes | None:
+        self._buffer += data
+        try:
+            request = self._next_request()
+        except RequestRefused as error:
+            self._buffer.clear()  # no telling where the next request starts
+            events.append(BadRequest(error))
+            self._move(Trigger.BAD_REQUEST)
+            return None
+        if request is None:
+            return None
+        events.append(request)
+        self._move(Trigger.PUT if request.action == "put" else Trigger.REQUEST)
+        return b""
 
-    def _receive_body(self, data: bytes, events: list[Event]) -> bytes:
+    def _hold(self, data: bytes, events: list[Event]) -> bytes | None:
+        self._buffer += data
+        return None
+
+    def _read_body(self, data: bytes, events: list[Event]) -> bytes | None:
         assert self._body is not None
         part, rest = self._body.feed(data)
         if part:
             events.append(BodyData(part))
-        if self._body.done:
-            events.append(BodyEnd())
-            self._body = None
-            self.state = State.AWAIT_REQUEST
+        if not self._body.done:
+            return None
+        events.append(BodyEnd())
+        self._body = None
+        self._move(Trigger.BODY_END)
         return rest
-
-    def _receive_requests(self, events: list[Event]) -> None:
-        while self.state is State.AWAIT_REQUEST:
-            try:
-                request = self._next_request()
-            except FtpError as error:
-                self._buffer.clear()
-                events.append(BadRequest(error))
-                return
-            if request is None:
-                return
-            events.append(request)
-            if request.action == "put":
-                return  # the session decides whether a body follows
 
     def _next_request(self) -> Request | None:
         end = object_end(self._buffer)
         if end is None:
             if len(self._buffer) > MAX_REQUEST:
-                raise FtpError(BAD_REQUEST, f"request longer than {MAX_REQUEST} bytes")
+                raise RequestRefused(BAD_REQUEST, f"request longer than {MAX_REQUEST} bytes")
             return None
         raw = bytes(self._buffer[:end])
         del self._buffer[:end]
@@ -206,27 +259,27 @@ class FtpServerConnection:
 
 def decode_request(raw: bytes) -> dict[str, Any]:
     if len(raw) > MAX_REQUEST:
-        raise FtpError(BAD_REQUEST, f"request longer than {MAX_REQUEST} bytes")
+        raise RequestRefused(BAD_REQUEST, f"request longer than {MAX_REQUEST} bytes")
     try:
         return parse_object(raw, "a request")
     except RemoteProtocolError as error:
-        raise FtpError(BAD_REQUEST, str(error)) from None
+        raise RequestRefused(BAD_REQUEST, str(error)) from None
 
 
 def check_filename(name: object) -> str:
-    """Return ``name`` if it is a plain file name; else raise a 400 FtpError."""
+    """Return ``name`` if it is a plain file name; else raise a 400 ``RequestRefused``."""
     if not isinstance(name, str) or not name:
-        raise FtpError(BAD_REQUEST, "filename must be a non-empty string")
+        raise RequestRefused(BAD_REQUEST, "filename must be a non-empty string")
     if "/" in name or "\x00" in name or name in (".", ".."):
-        raise FtpError(BAD_REQUEST, f"filename {name!r} is not a plain file name")
+        raise RequestRefused(BAD_REQUEST, f"filename {name!r} is not a plain file name")
     if name.startswith(PARTIAL_PREFIX):
-        raise FtpError(BAD_REQUEST, f"names starting with {PARTIAL_PREFIX!r} are reserved")
+        raise RequestRefused(BAD_REQUEST, f"names starting with {PARTIAL_PREFIX!r} are reserved")
     try:
         encoded = name.encode("utf-8")
     except UnicodeEncodeError:
-        raise FtpError(BAD_REQUEST, "filename is not valid UTF-8") from None
+        raise RequestRefused(BAD_REQUEST, "filename is not valid UTF-8") from None
     if len(encoded) > MAX_NAME_BYTES:
-        raise FtpError(BAD_REQUEST, f"filename longer than {MAX_NAME_BYTES} bytes")
+        raise RequestRefused(BAD_REQUEST, f"filename longer than {MAX_NAME_BYTES} bytes")
     return name
 
 
@@ -241,12 +294,12 @@ def parse_put(fields: dict[str, Any], max_size: int = DEFAULT_MAX_FILE_SIZE) -> 
     name = check_filename(fields.get("filename"))
     size = fields.get("filesize")
     if not isinstance(size, int) or isinstance(size, bool) or size < 0:
-        raise FtpError(BAD_REQUEST, "filesize must be a whole number of bytes")
+        raise RequestRefused(BAD_REQUEST, "filesize must be a whole number of bytes")
     if size > max_size:
-        raise FtpError(TOO_LARGE, f"filesize {size} exceeds the limit of {max_size} bytes")
+        raise RequestRefused(TOO_LARGE, f"filesize {size} exceeds the limit of {max_size} bytes")
     digest = fields.get("sha256")
     if digest is not None and not (isinstance(digest, str) and SHA256_HEX.fullmatch(digest)):
-        raise FtpError(BAD_REQUEST, "sha256 must be 64 lower-case hex digits")
+        raise RequestRefused(BAD_REQUEST, "sha256 must be 64 lower-case hex digits")
     return PutRequest(name, size, digest)
 
 

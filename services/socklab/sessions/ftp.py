@@ -28,13 +28,14 @@ EMPTY_UPLOAD_PAUSE = 0.1
 def storage_error(error: OSError) -> ftp.FtpError:
     """Translate a file system error into the answer the client gets."""
     if error.errno in (errno.ENOSPC, errno.EDQUOT):
-        return ftp.FtpError(ftp.INSUFFICIENT_STORAGE, "no space left on the server; nothing kept")
+        return ftp.ServerFailed(ftp.INSUFFICIENT_STORAGE,
+                                "no space left on the server; nothing kept")
     if error.errno == errno.EFBIG:
-        return ftp.FtpError(ftp.TOO_LARGE, "file larger than the server's file system allows; "
-                                           "nothing kept")
+        return ftp.RequestRefused(ftp.TOO_LARGE, "file larger than the server's file system "
+                                                 "allows; nothing kept")
     if error.errno in (errno.ENOENT, errno.ELOOP, errno.EISDIR):
-        return ftp.FtpError(ftp.NOT_FOUND, "no such file")
-    return ftp.FtpError(ftp.SERVER_ERROR, f"storage error: {error.strerror}")
+        return ftp.RequestRefused(ftp.NOT_FOUND, "no such file")
+    return ftp.ServerFailed(ftp.SERVER_ERROR, f"storage error: {error.strerror}")
 
 
 class FtpSession(Session):
