@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import logging
 import socket
 from collections.abc import Iterator
 
 import pytest
 
+from socklab.registry import ACK, MAX_DATAGRAM
 from socklab.servers import udp
 
 IO_TIMEOUT = 5.0
@@ -70,16 +72,16 @@ def server_address(background, log) -> Iterator[tuple[str, int]]:
         background.join()
 
 
-@pytest.mark.parametrize("datagram", [b"", b"hello", b"x" * udp.MAX_DATAGRAM])
+@pytest.mark.parametrize("datagram", [b"", b"hello", b"x" * MAX_DATAGRAM])
 def test_udp_answer_is_ok(datagram: bytes) -> None:
-    assert udp.answer(datagram) == b"ok"
+    assert udp.answer(datagram) == ACK
 
 
 def test_udp_one_reply_per_datagram(server_address) -> None:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as client:
         client.bind(("127.0.0.1", 0))
         client.settimeout(IO_TIMEOUT)
-        datagrams = [b"", b"one", b"x" * udp.MAX_DATAGRAM]
+        datagrams = [b"", b"one", b"x" * MAX_DATAGRAM]
         for datagram in datagrams:
             client.sendto(datagram, server_address)
         replies = [client.recvfrom(100) for _ in datagrams]
@@ -114,9 +116,17 @@ def test_udp_other_errors_propagate(log) -> None:
     assert caught.value.errno == errno.EBADF
 
 
-def test_udp_remembers_a_bounded_number_of_peers(monkeypatch) -> None:
+def test_udp_logs_the_first_datagram_of_a_bounded_number_of_recent_peers(
+        log, caplog, monkeypatch) -> None:
     monkeypatch.setattr(udp, "PEERS_REMEMBERED", 2)
-    recent: dict = udp.OrderedDict()
-    for peer in ["a", "b", "a", "c"]:
-        udp._remember(recent, peer)
-    assert list(recent) == ["a", "c"]
+    caplog.set_level(logging.INFO, logger=log.name)
+    peers = {name: (f"10.0.0.{n}", n) for n, name in enumerate("abc", 1)}
+    script: list[object] = [(b"x", peers[name]) for name in "abacbc"]
+    sock = ScriptedSocket([*script, LoopStopped()])
+    with pytest.raises(LoopStopped):
+        udp.serve_udp(sock, log)  # type: ignore[arg-type]
+    lines = [r.getMessage() for r in caplog.records]
+    first = [line.split()[0] for line in lines if "first datagram" in line]
+    # a is seen again before c comes, so b is the one forgotten: b is new again, c is not
+    assert first == ["peer=10.0.0.1:1", "peer=10.0.0.2:2", "peer=10.0.0.3:3", "peer=10.0.0.2:2"]
+    assert len(sock.sent) == 6

@@ -8,7 +8,9 @@ import socket
 from collections import OrderedDict
 
 from socklab.log import peer_name
-from socklab.registry import ACK, MAX_DATAGRAM
+from socklab.registry import MAX_DATAGRAM, VARIANTS
+
+UDP = VARIANTS["udp"]
 
 # We log the first datagram of each peer, not every datagram; this many
 # recent peers are remembered so a flood of sources cannot grow memory.
@@ -22,7 +24,8 @@ DATAGRAM_PEER_ERRNOS = frozenset({errno.ECONNREFUSED, errno.EHOSTUNREACH, errno.
 
 
 def answer(datagram: bytes) -> bytes:
-    return ACK
+    """What udp-server sends back for one datagram (the registry's reply)."""
+    return UDP.transform(datagram)
 
 
 def serve_udp(sock: socket.socket, log: logging.Logger) -> None:
