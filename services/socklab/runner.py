@@ -5,11 +5,12 @@ server's working directory, as an unprivileged user. When the time limit or
 the output cap is hit, the whole process group is killed, so no grandchild
 lives on; the child is always waited for, so no zombie stays behind.
 
-Memory stays bounded: a command's output is kept up to ``OUTPUT_CAP`` (stdout
-and stderr together), and at most ``MAX_COMMANDS`` commands run or hold their
-output at once (``CommandSlots``). A result keeps its slot until the session
-has sent the output and calls ``release()``; a command that finds no free slot
-within ``SLOT_WAIT`` seconds is not run and comes back ``busy``.
+Memory stays bounded: a command's output is kept up to ``EXEC_OUTPUT_CAP``
+(stdout and stderr together), and at most ``EXEC_MAX_COMMANDS`` commands run or
+hold their output at once (``CommandSlots``). A result keeps its slot until the
+session has sent the output and calls ``release()``; a command that finds no
+free slot within ``EXEC_SLOT_WAIT`` seconds is not run and comes back ``busy``.
+These caps are part of the lab contract, so they live in ``socklab.registry``.
 """
 
 from __future__ import annotations
@@ -38,12 +39,6 @@ SHELL = "/bin/sh"
 # everything it starts inherits it) before it becomes the command itself.
 OOM_FIRST = '{ echo 1000 >/proc/self/oom_score_adj; } 2>/dev/null; exec /bin/sh -c "$1"'
 
-# The caps and limits a client can run into are part of the contract (registry).
-OUTPUT_CAP = EXEC_OUTPUT_CAP
-MAX_COMMANDS = EXEC_MAX_COMMANDS
-SLOT_WAIT = EXEC_SLOT_WAIT
-DEFAULT_TIMEOUT = EXEC_TIMEOUT
-
 # How much one read from a pipe takes: the default pipe buffer is 64 KiB.
 READ_SIZE = 64 << 10
 
@@ -67,7 +62,7 @@ class Slot:
 class CommandSlots:
     """At most ``count`` commands run or hold their output at once."""
 
-    def __init__(self, count: int = MAX_COMMANDS, wait: float = SLOT_WAIT) -> None:
+    def __init__(self, count: int = EXEC_MAX_COMMANDS, wait: float = EXEC_SLOT_WAIT) -> None:
         if count < 1:
             raise ValueError(f"--max-commands must be at least 1, not {count}")
         self.count = count
@@ -141,8 +136,8 @@ def resolve_user(name: str | None) -> int | None:
 class CommandRunner:
     cwd: Path
     uid: int | None = None
-    timeout: float = DEFAULT_TIMEOUT
-    output_cap: int = OUTPUT_CAP
+    timeout: float = EXEC_TIMEOUT
+    output_cap: int = EXEC_OUTPUT_CAP
     env: dict[str, str] = field(default_factory=dict)
     slots: CommandSlots | None = None  # None: no limit (tests, tools)
     running: set[subprocess.Popen[bytes]] = field(default_factory=set)

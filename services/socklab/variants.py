@@ -15,8 +15,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from socklab import runner
+from socklab.registry import VARIANTS
 from socklab.servers.base import open_listener, stop_on_signals
-from socklab.sessions.echo import HELLO, Echo, UpperEcho
+from socklab.sessions.echo import Echo, UpperEcho
 
 if TYPE_CHECKING:
     from socklab.protocol.auth import AuthFraming
@@ -26,8 +27,6 @@ if TYPE_CHECKING:
 def idle(args: argparse.Namespace) -> float | None:
     """The --idle-timeout in force; None when it is 0 (never)."""
     return args.idle_timeout or None
-
-
 
 
 def serve_tcp(args: argparse.Namespace, log: logging.Logger) -> None:
@@ -59,8 +58,9 @@ def serve_readiness(args: argparse.Namespace, log: logging.Logger) -> None:
     mode = " edge-triggered" if poller.edge_triggered else ""
     log.info("listen %s:%d backlog=%d poller=%s%s", args.host, args.port, args.backlog,
              poller.name, mode)
-    server = readiness.ReadinessServer(listener, functools.partial(UpperEcho, HELLO), poller, log,
-                                       idle(args))
+    greeting = VARIANTS[args.variant].greeting
+    server = readiness.ReadinessServer(listener, functools.partial(UpperEcho, greeting), poller,
+                                       log, idle(args))
     with listener, stop_on_signals(log):
         try:
             server.serve_forever()

@@ -191,9 +191,10 @@ def test_runner_slots_need_one(count: int) -> None:
         CommandSlots(count)
 
 
-def test_runner_cli_defaults_are_the_runner_constants() -> None:
+def test_runner_cli_defaults_are_the_runner_defaults(tmp_path: Path) -> None:
     from socklab.cli import parser
 
     args = parser().parse_args(["serve", "exec"])
+    slots = CommandSlots()
     assert (args.max_commands, args.slot_wait, args.timeout) == (
-        runner.MAX_COMMANDS, runner.SLOT_WAIT, runner.DEFAULT_TIMEOUT)
+        slots.count, slots.wait, CommandRunner(tmp_path).timeout)

@@ -10,12 +10,12 @@ from socklab.protocol import exec_framed
 from socklab.protocol.auth import FRAMINGS, AuthDenied, compute_proof
 from socklab.protocol.exec_framed import ExecReply
 from socklab.protocol.framing import HEADER, MAX_REPLY_FRAME, FrameDecoder
+from socklab.registry import HELLO, NAIVE_BANNER
 from socklab.runner import CommandResult, Slot
 from socklab.sessions import FLUSH
-from socklab.sessions.echo import HELLO, Echo, UpperEcho
+from socklab.sessions.echo import Echo, UpperEcho
 from socklab.sessions.exec import (
     FAILED_PROOF_DELAY,
-    NAIVE_BANNER,
     REPLY_SLICE,
     Authenticated,
     FramedExec,

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-from socklab.registry import HELLO
 from socklab.sessions import Session
-
-__all__ = ["HELLO", "Echo", "UpperEcho"]
 
 
 class UpperEcho(Session):
