@@ -1,4 +1,6 @@
-"""Unit tests of socklab.host.build: apt sources parsing and content-hash tags (no Docker)."""
+"""Unit tests of socklab.host.build: the lab image's content-hash tag, the base image's recipe
+and the command line (no Docker). The Debian mirror and the recipe hashing are in
+test_rootfs.py."""
 
 from __future__ import annotations
 
@@ -6,108 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from socklab.host import build
+from socklab.host import build, rootfs
 
 MIRROR = "http://mirror.example/debian"
-
-
-# --- mirror_from_sources: one-line format ------------------------------------------
-
-
-def test_one_line_first_bookworm_deb_line_wins() -> None:
-    text = """
-# deb http://commented.example/debian bookworm main
-deb-src http://src.example/debian bookworm main
-deb http://deb.example/debian bookworm main contrib
-deb http://second.example/debian bookworm main
-"""
-    assert build.mirror_from_sources([("sources.list", text)]) == "http://deb.example/debian"
-
-
-def test_one_line_options_brackets_are_skipped() -> None:
-    options = "[ arch=amd64 signed-by=/usr/share/keyrings/k.gpg ]"
-    text = f"deb {options} http://opt.example/debian/ bookworm main\n"
-    assert build.mirror_from_sources([("sources.list", text)]) == "http://opt.example/debian"
-
-
-def test_one_line_security_and_other_suites_are_skipped() -> None:
-    text = """
-deb http://security.example/debian-security bookworm-security main
-deb http://old.example/debian bullseye main
-deb http://upd.example/debian bookworm-updates main
-deb http://deb.example/debian bookworm main # trailing comment
-"""
-    assert build.mirror_from_sources([("sources.list", text)]) == "http://deb.example/debian"
-
-
-def test_one_line_nothing_suitable_gives_none() -> None:
-    text = "deb https://packages.cloud.google.com/apt cloud-sdk-bookworm main\n"
-    assert build.mirror_from_sources([("google.list", text)]) is None
-    assert build.mirror_from_sources([]) is None
-
-
-def test_one_line_suite_can_be_chosen() -> None:
-    text = "deb http://a.example/debian bookworm main\ndeb http://b.example/debian trixie main\n"
-    found = build.mirror_from_sources([("sources.list", text)], suite="trixie")
-    assert found == "http://b.example/debian"
-
-
-# --- mirror_from_sources: deb822 format ----------------------------------------------
-
-DEB822 = """\
-Types: deb
-# http://snapshot.debian.org/archive/debian-security/20250520T000000Z
-URIs: http://deb.example/debian-security
-Suites: bookworm-security
-Components: main
-
-# a comment between stanzas
-Types: deb-src
-URIs: http://src.example/debian
-Suites: bookworm
-
-Types: deb deb-src
-# http://snapshot.debian.org/archive/debian/20250520T000000Z
-URIs: http://deb.example/debian
-  http://second.example/debian
-Suites: bookworm bookworm-updates
-Components: main
-Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
-"""
-
-
-def test_deb822_skips_security_and_deb_src_stanzas() -> None:
-    assert build.mirror_from_sources([("debian.sources", DEB822)]) == "http://deb.example/debian"
-
-
-def test_deb822_disabled_stanza_is_skipped() -> None:
-    text = "Enabled: no\nTypes: deb\nURIs: http://off.example/debian\nSuites: bookworm\n\n" + DEB822
-    assert build.mirror_from_sources([("debian.sources", text)]) == "http://deb.example/debian"
-
-
-def test_deb822_field_names_are_case_insensitive() -> None:
-    text = "types: deb\nuris: https://tls.example/debian\nsuites: bookworm\n"
-    assert build.mirror_from_sources([("x.sources", text)]) == "https://tls.example/debian"
-
-
-def test_files_are_read_in_order_and_format_follows_the_name() -> None:
-    one_line = "deb http://list.example/debian bookworm main\n"
-    texts = [("a.sources", "Types: deb\nURIs: http://nomatch.example\nSuites: trixie\n")]
-    texts += [("b.list", one_line), ("c.sources", DEB822)]
-    assert build.mirror_from_sources(texts) == "http://list.example/debian"
-
-
-def test_one_line_text_in_a_sources_file_is_not_misread() -> None:
-    texts = [("debian.sources", "deb http://wrong.example/debian bookworm main\n")]
-    assert build.mirror_from_sources(texts) is None
-
-
-# --- debian_mirror: environment override --------------------------------------------
-
-
-def test_environment_mirror_overrides_the_host(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(build.MIRROR_ENV, MIRROR + "/")
-    assert build.debian_mirror("bookworm") == MIRROR
 
 
 # --- content-hash tags ----------------------------------------------------------------
@@ -116,8 +19,8 @@ def test_environment_mirror_overrides_the_host(monkeypatch: pytest.MonkeyPatch) 
 @pytest.fixture
 def tree(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A minimal repository: services/{Dockerfile,.dockerignore,socklab/,bin/}."""
-    monkeypatch.setenv(build.MIRROR_ENV, MIRROR)
-    monkeypatch.setenv(build.SUITE_ENV, "bookworm")
+    monkeypatch.setenv(rootfs.MIRROR_ENV, MIRROR)
+    monkeypatch.setenv(rootfs.SUITE_ENV, "bookworm")
     services = tmp_path / "services"
     (services / "socklab" / "servers").mkdir(parents=True)
     (services / "bin").mkdir()
@@ -133,7 +36,7 @@ def test_lab_tag_is_stable(tree: Path) -> None:
     tag = build.lab_tag(tree)
     assert tag == build.lab_tag(tree)
     assert tag.startswith("socklab-lab:")
-    assert len(tag.partition(":")[2]) == build.HASH_LENGTH
+    assert len(tag.partition(":")[2]) == rootfs.HASH_LENGTH
 
 
 def test_lab_tag_does_not_depend_on_the_location(tree: Path, tmp_path_factory) -> None:
@@ -198,7 +101,7 @@ def test_renaming_a_file_changes_the_tag(tree: Path) -> None:
 
 def test_mirror_changes_both_tags(tree: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     before = build.lab_tag(tree)
-    monkeypatch.setenv(build.MIRROR_ENV, "http://other.example/debian")
+    monkeypatch.setenv(rootfs.MIRROR_ENV, "http://other.example/debian")
     assert build.lab_tag(tree) != before
     assert build.base_tag("bookworm", MIRROR) != build.base_tag("bookworm", "http://x/debian")
 
@@ -219,14 +122,14 @@ def test_tag_command_prints_the_lab_tag(tree: Path, capsys: pytest.CaptureFixtur
 
 def test_mmdebstrap_command_writes_to_the_given_tarball(tmp_path: Path) -> None:
     target = tmp_path / "rootfs.tar"
-    cmd = build.mmdebstrap_command("bookworm", MIRROR, target)
+    cmd = build.BASE_IMAGE.mmdebstrap_command("bookworm", MIRROR, target)
     assert cmd[0] == "mmdebstrap"
     assert cmd[-3:] == ["bookworm", str(target), MIRROR]
     assert "--include=" + ",".join(build.BASE_PACKAGES) in cmd
 
 
 def test_import_command_configures_the_image(tmp_path: Path) -> None:
-    cmd = build.import_command(tmp_path / "rootfs.tar", "socklab-base:x")
+    cmd = build.BASE_IMAGE.import_command(tmp_path / "rootfs.tar", "socklab-base:x")
     assert cmd[:2] == ["docker", "import"]
     assert cmd[-1] == "socklab-base:x"
     assert cmd.count("--change") == len(build.IMPORT_CHANGES)

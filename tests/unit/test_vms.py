@@ -1,4 +1,4 @@
-"""Unit tests of socklab.host.vms and the VM image recipe in socklab.host.build (no Docker)."""
+"""Unit tests of socklab.host.vms and the VM image recipe, socklab.host.vm_image (no Docker)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from socklab.host import build, vms
+from socklab.host import build, vm_image, vms
 
 MIRROR = "http://mirror.example/debian"
 
@@ -82,7 +82,7 @@ def test_inventory_logs_in_with_the_key_and_checks_host_keys(
     text = vms.inventory_text(vmset, two_vms)
     variables = dict(line.split("=", 1) for line in
                      text.split(f"[{vms.GROUP}:vars]\n", 1)[1].splitlines() if "=" in line)
-    assert variables["ansible_user"] == build.VM_USER
+    assert variables["ansible_user"] == vm_image.VM_USER
     assert Path(variables["ansible_ssh_private_key_file"]) == vmset.key.resolve()
     ssh_args = shlex.split(variables["ansible_ssh_common_args"])[0].split()
     assert ssh_args == ["-o", f"UserKnownHostsFile={vmset.known_hosts.resolve()}",
@@ -130,42 +130,47 @@ def test_state_files_live_in_the_state_dir(vmset: vms.VmSet) -> None:
 
 def test_vm_image_has_what_a_plain_vm_has_and_nothing_of_ours() -> None:
     assert {"systemd", "systemd-sysv", "openssh-server", "sudo", "python3"} <= set(
-        build.VM_PACKAGES)
-    assert not {p for p in build.VM_PACKAGES if "docker" in p or "twisted" in p}
+        vm_image.VM_PACKAGES)
+    assert not {p for p in vm_image.VM_PACKAGES if "docker" in p or "twisted" in p}
 
 
 def test_vm_tag_is_stable_and_depends_on_suite_and_mirror() -> None:
-    tag = build.vm_tag("bookworm", MIRROR)
-    assert tag == build.vm_tag("bookworm", MIRROR)
-    assert tag.startswith(f"{build.VM_REPO}:")
-    assert tag != build.vm_tag("trixie", MIRROR)
-    assert tag != build.vm_tag("bookworm", "http://other.example/debian")
+    tag = vm_image.vm_tag("bookworm", MIRROR)
+    assert tag == vm_image.vm_tag("bookworm", MIRROR)
+    assert tag.startswith(f"{vm_image.VM_REPO}:")
+    assert tag != vm_image.vm_tag("trixie", MIRROR)
+    assert tag != vm_image.vm_tag("bookworm", "http://other.example/debian")
     assert tag != build.base_tag("bookworm", MIRROR)
 
 
 def test_vm_mmdebstrap_command_runs_every_hook_and_writes_the_tarball(tmp_path: Path) -> None:
-    cmd = build.mmdebstrap_command("bookworm", MIRROR, tmp_path / "rootfs.tar",
-                                   build.VM_PACKAGES, build.VM_HOOKS)
+    cmd = vm_image.VM_IMAGE.mmdebstrap_command("bookworm", MIRROR, tmp_path / "rootfs.tar")
     assert cmd[-3:] == ["bookworm", str(tmp_path / "rootfs.tar"), MIRROR]
-    assert f"--include={','.join(build.VM_PACKAGES)}" in cmd
+    assert f"--include={','.join(vm_image.VM_PACKAGES)}" in cmd
     hooks = [arg.removeprefix("--customize-hook=") for arg in cmd
              if arg.startswith("--customize-hook=")]
-    assert hooks == list(build.VM_HOOKS)
+    assert hooks == list(vm_image.VM_HOOKS)
 
 
 def test_vm_image_ships_no_ssh_host_keys_and_no_password_login() -> None:
-    hooks = "\n".join(build.VM_HOOKS)
-    assert 'rm -f "$1"/etc/ssh/ssh_host_*' in build.VM_HOOKS  # each VM makes its own
-    assert "PasswordAuthentication no" in build.VM_SSHD_CONFIG
-    assert "ssh-keygen -A" in build.VM_SSH_KEYS_DROPIN
-    assert f"{build.VM_USER} ALL=(ALL:ALL) NOPASSWD: ALL" in hooks
+    hooks = "\n".join(vm_image.VM_HOOKS)
+    assert 'rm -f "$1"/etc/ssh/ssh_host_*' in vm_image.VM_HOOKS  # each VM makes its own
+    assert "PasswordAuthentication no" in vm_image.VM_SSHD_CONFIG
+    assert "ssh-keygen -A" in vm_image.VM_SSH_KEYS_DROPIN
+    assert f"{vm_image.VM_USER} ALL=(ALL:ALL) NOPASSWD: ALL" in hooks
 
 
 def test_write_hook_survives_single_quotes(tmp_path: Path) -> None:
     content = "it's a 'quoted' line\nand $HOME stays literal\n"
     (tmp_path / "etc").mkdir()
-    hook = build._write_hook("/etc/file", content, "0640")
+    hook = vm_image.write_hook("/etc/file", content, "0640")
     subprocess.run(["sh", "-c", hook, "exec", str(tmp_path)], check=True)
     written = tmp_path / "etc" / "file"
     assert written.read_text() == content
     assert written.stat().st_mode & 0o777 == 0o640
+
+
+def test_vm_import_command_boots_systemd_in_a_container(tmp_path: Path) -> None:
+    cmd = vm_image.VM_IMAGE.import_command(tmp_path / "rootfs.tar", "socklab-vm:x")
+    assert cmd[:2] == ["docker", "import"] and cmd[-1] == "socklab-vm:x"
+    assert 'CMD ["/sbin/init"]' in cmd and "ENV container=docker" in cmd

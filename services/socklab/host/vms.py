@@ -30,12 +30,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from socklab.host import build
+from socklab.host import vm_image
+from socklab.host.paths import REPO_ROOT
+from socklab.host.rootfs import BuildError, Log, log_stderr, run_quiet
 
 PREFIX = "socklab-vm"  # container names socklab-vm-1, socklab-vm-2, ...
 SET_LABEL = "socklab.vm-set"  # on every container, volume and network of a VM set
 DEFAULT_COUNT = 2
-DEFAULT_STATE_DIR = build.DEFAULT_ROOT / ".vms"
+DEFAULT_STATE_DIR = REPO_ROOT / ".vms"
 GROUP = "lab_vms"  # the inventory group ansible/site.yml provisions
 KEY_NAME = "id_ed25519"
 # A cold boot (systemd, first ssh host keys) takes 2-5 s here; a loaded machine more.
@@ -111,11 +113,11 @@ class Vm:
 def docker(*args: str, step: str = "", stdin: str | None = None) -> str:
     """Run ``docker ARGS``; its stdout, or BuildError with the end of its stderr."""
     if stdin is None:
-        return build.run_quiet(["docker", *args], step or f"docker {args[0]}")
+        return run_quiet(["docker", *args], step or f"docker {args[0]}")
     done = subprocess.run(["docker", *args], input=stdin, capture_output=True, text=True,
                           check=False)
     if done.returncode != 0:
-        raise build.BuildError(f"{step or 'docker ' + args[0]} failed: {done.stderr.strip()}")
+        raise BuildError(f"{step or 'docker ' + args[0]} failed: {done.stderr.strip()}")
     return done.stdout
 
 
@@ -165,7 +167,7 @@ def start_vm(vmset: VmSet, index: int, image: str, state: str | None) -> None:
         docker("start", name)
         return
     docker("volume", "create", *label_args(vmset.all_labels), f"{name}-docker")
-    build.run_quiet(run_command(vmset, index, image), f"docker run {name}")
+    run_quiet(run_command(vmset, index, image), f"docker run {name}")
 
 
 # --- Boot, key, host key ---------------------------------------------------------------
@@ -188,27 +190,27 @@ def wait_booted(container: str, timeout: float = BOOT_TIMEOUT) -> None:
     deadline = time.monotonic() + timeout
     while (state := system_state(container)) not in SYSTEM_STATES_UP:
         if time.monotonic() > deadline:
-            raise build.BuildError(f"{container}: systemd not up after {timeout:.0f} s "
+            raise BuildError(f"{container}: systemd not up after {timeout:.0f} s "
                                    f"(is-system-running: {state})")
         time.sleep(POLL_INTERVAL)
     done = subprocess.run(["docker", "exec", container, "systemctl", "is-active", "ssh"],
                           capture_output=True, text=True, check=False)
     if done.stdout.strip() != "active":
-        raise build.BuildError(f"{container}: sshd is {done.stdout.strip() or 'not running'}")
+        raise BuildError(f"{container}: sshd is {done.stdout.strip() or 'not running'}")
 
 
 def ensure_key(vmset: VmSet) -> str:
     """The control node's ed25519 key pair (made once); its public half."""
     vmset.state_dir.mkdir(parents=True, exist_ok=True)
     if not vmset.key.exists():
-        build.run_quiet(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C",
+        run_quiet(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C",
                          f"socklab control node ({vmset.prefix})", "-f", str(vmset.key)],
                         "ssh-keygen")
     return vmset.key.with_suffix(".pub").read_text()
 
 
 def install_key(container: str, public_key: str) -> None:
-    user = build.VM_USER
+    user = vm_image.VM_USER
     script = (f"umask 077; cat > /home/{user}/.ssh/authorized_keys && "
               f"chown {user}:{user} /home/{user}/.ssh/authorized_keys")
     exec_in(container, "sh", "-c", script, stdin=public_key)
@@ -254,7 +256,7 @@ def inventory_text(vmset: VmSet, vms: Iterable[Vm]) -> str:
             "# They form a Docker Swarm (ansible/roles/swarm); the lab runs on each\n"
             "# with Compose, and across them as the stack \"socklab\".\n"
             f"[{GROUP}]\n{hosts}\n{groups}[{GROUP}:vars]\n"
-            f"ansible_user={build.VM_USER}\n"
+            f"ansible_user={vm_image.VM_USER}\n"
             f"ansible_ssh_private_key_file={vmset.key.resolve()}\n"
             f"ansible_ssh_common_args='{ssh_args}'\n"
             # Own control sockets: a removed VM's address reused by a new one
@@ -264,7 +266,7 @@ def inventory_text(vmset: VmSet, vms: Iterable[Vm]) -> str:
 
 def ssh_config_text(vmset: VmSet, vms: Iterable[Vm]) -> str:
     return "".join(
-        f"Host {vm.name} {vm.address}\n  HostName {vm.address}\n  User {build.VM_USER}\n"
+        f"Host {vm.name} {vm.address}\n  HostName {vm.address}\n  User {vm_image.VM_USER}\n"
         f"  IdentityFile {vmset.key.resolve()}\n  IdentitiesOnly yes\n"
         f"  UserKnownHostsFile {vmset.known_hosts.resolve()}\n"
         "  StrictHostKeyChecking yes\n\n" for vm in vms)
@@ -292,12 +294,12 @@ def wait_for_logins(vmset: VmSet, timeout: float = BOOT_TIMEOUT) -> list[Vm]:
     """Until each running VM takes an SSH login with the key; the VMs."""
     vms = running_vms(vmset)
     if not vms:
-        raise build.BuildError(f"no VM of set {vmset.prefix} is running (make vms)")
+        raise BuildError(f"no VM of set {vmset.prefix} is running (make vms)")
     deadline = time.monotonic() + timeout
     for vm in vms:
         while (done := ssh_login(vmset, vm)).returncode != 0:
             if time.monotonic() > deadline:
-                raise build.BuildError(f"{vm.name} ({vm.address}): no SSH login after "
+                raise BuildError(f"{vm.name} ({vm.address}): no SSH login after "
                                        f"{timeout:.0f} s: {done.stderr.strip()}")
             time.sleep(POLL_INTERVAL)
     return vms
@@ -306,9 +308,9 @@ def wait_for_logins(vmset: VmSet, timeout: float = BOOT_TIMEOUT) -> list[Vm]:
 # --- The commands --------------------------------------------------------------------
 
 
-def up(vmset: VmSet, count: int = DEFAULT_COUNT, log: build.Log = build.log_stderr) -> list[Vm]:
+def up(vmset: VmSet, count: int = DEFAULT_COUNT, log: Log = log_stderr) -> list[Vm]:
     """Have VMs 1..count running and reachable (more are left alone); all running VMs."""
-    image = build.ensure_vm_image(log=log)
+    image = vm_image.ensure_vm_image(log=log)
     public_key = ensure_key(vmset)
     ensure_network(vmset)
     present = containers(vmset)
@@ -337,7 +339,7 @@ def remove_containers(names: Iterable[str]) -> None:
                        check=False)
 
 
-def down(vmset: VmSet, log: build.Log = build.log_stderr) -> int:
+def down(vmset: VmSet, log: Log = log_stderr) -> int:
     """Remove the set's containers, volumes and network, and the files naming them."""
     names = list(containers(vmset))
     remove_containers(names)
@@ -383,8 +385,8 @@ def main(argv: list[str] | None = None) -> int:
             write_inventory(vmset)
         if args.command in ("up", "inventory"):
             print(vmset.inventory)
-    except build.BuildError as error:
-        build.log_stderr(f"error: {error}")
+    except BuildError as error:
+        log_stderr(f"error: {error}")
         return error.status
     return 0
 
