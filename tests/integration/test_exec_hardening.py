@@ -1,11 +1,12 @@
-"""exec-server hardened: unprivileged, time-limited, capped, bounded, and behind a token.
+"""The exec server hardened: unprivileged, time-limited, capped, bounded, and behind a token.
 
 Commands run as uid 1001 on every port; the time limit kills a command's
-whole process group; no zombie is left; a cut-short output says so on 9001
-and 9002; with SOCKLAB_EXEC_TOKEN set, 9001 and 9002 want a proof of the
-token that never crosses the wire and 9000 is not opened; big outputs, many
-at once or never read, keep the server's memory bounded and it is never
-OOM-killed. The scripted clients are in ``socklab.clients.scripted_exec``.
+whole process group; no zombie is left; a cut-short output says so on the
+handshake and framed ports; with SOCKLAB_EXEC_TOKEN set, those two want a
+proof of the token that never crosses the wire and the naive port is not
+opened; big outputs, many at once or never read, keep the server's memory
+bounded and it is never OOM-killed. The scripted clients are in
+``socklab.clients.scripted_exec``; ports and caps come from socklab.registry.
 """
 
 from __future__ import annotations
@@ -16,27 +17,43 @@ import secrets
 import tarfile
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
 from integration.harness import Host, TestLab, compose_services, wait_until
-from socklab.runner import MAX_COMMANDS, OUTPUT_CAP
+from socklab.registry import CLIENTS, VARIANTS
 
-EXEC = "socklab.clients.scripted_exec"
+MODULE = "socklab.clients.scripted_exec"
+EXEC = VARIANTS["exec"]
+OUTPUT_CAP = EXEC.caps["output"]
+MAX_COMMANDS = EXEC.caps["commands"]
 MB = 1 << 20
 
 # How long a test waits for a server-side effect before it fails.
 EFFECT_TIMEOUT = 60
 
-# More than the output cap, as the issue asks: `yes | head -c 40000000`.
+# More than the output cap.
 BIG_OUTPUT = "yes | head -c 40000000"
-
-PORTS = {"naive": 9000, "handshake": 9001, "framed": 9002}
 
 
 def exec_command(*extra: str) -> list[str]:
-    """The lab's exec-server command line with ``extra`` options added."""
-    return [*compose_services()["exec-server"]["command"], *extra]
+    """The lab's exec server command line with ``extra`` options added."""
+    return [*compose_services()[EXEC.host]["command"], *extra]
+
+
+# The exec port each check of scripted_exec talks to; session and token_attempt
+# talk to their mode's.
+CHECK_FRAMINGS = {"naive": "naive", "handshake_raw": "handshake", "framed": "framed",
+                  "concurrent_framed": "framed", "never_read": "framed"}
+
+
+def on_exec(client: Host, check: str, host: str = EXEC.host, framing: str = "",
+            **kwargs: Any) -> dict[str, Any]:
+    """Run ``check`` of scripted_exec on ``client`` against ``host`` (a copy of the exec server)."""
+    framing = framing or kwargs.get("mode") or CHECK_FRAMINGS[check]
+    return client.check(check, module=MODULE, variant="exec", framing=framing, host=host,
+                        **kwargs)
 
 
 def state(host: Host) -> tuple[str, bool, int]:
@@ -81,13 +98,10 @@ def get_file(host: Host, path: str) -> bytes:
 
 
 def test_exec_commands_run_as_runner_on_every_port(lab: TestLab, client1: Host) -> None:
-    lab.host("exec-server")
-    naive = client1.check("naive", module=EXEC, host="exec-server", port=9000,
-                          command="id -u")
-    handshake = client1.check("handshake_raw", module=EXEC, host="exec-server", port=9001,
-                              command="id -u")
-    framed = client1.check("framed", module=EXEC, host="exec-server", port=9002,
-                           command="id -u; id -G")
+    lab.host(EXEC.host)
+    naive = on_exec(client1, "naive", command="id -u")
+    handshake = on_exec(client1, "handshake_raw", command="id -u")
+    framed = on_exec(client1, "framed", command="id -u; id -G")
     assert naive["reply"] == handshake["output"] == "1001\n"
     assert framed["stdout"].split() == ["1001", "1001"]  # no root group either
 
@@ -98,7 +112,7 @@ def test_exec_commands_run_as_runner_on_every_port(lab: TestLab, client1: Host) 
 @pytest.fixture(scope="module")
 def short_server(lab: TestLab) -> Iterator[Host]:
     """An exec server whose commands get 2 s."""
-    server = lab.start("exec-server", alias="exec-short", command=exec_command("--timeout", "2"))
+    server = lab.start(EXEC.host, alias="exec-short", command=exec_command("--timeout", "2"))
     yield server
     lab.remove(server)
 
@@ -108,13 +122,11 @@ def test_exec_time_limit_kills_the_whole_process_group(
         client1: Host, short_server: Host, mode: str) -> None:
     command = "sleep 100 & sleep 100 & echo started; sleep 100"
     if mode == "framed":
-        result = client1.check("framed", module=EXEC, host="exec-short", port=9002,
-                               command=command)
+        result = on_exec(client1, "framed", host="exec-short", command=command)
         assert (result["exit_status"], result["timed_out"], result["stdout"]) == (
             -9, True, "started\n")
     else:
-        result = client1.check("handshake_raw", module=EXEC, host="exec-short", port=9001,
-                               command=command)
+        result = on_exec(client1, "handshake_raw", host="exec-short", command=command)
         assert result["header"] == "Ready|8|-9|timed-out" and result["output"] == "started\n"
     # Both background sleeps were in the command's group: nothing of runner is left.
     assert wait_until(lambda: runner_processes(short_server) == [], EFFECT_TIMEOUT), \
@@ -122,12 +134,11 @@ def test_exec_time_limit_kills_the_whole_process_group(
 
 
 def test_exec_leaves_no_zombie_after_many_commands(lab: TestLab, client1: Host) -> None:
-    server = lab.host("exec-server")
+    server = lab.host(EXEC.host)
     commands = ["true", "sleep 0.2 &", "sh -c 'sleep 0.1 &' ; echo x", "exit 3",
                 "(sleep 0.1 &) ; false"] * 6
     for mode in ("handshake", "framed"):
-        result = client1.check("session", module=EXEC, host="exec-server", port=PORTS[mode],
-                               mode=mode, commands=commands)
+        result = on_exec(client1, "session", mode=mode, commands=commands)
         assert len(result["outputs"]) == len(commands)
     # Orphans of killed groups go to tini, which reaps them; the server waits for its own.
     assert wait_until(lambda: zombies(server) == [] and runner_processes(server) == [],
@@ -137,18 +148,16 @@ def test_exec_leaves_no_zombie_after_many_commands(lab: TestLab, client1: Host) 
 # --- truncation reported ---------------------------------------------------------------
 
 
-def test_exec_truncation_reported_on_9002(lab: TestLab, client1: Host) -> None:
-    lab.host("exec-server")
-    result = client1.check("framed", module=EXEC, host="exec-server", port=9002,
-                           command=BIG_OUTPUT)
+def test_exec_truncation_reported_on_the_framed_port(lab: TestLab, client1: Host) -> None:
+    lab.host(EXEC.host)
+    result = on_exec(client1, "framed", command=BIG_OUTPUT)
     assert (result["truncated"], result["timed_out"], result["exit_status"]) == (True, False, -9)
     assert result["stdout_bytes"] == OUTPUT_CAP and result["stderr_bytes"] == 0
 
 
-def test_exec_truncation_reported_on_9001(lab: TestLab, client1: Host) -> None:
-    lab.host("exec-server")
-    result = client1.check("handshake_raw", module=EXEC, host="exec-server", port=9001,
-                           command=BIG_OUTPUT)
+def test_exec_truncation_reported_on_the_handshake_port(lab: TestLab, client1: Host) -> None:
+    lab.host(EXEC.host)
+    result = on_exec(client1, "handshake_raw", command=BIG_OUTPUT)
     assert result["header"] == f"Ready|{OUTPUT_CAP}|-9|truncated"
     assert result["received"] == OUTPUT_CAP and result["flags"] == ["truncated"]
     # What was sent is the start of the output, whole: yes prints "y\n" lines.
@@ -156,9 +165,8 @@ def test_exec_truncation_reported_on_9001(lab: TestLab, client1: Host) -> None:
 
 
 def test_exec_cap_counts_stdout_and_stderr_together(lab: TestLab, client1: Host) -> None:
-    lab.host("exec-server")
-    result = client1.check("framed", module=EXEC, host="exec-server", port=9002,
-                           command="yes out & yes err >&2; wait")
+    lab.host(EXEC.host)
+    result = on_exec(client1, "framed", command="yes out & yes err >&2; wait")
     assert result["truncated"] and result["stdout_bytes"] + result["stderr_bytes"] == OUTPUT_CAP
 
 
@@ -172,9 +180,9 @@ WRONG_TOKEN_FILE = "/root/wrong-exec-token"
 @pytest.fixture(scope="module")
 def token_lab(lab: TestLab) -> Iterator[tuple[Host, Host]]:
     """(server, client): an exec server with a token, and a client host holding it in a file."""
-    server, client = lab.start("exec-server", alias="exec-token",
+    server, client = lab.start(EXEC.host, alias="exec-token",
                                environment={"SOCKLAB_EXEC_TOKEN": TOKEN}), \
-        lab.start("client-1", alias="client-token")
+        lab.start(CLIENTS[0], alias="client-token")
     put_file(client, TOKEN_FILE, TOKEN + "\n")
     put_file(client, WRONG_TOKEN_FILE, secrets.token_hex(16) + "\n")
     yield server, client
@@ -189,9 +197,9 @@ def marker_exists(server: Host, name: str) -> bool:
 @pytest.mark.parametrize("mode", ["handshake", "framed"])
 def test_exec_token_right_proof_runs_commands(token_lab: tuple[Host, Host], mode: str) -> None:
     server, client = token_lab
-    result = client.check("session", module=EXEC, host="exec-token", port=PORTS[mode],
-                          mode=mode, commands=["id -u", f"touch marker-right-{mode}"],
-                          token_file=TOKEN_FILE)
+    result = on_exec(client, "session", host="exec-token",
+                     mode=mode, commands=["id -u", f"touch marker-right-{mode}"],
+                     token_file=TOKEN_FILE)
     assert result["outputs"][0] == "1001\n"
     assert marker_exists(server, f"marker-right-{mode}")
 
@@ -202,9 +210,9 @@ def test_exec_token_refusal_is_clear_and_runs_nothing(token_lab: tuple[Host, Hos
                                                       proof: str) -> None:
     server, client = token_lab
     marker = f"marker-{proof}-{mode}"
-    result = client.check("token_attempt", module=EXEC, host="exec-token", port=PORTS[mode],
-                          mode=mode, command=f"touch {marker}",
-                          token_file=WRONG_TOKEN_FILE if proof == "wrong-token" else None)
+    result = on_exec(client, "token_attempt", host="exec-token",
+                     mode=mode, command=f"touch {marker}",
+                     token_file=WRONG_TOKEN_FILE if proof == "wrong-token" else None)
     verdicts = [m for m in result["messages"] if "denied" in m]
     assert result["closed_by_server"] and len(verdicts) == 1, result
     reason = ("the proof does not match the server's token" if proof == "wrong-token"
@@ -213,12 +221,12 @@ def test_exec_token_refusal_is_clear_and_runs_nothing(token_lab: tuple[Host, Hos
     assert not marker_exists(server, marker)  # the command sent with (or as) the proof
 
 
-def test_exec_token_closes_9000(token_lab: tuple[Host, Host]) -> None:
+def test_exec_token_closes_the_naive_port(token_lab: tuple[Host, Host]) -> None:
     server, client = token_lab
-    assert client.check("connect", module=EXEC, host="exec-token", port=9000) == {
+    assert on_exec(client, "connect", framing="naive", host="exec-token") == {
         "connected": False, "error": "ECONNREFUSED"}
-    assert client.check("connect", module=EXEC, host="exec-token", port=9002)["connected"]
-    assert "9000 (naive) is not opened" in server.logs()
+    assert on_exec(client, "connect", framing="framed", host="exec-token")["connected"]
+    assert f"{EXEC.port('naive')} (naive) is not opened" in server.logs()
 
 
 def test_exec_token_never_crosses_the_wire(token_lab: tuple[Host, Host]) -> None:
@@ -231,11 +239,12 @@ def test_exec_token_never_crosses_the_wire(token_lab: tuple[Host, Host]) -> None
         # under load; 2 KiB holds any packet here (MTU 1500) and the ring thousands.
         ["sh", "-c", f"echo $$ > {capture}.pid; exec tcpdump -i any --immediate-mode -U "
                      f"-s 2048 -B 8192 -w {capture} "
-                     f"tcp port 9001 or tcp port 9002 2> {capture}.log"], detach=True, user="root")
+                     f"tcp port {EXEC.port('handshake')} or tcp port {EXEC.port('framed')} "
+                     f"2> {capture}.log"], detach=True, user="root")
     assert wait_until(lambda: "listening on" in client.read(f"{capture}.log"), EFFECT_TIMEOUT)
     for mode in ("handshake", "framed"):
-        client.check("session", module=EXEC, host="exec-token", port=PORTS[mode], mode=mode,
-                     commands=[f"echo capture-{mode}"], token_file=TOKEN_FILE)
+        on_exec(client, "session", host="exec-token", mode=mode,
+                commands=[f"echo capture-{mode}"], token_file=TOKEN_FILE)
     client.run("sh", "-c", f"kill -INT $(cat {capture}.pid)", user="root")
     assert wait_until(lambda: client.run("pgrep", "-x", "tcpdump").exit_code != 0,
                       EFFECT_TIMEOUT)
@@ -250,15 +259,15 @@ def test_exec_token_never_crosses_the_wire(token_lab: tuple[Host, Host]) -> None
 
 def test_exec_token_is_not_visible_to_commands(token_lab: tuple[Host, Host]) -> None:
     _, client = token_lab
-    result = client.check("framed", module=EXEC, host="exec-token", port=9002,
-                          command="env; cat /proc/[0-9]*/environ", token_file=TOKEN_FILE)
+    result = on_exec(client, "framed", host="exec-token",
+                     command="env; cat /proc/[0-9]*/environ", token_file=TOKEN_FILE)
     assert "PATH=" in result["stdout"]  # the command did print environments
     assert TOKEN not in result["stdout"] + result["stderr"]
 
 
 def test_exec_short_token_refused_at_start(lab: TestLab) -> None:
     with pytest.raises(RuntimeError, match=r"exited \(1\)[\s\S]*use at least 16"):
-        lab.start("exec-server", alias="exec-short-token",
+        lab.start(EXEC.host, alias="exec-short-token",
                   environment={"SOCKLAB_EXEC_TOKEN": "only-8-b"})
 
 
@@ -274,15 +283,15 @@ MEMORY_BOUND = MAX_COMMANDS * OUTPUT_CAP * 9 // 8 + 64 * MB
 def assert_alive_and_serving(server: Host, client: Host, alias: str, pid: int) -> None:
     assert state(server) == ("running", False, 0)
     assert server.resources()["server_pid"] == pid  # the same server process, never restarted
-    after = client.check("framed", module=EXEC, host=alias, port=9002, command="echo alive")
+    after = on_exec(client, "framed", host=alias, command="echo alive")
     assert after["stdout"] == "alive\n"
 
 
 def test_exec_concurrent_big_outputs_keep_memory_bounded(lab: TestLab, client1: Host) -> None:
-    server = lab.start("exec-server", alias="exec-mem")
+    server = lab.start(EXEC.host, alias="exec-mem")
     pid = server.resources()["server_pid"]
-    result = client1.check("concurrent_framed", module=EXEC, host="exec-mem", port=9002,
-                           command=BIG_OUTPUT, clients=MAX_COMMANDS + 1)
+    result = on_exec(client1, "concurrent_framed", host="exec-mem",
+                     command=BIG_OUTPUT, clients=MAX_COMMANDS + 1)
     used = server.resources()
     print(f"{MAX_COMMANDS + 1} clients x {BIG_OUTPUT}: {used}; replies {result['replies']}")
     served = [r for r in result["replies"] if r.get("stdout_bytes") == OUTPUT_CAP]
@@ -299,11 +308,11 @@ def test_exec_concurrent_big_outputs_keep_memory_bounded(lab: TestLab, client1: 
 def test_exec_never_reading_client_is_dropped_and_frees_its_slot(
         lab: TestLab, client1: Host) -> None:
     # One slot, so the second client must wait for the silent one to be dropped.
-    server = lab.start("exec-server", alias="exec-idle", command=exec_command(
+    server = lab.start(EXEC.host, alias="exec-idle", command=exec_command(
         "--idle-timeout", "3", "--max-commands", "1", "--slot-wait", "120"))
     pid = server.resources()["server_pid"]
-    result = client1.check("never_read", module=EXEC, host="exec-idle", port=9002,
-                           command=f"head -c {OUTPUT_CAP} /dev/zero", then="echo served")
+    result = on_exec(client1, "never_read", host="exec-idle",
+                     command=f"head -c {OUTPUT_CAP} /dev/zero", then="echo served")
     used = server.resources()
     print(f"never-reading client: {result}; memory {used}")
     assert result["server_was_sending"]  # the silent client's command held the slot...
@@ -319,17 +328,16 @@ def test_exec_never_reading_client_is_dropped_and_frees_its_slot(
 
 
 def test_exec_greedy_command_is_killed_not_the_server(lab: TestLab, client1: Host) -> None:
-    server = lab.start("exec-server", alias="exec-oom")
+    server = lab.start(EXEC.host, alias="exec-oom")
     pid = server.resources()["server_pid"]
     started = time.monotonic()
-    result = client1.check("framed", module=EXEC, host="exec-oom", port=9002,
-                           command="python3 -c 'x = b\"x\" * (512 << 20); print(len(x))'")
+    result = on_exec(client1, "framed", host="exec-oom",
+                     command="python3 -c 'x = b\"x\" * (512 << 20); print(len(x))'")
     print(f"greedy command after {time.monotonic() - started:.1f}s: {result}")
     # The OOM killer took it (SIGKILL: -9 for the shell, 137 when the shell reports its child).
     assert result["exit_status"] in (-9, 128 + 9) and result["stdout"] == ""
     assert state(server)[0::2] == ("running", 0)  # OOMKilled is set: a command was killed
     assert server.resources()["server_pid"] == pid
-    after = client1.check("framed", module=EXEC, host="exec-oom", port=9002,
-                          command="echo alive")
+    after = on_exec(client1, "framed", host="exec-oom", command="echo alive")
     assert after["stdout"] == "alive\n"
     lab.remove(server)

@@ -1,9 +1,10 @@
-"""ftp-server under faults: races, limits, a full disk, a kill, slow and silent clients.
+"""The ftp server under faults: races, limits, a full disk, a kill, slow and silent clients.
 
 Every test that breaks something first stores some uploads, then, after the
 fault, asserts each of them is still there with the same sha256 and that no
 ``.socklab-partial-*`` file is left: no fault may cost a completed upload.
-The scripted clients are in ``socklab.clients.scripted_ftp``.
+The scripted clients are in ``socklab.clients.scripted_ftp``; they find the
+ftp port in socklab.registry (``variant="ftp"``), on the host each test names.
 """
 
 from __future__ import annotations
@@ -15,11 +16,13 @@ import pytest
 
 from integration.harness import Host, TestLab, wait_until
 from socklab.protocol.ftp import PARTIAL_PREFIX
+from socklab.registry import CLIENTS, VARIANTS
 
 MB = 1 << 20
 KB = 1 << 10
 UPLOADS = "/srv/uploads"
-FTP = "socklab.clients.scripted_ftp"
+MODULE = "socklab.clients.scripted_ftp"
+FTP = VARIANTS["ftp"]
 
 # The spare server for slow and silent clients drops a client after this many
 # seconds without progress (the lab's default is 600).
@@ -69,7 +72,7 @@ def store_earlier_uploads(client: Host, alias: str, sizes: dict[str, int]) -> di
     """Upload ``sizes`` (name: bytes); the sha256 of each, as the client computed it."""
     digests = {}
     for seed, (name, size) in enumerate(sizes.items()):
-        result = client.check("ftp_put", host=alias, port=9000, filename=name, size=size,
+        result = client.check("ftp_put", variant="ftp", host=alias, filename=name, size=size,
                               seed=1000 + seed)
         assert result["answer"]["status"] == 201, result
         digests[name] = result["sha256"]
@@ -82,13 +85,13 @@ def open_gate(*hosts_and_gate: tuple[Host, str]) -> None:
 
 
 def spare_ftp(lab: TestLab, alias: str, *options: str, **overrides: object) -> Host:
-    command = [*lab.services["ftp-server"]["command"], *options]
-    return lab.start("ftp-server", alias=alias, command=command, **overrides)
+    command = [*lab.services[FTP.host]["command"], *options]
+    return lab.start(FTP.host, alias=alias, command=command, **overrides)
 
 
 @pytest.fixture(scope="module")
 def client2(lab: TestLab) -> Host:
-    return lab.host("client-2")
+    return lab.host(CLIENTS[1])
 
 
 # --- one name, two hosts --------------------------------------------------------------
@@ -109,9 +112,9 @@ def test_ftp_same_name_from_two_hosts_at_once_ends_one_whole(
         for round_ in range(RACE_ROUNDS):
             gate = f"/tmp/ftp-race-gate-{round_}"
             with ThreadPoolExecutor(2) as pool:
-                futures = [pool.submit(host.check, "ftp_put_gated", module=FTP, host="ftp-race",
-                                       port=9000, filename="same.bin", size=RACE_SIZE,
-                                       gate=gate, seed=2 * round_ + index)
+                futures = [pool.submit(host.check, "ftp_put_gated", module=MODULE,
+                                       variant="ftp", host="ftp-race", filename="same.bin",
+                                       size=RACE_SIZE, gate=gate, seed=2 * round_ + index)
                            for index, host in enumerate((client1, client2))]
                 # Both uploads are in flight at once: two partials, each half written.
                 both_half = wait_until(lambda: sorted(partial_sizes(server)) ==
@@ -145,7 +148,7 @@ def test_ftp_size_limit_is_413_and_nothing_written(lab: TestLab, client1: Host) 
     try:
         before = store_earlier_uploads(client1, "ftp-limit", {"at-limit.bin": LIMIT})
         assert completed(stored(server)) == before  # the limit itself is allowed
-        result = client1.check("ftp_put_then", module=FTP, host="ftp-limit", port=9000,
+        result = client1.check("ftp_put_then", module=MODULE, variant="ftp", host="ftp-limit",
                                filename="over.bin", size=LIMIT + 1, then=[{"action": "list"}])
         assert result["first"]["status"] == 413 and result["final"] is None
         (listing,) = result["then"]  # the same connection still answers
@@ -167,7 +170,7 @@ def test_ftp_full_disk_is_507_no_partial_and_next_client_served(lab: TestLab, cl
     try:
         before = store_earlier_uploads(client1, "ftp-full", {"earlier.bin": 256 * KB})
         # An upload that cannot fit is refused before its body is sent.
-        early = client1.check("ftp_put_then", module=FTP, host="ftp-full", port=9000,
+        early = client1.check("ftp_put_then", module=MODULE, variant="ftp", host="ftp-full",
                               filename="huge.bin", size=4 * MB, then=[{"action": "list"}])
         assert (early["first"]["status"], early["final"]) == (507, None)
         assert early["then"][0]["status"] == 200
@@ -177,11 +180,11 @@ def test_ftp_full_disk_is_507_no_partial_and_next_client_served(lab: TestLab, cl
         # which must come out of it untouched.
         gate = "/tmp/ftp-full-gate"
         with ThreadPoolExecutor(1) as pool:
-            first = pool.submit(client1.check, "ftp_put_gated", module=FTP, host="ftp-full",
-                                port=9000, filename="earlier.bin", size=1536 * KB, gate=gate,
+            first = pool.submit(client1.check, "ftp_put_gated", module=MODULE, variant="ftp",
+                                host="ftp-full", filename="earlier.bin", size=1536 * KB, gate=gate,
                                 seed=3, then=[{"action": "list"}])
             half_in = wait_until(lambda: partial_sizes(server) == [768 * KB], EFFECT_TIMEOUT)
-            second = client2.check("ftp_put_then", module=FTP, host="ftp-full", port=9000,
+            second = client2.check("ftp_put_then", module=MODULE, variant="ftp", host="ftp-full",
                                    filename="b.bin", size=900 * KB, seed=7)
             open_gate((client1, gate))
             cut = first.result()
@@ -205,10 +208,10 @@ def test_ftp_full_disk_is_507_no_partial_and_next_client_served(lab: TestLab, cl
                                                      ("garbage after the body", 400)])
 def test_ftp_bytes_beyond_filesize_are_next_request_not_file(
         lab: TestLab, client1: Host, extra: str, next_status: int) -> None:
-    server = lab.host("ftp-server")
+    server = lab.host(FTP.host)
     before = stored(server)
     name = f"exact-{next_status}.bin"
-    result = client1.check("ftp_put_extra", module=FTP, host="ftp-server", port=9000,
+    result = client1.check("ftp_put_extra", module=MODULE, variant="ftp",
                            filename=name, size=100_000, extra=extra)
     assert result["final"]["status"] == 201 and result["final"]["filesize"] == 100_000
     assert result["next"]["status"] == next_status
@@ -220,10 +223,10 @@ def test_ftp_bytes_beyond_filesize_are_next_request_not_file(
 
 def test_ftp_digest_mismatch_is_422_and_earlier_upload_kept(lab: TestLab,
                                                             client1: Host) -> None:
-    server = lab.host("ftp-server")
-    before = {**stored(server), **store_earlier_uploads(client1, "ftp-server",
+    server = lab.host(FTP.host)
+    before = {**stored(server), **store_earlier_uploads(client1, FTP.host,
                                                         {"digest.bin": 200_000})}
-    result = client1.check("ftp_put_then", module=FTP, host="ftp-server", port=9000,
+    result = client1.check("ftp_put_then", module=MODULE, variant="ftp",
                            filename="digest.bin", size=200_000, seed=5,
                            sha256=before["digest.bin"])  # a claim the new data won't match
     assert (result["first"]["status"], result["final"]["status"]) == (200, 422)
@@ -233,12 +236,12 @@ def test_ftp_digest_mismatch_is_422_and_earlier_upload_kept(lab: TestLab,
 
 def test_ftp_planted_symlink_is_neither_followed_nor_replaced(lab: TestLab,
                                                               client1: Host) -> None:
-    server = lab.host("ftp-server")
-    before = {**stored(server), **store_earlier_uploads(client1, "ftp-server",
+    server = lab.host(FTP.host)
+    before = {**stored(server), **store_earlier_uploads(client1, FTP.host,
                                                         {"victim.bin": 10_000})}
     assert server.run("ln", "-s", "victim.bin", f"{UPLOADS}/planted").exit_code == 0
     try:
-        put = client1.check("ftp_put_then", module=FTP, host="ftp-server", port=9000,
+        put = client1.check("ftp_put_then", module=MODULE, variant="ftp",
                             filename="planted", size=10_000, seed=9,
                             then=[{"action": "get", "filename": "planted"}])
         assert put["first"]["status"] == 409 and put["final"] is None
@@ -259,7 +262,7 @@ def test_ftp_kill_mid_upload_keeps_every_completed_upload(lab: TestLab, client1:
             "empty.bin": 0, "small.bin": 1000, "victim.bin": 3 * MB, "big.bin": 8 * MB})
         assert stored(server) == before
         with ThreadPoolExecutor(1) as pool:
-            cut = pool.submit(client1.check, "ftp_stalled_put", host="ftp-kill", port=9000,
+            cut = pool.submit(client1.check, "ftp_stalled_put", variant="ftp", host="ftp-kill",
                               filename="victim.bin", size=8 * MB, send=2 * MB, wait=60)
             assert wait_until(lambda: partial_sizes(server) == [2 * MB], EFFECT_TIMEOUT)
             server.container.kill()  # SIGKILL: no cleanup runs
@@ -270,7 +273,7 @@ def test_ftp_kill_mid_upload_keeps_every_completed_upload(lab: TestLab, client1:
         assert "swept_partials=1" in server.logs(), server.logs()
         after = assert_no_upload_lost(before, server)
         assert after == before
-        fetched = client1.check("ftp_get", host="ftp-kill", port=9000, filename="victim.bin")
+        fetched = client1.check("ftp_get", variant="ftp", host="ftp-kill", filename="victim.bin")
         assert fetched["sha256"] == before["victim.bin"]  # and it is served
     finally:
         lab.remove(server)
@@ -292,7 +295,7 @@ def test_ftp_byte_per_second_uploader_is_served(lab: TestLab, client1: Host,
                                                  slow_server: Host) -> None:
     before = stored(slow_server)
     size = 2 * IDLE_SECONDS  # the whole upload lasts twice the idle timeout
-    result = client1.check("ftp_put_trickle", module=FTP, host="ftp-slow", port=9000,
+    result = client1.check("ftp_put_trickle", module=MODULE, variant="ftp", host="ftp-slow",
                            filename="trickle.bin", size=size, interval=1.0)
     assert (result["final"]["status"], result["final"]["sha256"]) == (201, result["sha256"])
     after = assert_no_upload_lost(before, slow_server, replaced=("trickle.bin",))
@@ -315,8 +318,9 @@ def test_ftp_client_not_reading_a_get_is_dropped_memory_bounded(
     gate = "/tmp/ftp-unread-gate"
     samples = []
     with ThreadPoolExecutor(1) as pool:
-        readers = pool.submit(client1.check, "ftp_get_unread", module=FTP, host="ftp-slow",
-                              port=9000, filename="unread.bin", gate=gate, count=UNREAD_CLIENTS)
+        readers = pool.submit(client1.check, "ftp_get_unread", module=MODULE, variant="ftp",
+                              host="ftp-slow", filename="unread.bin", gate=gate,
+                              count=UNREAD_CLIENTS)
 
         def all_dropped() -> bool:
             samples.append(slow_server.resources())
@@ -339,7 +343,7 @@ def test_ftp_client_not_reading_a_get_is_dropped_memory_bounded(
     # server holds one read chunk per connection.
     assert grew["server_hwm"] < UNREAD_SIZE, grew
     assert grew["anon"] < UNREAD_SIZE, grew
-    listing = client2.check("ftp_put_then", module=FTP, host="ftp-slow", port=9000,
+    listing = client2.check("ftp_put_then", module=MODULE, variant="ftp", host="ftp-slow",
                             filename="next.bin", size=1000, then=[{"action": "list"}])
     assert listing["final"]["status"] == 201  # the next client is served
     assert_no_upload_lost(before, slow_server)
@@ -349,7 +353,7 @@ def stalled_upload(client: Host, server: Host, name: str) -> dict:
     """Stall an upload on ftp-slow until it is dropped; completed uploads kept, nothing left."""
     before = {**stored(server), **store_earlier_uploads(client, "ftp-slow",
                                                         {f"before-{name}": 50_000})}
-    result = client.check("ftp_stalled_put_answers", module=FTP, host="ftp-slow", port=9000,
+    result = client.check("ftp_stalled_put_answers", module=MODULE, variant="ftp", host="ftp-slow",
                           filename=name, size=MB, send=1000)
     assert result["first"]["status"] == 200 and result["ended"] in ("eof", "reset"), result
     after = assert_no_upload_lost(before, server)

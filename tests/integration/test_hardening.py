@@ -4,6 +4,8 @@ The hostile clients are ``socklab.clients.scripted_hardening``, run on a
 client host. Each test starts a spare copy of the server it attacks (its
 own alias, sometimes with a lower limit), so the other tests' hosts are
 never disturbed, and checks afterwards that the next client is served.
+Ports, greetings and reply transforms come from socklab.registry: a check
+names its variant (and framing) and the spare's alias as its host.
 """
 
 from __future__ import annotations
@@ -15,31 +17,30 @@ from typing import Any
 import pytest
 
 from integration.harness import Host, TestLab, wait_until
+from socklab.registry import ECHO_VARIANTS, VARIANTS
 
 MODULE = "socklab.clients.scripted_hardening"
 
-# How each server is talked to by a correct client (see scripted_hardening.Dialog).
+# How each TCP variant is talked to by a correct client (see scripted_hardening.Dialog):
+# an echo server by its reply transform, exec on its framed port.
 DIALOGS: dict[str, dict[str, Any]] = {
-    "tcp-server": {"port": 9000, "kind": "upper"},
-    "select-server": {"port": 9000, "kind": "upper", "greeting": "hello"},
-    "epoll-server": {"port": 9000, "kind": "upper", "greeting": "hello"},
-    "twisted-server": {"port": 8000, "kind": "echo"},
-    "ftp-server": {"port": 9000, "kind": "ftp"},
-    "exec-server": {"port": 9002, "kind": "framed"},
+    **{name: {"kind": VARIANTS[name].reply} for name in ECHO_VARIANTS},
+    "ftp": {"kind": "ftp"},
+    "exec": {"framing": "framed", "kind": "framed"},
 }
 
 
-def spare(lab: TestLab, service: str, alias: str, *extra: str, **overrides: Any) -> Host:
-    """A copy of ``service`` under ``alias``, with ``extra`` server options."""
+def spare(lab: TestLab, variant: str, alias: str, *extra: str, **overrides: Any) -> Host:
+    """A copy of ``variant``'s server under ``alias``, with ``extra`` server options."""
+    service = VARIANTS[variant].host
     command = [*lab.services[service]["command"], *extra]
     return lab.start(service, alias=alias, command=command, **overrides)
 
 
-def served(client: Host, alias: str, service: str) -> bool:
-    """A correct client gets a correct answer from ``alias`` (a copy of ``service``)."""
-    dialog = DIALOGS[service]
-    result = client.check("fd_exhaustion", module=MODULE, host=alias, count=1, hold=0,
-                          **dialog)
+def served(client: Host, alias: str, variant: str) -> bool:
+    """A correct client gets a correct answer from ``alias`` (a copy of ``variant``'s server)."""
+    result = client.check("fd_exhaustion", module=MODULE, variant=variant, host=alias,
+                          count=1, hold=0, **DIALOGS[variant])
     return bool(result["accepted_while_held"] == 1 and result["served_after_release"])
 
 
@@ -54,28 +55,31 @@ def not_restarted(server: Host) -> dict[str, Any]:
 
 # --- Out of descriptors ---------------------------------------------------------
 
-# The blocking tcp-server holds two descriptors (listener, one client) and
-# never runs out; the others get a nofile this low, and more clients than that.
+# The blocking tcp server holds two descriptors (listener, one client) and
+# never runs out; the others (the concurrent ones) get a nofile this low, and
+# more clients than that.
+CONCURRENT_TCP = [name for name, variant in VARIANTS.items()
+                  if variant.transport == "tcp" and variant.concurrent]
 LOW_NOFILE = 48
 CLIENTS = 80
 BUSY_LOOP_CPU = 0.5  # CPU seconds in CPU_WINDOW: a loop spinning on accept uses ~all of it
 CPU_WINDOW = 2.5
 
 
-@pytest.mark.parametrize("service", ["select-server", "epoll-server", "twisted-server",
-                                     "ftp-server", "exec-server"])
+@pytest.mark.parametrize("variant", CONCURRENT_TCP)
 def test_out_of_descriptors_keeps_serving_without_spinning(
-        lab: TestLab, client1: Host, service: str, record_property: pytest.RecordProperty) -> None:
+        lab: TestLab, client1: Host, variant: str, record_property: pytest.RecordProperty) -> None:
+    service = VARIANTS[variant].host
     alias = f"emfile-{service}"
-    server = spare(lab, service, alias,
+    server = spare(lab, variant, alias,
                    ulimits={"nofile": {"soft": LOW_NOFILE, "hard": LOW_NOFILE}})
     try:
-        dialog = DIALOGS[service]
         marker = f"/tmp/quiet-{alias}"
         with concurrent.futures.ThreadPoolExecutor(1) as pool:
-            attack = pool.submit(client1.check, "fd_exhaustion", module=MODULE, host=alias,
-                                 count=CLIENTS, quiet=CPU_WINDOW + 1.5, marker=marker,
-                                 hold=4.0, **dialog)
+            attack = pool.submit(client1.check, "fd_exhaustion", module=MODULE,
+                                 variant=variant, host=alias, count=CLIENTS,
+                                 quiet=CPU_WINDOW + 1.5, marker=marker, hold=4.0,
+                                 **DIALOGS[variant])
             # The clients are held and quiet, the server is out of descriptors
             # with more waiting: it must not spin on its listener, which stays
             # readable.
@@ -105,26 +109,23 @@ def test_out_of_descriptors_keeps_serving_without_spinning(
 # longer than the timeout.
 SHORT_IDLE = 2
 TRICKLE = 0.7
-TRICKLE_CASES = {
-    "tcp-server": {"port": 9000, "message": "slowly"},
-    "select-server": {"port": 9000, "message": "slowly", "greeting": "hello"},
-    "epoll-server": {"port": 9000, "message": "slowly", "greeting": "hello"},
-    "twisted-server": {"port": 8000, "message": "slowly", "upper": False},
-    "exec-server": {"port": 9002, "message": "echo hi", "framed": True},
+TRICKLE_CASES: dict[str, dict[str, Any]] = {
+    **{name: {"message": "slowly"} for name in ECHO_VARIANTS},
+    "exec": {"framing": "framed", "message": "echo hi", "framed": True},
 }
 
 
-@pytest.mark.parametrize("service", list(TRICKLE_CASES))
+@pytest.mark.parametrize("variant", list(TRICKLE_CASES))
 def test_a_byte_at_a_time_is_served_within_the_idle_timeout(lab: TestLab, client1: Host,
-                                                            service: str) -> None:
-    alias = f"trickle-{service}"
-    server = spare(lab, service, alias, "--idle-timeout", str(SHORT_IDLE))
+                                                            variant: str) -> None:
+    alias = f"trickle-{VARIANTS[variant].host}"
+    server = spare(lab, variant, alias, "--idle-timeout", str(SHORT_IDLE))
     try:
-        result = client1.check("trickle", module=MODULE, host=alias, interval=TRICKLE,
-                               **TRICKLE_CASES[service])
+        result = client1.check("trickle", module=MODULE, variant=variant, host=alias,
+                               interval=TRICKLE, **TRICKLE_CASES[variant])
         assert result["correct"], result
         assert result["bytes"] * TRICKLE > SHORT_IDLE  # longer in all than the idle timeout
-        assert served(client1, alias, service)
+        assert served(client1, alias, variant)
         not_restarted(server)
     finally:
         lab.remove(server)
@@ -138,16 +139,16 @@ GREEDY_LIMIT = 512 << 20
 MEMORY_BOUND = 48 << 20  # growth of the container's peak memory we accept
 
 
-@pytest.mark.parametrize("service", ["tcp-server", "select-server", "epoll-server",
-                                     "twisted-server"])
+@pytest.mark.parametrize("variant", ECHO_VARIANTS)
 def test_a_client_that_never_reads_is_dropped_with_memory_bounded(
-        lab: TestLab, client1: Host, service: str, record_property: pytest.RecordProperty) -> None:
+        lab: TestLab, client1: Host, variant: str, record_property: pytest.RecordProperty) -> None:
+    service = VARIANTS[variant].host
     alias = f"greedy-{service}"
-    server = spare(lab, service, alias, "--idle-timeout", str(SHORT_IDLE))
+    server = spare(lab, variant, alias, "--idle-timeout", str(SHORT_IDLE))
     try:
         before = server.resources()
-        result = client1.check("never_reads", module=MODULE, host=alias,
-                               port=DIALOGS[service]["port"], limit=GREEDY_LIMIT)
+        result = client1.check("never_reads", module=MODULE, variant=variant, host=alias,
+                               limit=GREEDY_LIMIT)
         after = server.resources()
         report = f"{result}; memory {before['current'] / 2**20:.1f} MiB before, " \
                  f"peak {after['peak'] / 2**20:.1f} MiB"
@@ -156,7 +157,7 @@ def test_a_client_that_never_reads_is_dropped_with_memory_bounded(
         assert result["sent"] < GREEDY_LIMIT, report
         assert after["peak"] - before["current"] < MEMORY_BOUND, report
         assert "reason=idle-timeout" in server.logs(), server.logs()
-        assert served(client1, alias, service)
+        assert served(client1, alias, variant)
         not_restarted(server)
     finally:
         lab.remove(server)
@@ -164,23 +165,21 @@ def test_a_client_that_never_reads_is_dropped_with_memory_bounded(
 
 # Half a message, then RST: the server must forget the connection, keep its
 # other clients and serve the next one.
-RESETS = {
-    "tcp-server": {"port": 9000, "data": "half a li"},
-    "select-server": {"port": 9000, "data": "half a li", "greeting": "hello"},
-    "epoll-server": {"port": 9000, "data": "half a li", "greeting": "hello"},
-    "twisted-server": {"port": 8000, "data": "half a li"},
-    "ftp-server": {"port": 9000, "data": '{"action": "put", "filen'},
-    "exec-server": {"port": 9002, "data": "\x00\x00\x00\x40{\"cmd\": \"ec"},
+RESETS: dict[str, dict[str, Any]] = {
+    **{name: {"data": "half a li"} for name in ECHO_VARIANTS},
+    "ftp": {"data": '{"action": "put", "filen'},
+    "exec": {"framing": "framed", "data": "\x00\x00\x00\x40{\"cmd\": \"ec"},
 }
 
 
-@pytest.mark.parametrize("service", list(RESETS))
-def test_a_reset_mid_message_is_forgotten(lab: TestLab, client1: Host, service: str) -> None:
+@pytest.mark.parametrize("variant", list(RESETS))
+def test_a_reset_mid_message_is_forgotten(lab: TestLab, client1: Host, variant: str) -> None:
+    service = VARIANTS[variant].host
     server = lab.host(service)
     closes_before = server.logs().count(" close peer=")
     for _ in range(3):
-        client1.check("reset_mid_message", module=MODULE, host=service, **RESETS[service])
-    assert served(client1, service, service)
+        client1.check("reset_mid_message", module=MODULE, variant=variant, **RESETS[variant])
+    assert served(client1, service, variant)
     # Each reset connection was closed and logged, and so was the good client's.
     assert wait_until(lambda: server.logs().count(" close peer=") >= closes_before + 4, 10), \
         server.logs()

@@ -3,7 +3,8 @@
 Each scenario runs its probe (``socklab probe …``, the command a learner
 types) on a client host against server hosts on the test network, and
 asserts the effect seen there: errnos, counts, source ports, queue lengths,
-kernel counters, and the kernel setting actually in /proc/sys.
+kernel counters, and the kernel setting actually in /proc/sys. Host names,
+ports, greetings and caps come from socklab.registry.
 """
 
 from __future__ import annotations
@@ -17,6 +18,11 @@ import pytest
 
 from integration.evidence import Evidence
 from integration.harness import Host, TestLab, wait_until
+from socklab.registry import CLIENTS, ECHO_VARIANTS, VARIANTS
+
+TCP, UDP, EXEC, FTP = VARIANTS["tcp"], VARIANTS["udp"], VARIANTS["exec"], VARIANTS["ftp"]
+SELECT, EPOLL, TWISTED = VARIANTS["select"], VARIANTS["epoll"], VARIANTS["twisted"]
+CLIENT_1, CLIENT_2 = CLIENTS
 
 # --- 1. Ephemeral port range ------------------------------------------------
 
@@ -33,16 +39,16 @@ def narrow_client(lab: TestLab, alias: str) -> Host:
     a port the scenario counts as held. Seen once in 10 connections across VMs.
     """
     low, high = NARROW_RANGE
-    return lab.start("client-1", alias=alias,
+    return lab.start(CLIENT_1, alias=alias,
                      sysctls={"net.ipv4.ip_local_port_range": f"{low} {high}",
                               "net.ipv4.tcp_rfc1337": "1"})
 
 
 def test_ports_narrow_range_allows_k_connections_per_destination(
         lab: TestLab, evidence: Evidence) -> None:
-    lab.hosts_up("epoll-server", "twisted-server")
+    lab.hosts_up(EPOLL.host, TWISTED.host)
     client = narrow_client(lab, "client-ports-fin")
-    evidence.watch(client, lab.host("epoll-server"))
+    evidence.watch(client, lab.host(EPOLL.host))
     low, high = NARROW_RANGE
     k = high - low + 1
     assert client.read("/proc/sys/net/ipv4/ip_local_port_range").split() == [str(low), str(high)]
@@ -71,9 +77,9 @@ def test_ports_narrow_range_allows_k_connections_per_destination(
 
 
 def test_ports_close_by_rst_leaves_no_time_wait(lab: TestLab, evidence: Evidence) -> None:
-    lab.hosts_up("epoll-server", "twisted-server")
+    lab.hosts_up(EPOLL.host, TWISTED.host)
     client = narrow_client(lab, "client-ports-rst")
-    evidence.watch(client, lab.host("epoll-server"))
+    evidence.watch(client, lab.host(EPOLL.host))
     result = client.probe("ports", "--close", "rst")
     assert result["first"]["connected"] == NARROW_RANGE[1] - NARROW_RANGE[0] + 1
     assert result["reconnect_after_close"] == "ok"
@@ -84,7 +90,7 @@ def test_ports_close_by_rst_leaves_no_time_wait(lab: TestLab, evidence: Evidence
 
 def test_ports_default_range_on_a_client_host(lab: TestLab, client1: Host,
                                              evidence: Evidence) -> None:
-    evidence.watch(client1, lab.host("epoll-server"))
+    evidence.watch(client1, lab.host(EPOLL.host))
     result = client1.probe("ports", "--max", "50", "--second", "")
     low, high = result["port_range"]
     assert (low, high) == (32768, 60999)  # what compose/lab.yml sets, read in /proc/sys
@@ -96,8 +102,8 @@ def test_ports_default_range_on_a_client_host(lab: TestLab, client1: Host,
 
 
 def hold_server(lab: TestLab, alias: str, somaxconn: int, *hold_args: str) -> Host:
-    return lab.start("tcp-server", alias=alias, sysctls={"net.core.somaxconn": somaxconn},
-                     command=["socklab", "hold", "--port", "9000", *hold_args])
+    return lab.start(TCP.host, alias=alias, sysctls={"net.core.somaxconn": somaxconn},
+                     command=["socklab", "hold", "--port", str(TCP.main_port), *hold_args])
 
 
 def wait_for_line(host: Host, path: str, phase: str, timeout: float = 60) -> dict[str, object]:
@@ -132,7 +138,8 @@ def test_backlog_completes_min_backlog_somaxconn_plus_one(
                                 f"--wait-replies 30 > {out}"], detach=True)
 
     filled = wait_for_line(client1, out, "filled")
-    listening = server.run("ss", "-lnt", "sport", "=", ":9000").stdout.splitlines()[1].split()
+    listening = server.run("ss", "-lnt", "sport", "=", f":{TCP.main_port}").stdout
+    listening = listening.splitlines()[1].split()
     overflow = counters(server)
     server.container.kill(signal="SIGUSR1")  # start accepting
     done = wait_for_line(client1, out, "done")
@@ -148,11 +155,11 @@ def test_backlog_completes_min_backlog_somaxconn_plus_one(
 @pytest.mark.parametrize("abort", [0, 1])
 def test_backlog_abort_on_overflow_resets_instead_of_dropping_the_ack(
         lab: TestLab, evidence: Evidence, abort: int) -> None:
-    server = lab.start("tcp-server", alias=f"hold-abort-{abort}",
+    server = lab.start(TCP.host, alias=f"hold-abort-{abort}",
                        sysctls={"net.core.somaxconn": 128, "net.ipv4.tcp_syncookies": 0,
                                 "net.ipv4.tcp_abort_on_overflow": abort},
-                       command=["socklab", "hold", "--port", "9000", "--backlog", "2"])
-    client = lab.start("client-1", alias=f"client-abort-{abort}")
+                       command=["socklab", "hold", "--port", str(TCP.main_port), "--backlog", "2"])
+    client = lab.start(CLIENT_1, alias=f"client-abort-{abort}")
     evidence.watch(client, server)
     assert server.read("/proc/sys/net/ipv4/tcp_abort_on_overflow").strip() == str(abort)
     with delayed(client, 100):  # the ACKs come back after all the SYNs
@@ -175,7 +182,7 @@ def test_backlog_abort_on_overflow_resets_instead_of_dropping_the_ack(
 
 def test_sticky_naive_glues_and_splits_framed_ports_are_exact(
         lab: TestLab, client1: Host, evidence: Evidence) -> None:
-    evidence.watch(client1, lab.host("exec-server"))
+    evidence.watch(client1, lab.host(EXEC.host))
     result = client1.probe("sticky", "--sizes", "0", "1", "5000", "10000000")
     naive = result["naive"]
     assert naive["glued"], naive["two_replies_in_one_recv"]
@@ -186,14 +193,14 @@ def test_sticky_naive_glues_and_splits_framed_ports_are_exact(
 
 # --- 5. Blocking versus concurrent -----------------------------------------
 
-CONCURRENT = {"ftp": "ftp-server", "select": "select-server", "epoll": "epoll-server",
-              "twisted": "twisted-server"}
+# The concurrent servers the concurrency probe knows (echo servers and ftp).
+CONCURRENT = [name for name in (*ECHO_VARIANTS, "ftp") if VARIANTS[name].concurrent]
 
 
 def test_concurrency_blocking_server_answers_one_client_at_a_time(
         lab: TestLab, client1: Host, evidence: Evidence) -> None:
-    evidence.watch(client1, lab.host("tcp-server"))
-    # Two clients, as in the tutorial: tcp-server listens with backlog 5, so
+    evidence.watch(client1, lab.host(TCP.host))
+    # Two clients, as in the tutorial: the tcp server listens with backlog 5, so
     # more than 5 + 1 waiting clients would not even complete connect().
     result = client1.probe("concurrency", "tcp", "--clients", "2", "--wait", "2")
     assert result["answered"] == 1  # the first client; the other waits in the accept queue
@@ -203,10 +210,10 @@ def test_concurrency_blocking_server_answers_one_client_at_a_time(
     assert result["late_answer_seconds"][0] >= result["wait_limit"]
 
 
-@pytest.mark.parametrize("target", list(CONCURRENT))
+@pytest.mark.parametrize("target", CONCURRENT)
 def test_concurrency_concurrent_servers_answer_50_clients_at_once(
         lab: TestLab, client1: Host, evidence: Evidence, target: str) -> None:
-    evidence.watch(client1, lab.host(CONCURRENT[target]))
+    evidence.watch(client1, lab.host(VARIANTS[target].host))
     result = client1.probe("concurrency", target, "--clients", "50", "--wait", "5")
     assert result["answered"] == 50
     # At once: the slowest of the 50 waited well under a second (the blocking
@@ -219,8 +226,7 @@ def test_concurrency_concurrent_servers_answer_50_clients_at_once(
 
 def test_halfclose_whole_reply_arrives_after_shutdown_wr(
         lab: TestLab, client1: Host, evidence: Evidence) -> None:
-    servers = lab.hosts_up("tcp-server", "select-server", "epoll-server", "twisted-server",
-                           "exec-server")
+    servers = lab.hosts_up(*(VARIANTS[name].host for name in (*ECHO_VARIANTS, "exec")))
     evidence.watch(client1, *servers)
     result = client1.probe("halfclose", "--size", str(4 << 20))
     incomplete = [r for r in result["results"] if not r["complete"]]
@@ -251,7 +257,7 @@ def reuseaddr_run(server: Host, client: Host, port: int, *flags: str) -> dict[st
 
 def test_reuseaddr_restart_after_closing_first(lab: TestLab, client1: Host,
                                                evidence: Evidence) -> None:
-    server = lab.host("client-2")  # a client host plays the restarting server
+    server = lab.host(CLIENT_2)  # a client host plays the restarting server
     evidence.watch(server, client1)
     without = reuseaddr_run(server, client1, 9500)
     assert without["restart_without_reuseaddr"] == "EADDRINUSE"
@@ -272,10 +278,10 @@ def test_reuseaddr_restart_after_closing_first(lab: TestLab, client1: Host,
 
 def test_fdwall_select_refuses_past_1024_and_keeps_serving(
         lab: TestLab, client1: Host, evidence: Evidence) -> None:
-    server = lab.host("select-server")
+    server = lab.host(SELECT.host)
     evidence.watch(client1, server)
     assert server.run("sh", "-c", "ulimit -n").stdout.strip() == "4096"
-    result = client1.probe("fdwall", "--host", "select-server", "--connections", "1100")
+    result = client1.probe("fdwall", "--host", SELECT.host, "--connections", "1100")
     assert result["connected"] == 1100
     assert 1000 <= result["greeted"] < 1024 and result["refused"] == 1100 - result["greeted"]
     assert result["served"] == result["greeted"]  # the ones it holds are still served
@@ -287,14 +293,14 @@ def test_fdwall_select_refuses_past_1024_and_keeps_serving(
     assert len(refusals()) == result["refused"] and "fd=1024" in refusals()[0]
     server.container.reload()
     assert server.container.attrs["State"]["Status"] == "running"
-    after = client1.check("echo", host="select-server", port=9000, greeting="hello")
-    assert after["intact"]
+    after = client1.check("echo", variant="select")
+    assert after["intact"] and after["greeting"] == SELECT.greeting.decode()
 
 
 def test_fdwall_epoll_holds_10000_connections(lab: TestLab, client1: Host,
                                               evidence: Evidence) -> None:
-    evidence.watch(client1, lab.host("epoll-server"))
-    result = client1.probe("fdwall", "--host", "epoll-server", "--connections", "10000",
+    evidence.watch(client1, lab.host(EPOLL.host))
+    result = client1.probe("fdwall", "--host", EPOLL.host, "--connections", "10000",
                            timeout=200)  # below pytest's own 300 s, so the probe ends first
     assert (result["connected"], result["greeted"], result["served"]) == (10000,) * 3
 
@@ -303,15 +309,16 @@ def test_fdwall_epoll_holds_10000_connections(lab: TestLab, client1: Host,
 def test_epoll_modes_stay_correct_with_1mb_and_a_slow_reader(
         lab: TestLab, client1: Host, evidence: Evidence, mode: str) -> None:
     alias = f"epoll-{mode}"
-    command = ["socklab", "serve", "epoll", "--port", "9000", "--backlog", "4096"]
-    server = lab.start("epoll-server", alias=alias,
+    command = ["socklab", "serve", "epoll", "--port", str(EPOLL.main_port), "--backlog", "4096"]
+    server = lab.start(EPOLL.host, alias=alias,
                        command=command + (["--edge"] if mode == "edge" else []))
     evidence.watch(client1, server)
     wait_until(lambda: "listen" in server.logs(), 10)
     assert ("edge-triggered" in server.logs()) == (mode == "edge")
-    bulk = client1.check("echo", host=alias, port=9000, size=1 << 20, greeting="hello")
-    slow = client1.check("slow_reader", host=alias, port=9000, size=1 << 20, greeting="hello")
+    bulk = client1.check("echo", variant="epoll", host=alias, size=1 << 20)
+    slow = client1.check("slow_reader", variant="epoll", host=alias, size=1 << 20)
     assert bulk["sha256_received"] == bulk["sha256_expected"] and slow["intact"]
+    assert bulk["greeting"] == slow["greeting"] == EPOLL.greeting.decode()
     lab.remove(server)
 
 
@@ -341,12 +348,13 @@ def retransmissions(host: Host) -> int:
 
 def test_udp_keeps_boundaries_and_loses_datagrams_tcp_retransmits(
         lab: TestLab, evidence: Evidence) -> None:
-    _udp, ftp = lab.hosts_up("udp-server", "ftp-server")
-    client = lab.start("client-1", alias="client-lossy")
+    _udp, ftp = lab.hosts_up(UDP.host, FTP.host)
+    client = lab.start(CLIENT_1, alias="client-lossy")
     evidence.watch(client, ftp)
     clean = client.probe("udploss", "--count", "100", "--upload", "0")
-    assert [b["answers"] for b in clean["boundaries"]] == [["ok"]] * len(clean["boundaries"])
-    assert [b["size"] for b in clean["boundaries"]][-1] == 65507
+    answer = UDP.transform(b"").decode()
+    assert [b["answers"] for b in clean["boundaries"]] == [[answer]] * len(clean["boundaries"])
+    assert [b["size"] for b in clean["boundaries"]][-1] == UDP.caps["datagram"]
     assert clean["loss"]["lost"] == 0
 
     server_retransmissions = retransmissions(ftp)
@@ -387,8 +395,8 @@ def delayed(host: Host, milliseconds: int) -> Iterator[None]:
 
 def test_delay_handshake_framing_costs_one_extra_round_trip(
         lab: TestLab, evidence: Evidence) -> None:
-    server = lab.host("exec-server")
-    client = lab.start("client-1", alias="client-delay")
+    server = lab.host(EXEC.host)
+    client = lab.start(CLIENT_1, alias="client-delay")
     evidence.watch(client, server)
     with delayed(client, DELAY_MS):
         result = client.probe("framing_rtt", "--commands", "7")
