@@ -19,6 +19,11 @@ from swarm_lab import CLIENTS, PROTOCOLS, SERVERS, STACK, placement, run_suite, 
 from integration.harness import SwarmLab, wait_until
 from socklab.host import build, vms
 from socklab.host.stack import network_name
+from socklab.registry import CLIENTS as CLIENT_HOSTS
+from socklab.registry import VARIANTS
+
+TCP = VARIANTS["tcp"]
+CLIENT = CLIENT_HOSTS[0]
 
 STACK_WAIT = 180.0
 OTHER_STACK = "socklab-b"  # the second learner's stack of the test converge (conftest)
@@ -60,18 +65,18 @@ def test_stack_runs_every_service_with_servers_and_clients_on_different_vms(
 
 def test_an_exchange_crosses_vms_and_the_server_sees_the_clients_overlay_address(
         swarm_lab: SwarmLab, record_property: pytest.RecordProperty) -> None:
-    client, server = swarm_lab.hosts_up("client-1", "tcp-server")
-    client_node, _ = swarm_lab.task_placement("client-1")
-    server_node, _ = swarm_lab.task_placement("tcp-server")
+    client, server = swarm_lab.hosts_up(CLIENT, TCP.host)
+    client_node, _ = swarm_lab.task_placement(CLIENT)
+    server_node, _ = swarm_lab.task_placement(TCP.host)
     assert client_node != server_node
 
-    result = client.check("echo", host="tcp-server", port=9000, size=4096)
+    result = client.check("echo", variant="tcp", size=4096)
     assert result["intact"] and result["received"] == 4096
 
     client.container.reload()
     networks = client.container.attrs["NetworkSettings"]["Networks"]
     overlay = networks[network_name(STACK)]["IPAddress"]
-    resolved = client.run("getent", "hosts", "tcp-server").stdout.split()[0]
+    resolved = client.run("getent", "hosts", TCP.host).stdout.split()[0]
     assert resolved == server.address()  # dnsrr: the name is the server task's own address
     assert wait_until(lambda: f"accept peer={overlay}:" in server.logs(), 10)
     record_property("figures", {"client_overlay": overlay, "server_overlay": resolved})
@@ -82,20 +87,20 @@ def test_a_second_learners_stack_is_a_lab_of_its_own(
     """socklab_stacks: [socklab, socklab-b]: same host names, networks that never meet."""
     other = SwarmLab(manager_url, OTHER_STACK, os.environ["SOCKLAB_TEST_RUN"], "swarm-b")
     try:
-        mine, own_server = swarm_lab.hosts_up("client-1", "tcp-server")
-        theirs, their_server = other.hosts_up("client-1", "tcp-server")
+        mine, own_server = swarm_lab.hosts_up(CLIENT, TCP.host)
+        theirs, their_server = other.hosts_up(CLIENT, TCP.host)
         assert their_server.address() != own_server.address()
         for client, server in ((mine, own_server), (theirs, their_server)):
-            assert client.run("getent", "hosts", "tcp-server").stdout.split()[:1] == \
+            assert client.run("getent", "hosts", TCP.host).stdout.split()[:1] == \
                 [server.address()]
-            assert client.check("echo", host="tcp-server", port=9000)["intact"]
+            assert client.check("echo", variant="tcp")["intact"]
         # The lab's network is internal: no default route, so a packet for any
         # other address fails here and never leaves the client (it must not:
         # outside this machine something may answer any address).
         routes = mine.run("ip", "-4", "route").stdout.splitlines()
         assert routes and not [r for r in routes if r.startswith("default")], routes
-        results = mine.connect_results(9000, own_server.address(), their_server.address(),
-                                       timeout=3.0)
+        results = mine.connect_results(TCP.main_port, own_server.address(),
+                                       their_server.address(), timeout=3.0)
         assert results[own_server.address()] == "connected", results
         assert results[their_server.address()] == "OSError", results  # ENETUNREACH
         record_property("figures", {"other_stack": results, "client_routes": routes})

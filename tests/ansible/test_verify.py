@@ -24,10 +24,10 @@ from remote import engine_client
 
 from integration.harness import wait_until
 from socklab.host import build, vms
-from socklab.registry import VARIANTS
+from socklab.registry import CLIENTS, ECHO_VARIANTS, VARIANTS
 
 PROJECT = "socklab"  # the socklab role's socklab_project
-CLIENT = "client-1"
+CLIENT = CLIENTS[0]
 SSH_TIMEOUT = 30.0
 HEALTH_WAIT = 180.0  # health checks flap under a loaded machine's 2 s timeouts
 
@@ -111,33 +111,34 @@ def test_a_login_gets_the_open_files_limit(shells: list[Shell]) -> None:
         assert out.split() == [str(expected)] * 2, (shell.vm.name, out)
 
 
-def _echo(host: str, port: int, greeting: str = "", upper: bool = True) -> Callable[[Shell], None]:
+def _echo(variant: str) -> Callable[[Shell], None]:
     def check(shell: Shell) -> None:
-        result = shell.check("echo", host=host, port=port, size=4096, greeting=greeting,
-                             upper=upper)
-        assert result["greeting"] == greeting
+        result = shell.check("echo", variant=variant, size=4096)
+        assert result["greeting"] == VARIANTS[variant].greeting.decode()
         assert result["received"] == 4096 and result["intact"], result
     return check
 
 
 def _udp(shell: Shell) -> None:
-    result = shell.check("udp", host="udp-server", port=9999, count=10, size=64)
-    assert result == {"sent": 10, "answered": 10, "distinct_replies": ["ok"]}
+    result = shell.check("udp", variant="udp", count=10, size=64)
+    answer = VARIANTS["udp"].transform(b"").decode()
+    assert result == {"sent": 10, "answered": 10, "distinct_replies": [answer]}
 
 
 def _exec_naive(shell: Shell) -> None:
-    result = shell.check("exec_naive", host="exec-server", port=9000,
+    result = shell.check("exec_naive", variant="exec", framing="naive",
                          commands=["echo one", "echo two"])
     assert "".join(result["chunks"]) == "one\ntwo\n", result
 
 
 def _exec_handshake(shell: Shell) -> None:
-    result = shell.check("exec_handshake", host="exec-server", port=9001, command="echo hi")
+    result = shell.check("exec_handshake", variant="exec", framing="handshake",
+                         command="echo hi")
     assert (result["status"], result["size"], result["text"]) == (0, 3, "hi\n"), result
 
 
 def _exec_framed(shell: Shell) -> None:
-    result = shell.check("exec_framed", host="exec-server", port=9002,
+    result = shell.check("exec_framed", variant="exec", framing="framed",
                          command="id -un; echo err >&2; exit 3")
     assert (result["exit_status"], result["stdout"], result["stderr"]) == (3, "runner\n",
                                                                           "err\n")
@@ -145,35 +146,33 @@ def _exec_framed(shell: Shell) -> None:
 
 def _ftp(shell: Shell) -> None:
     name = f"verify-{shell.vm.name}.bin"
-    put = shell.check("ftp_put", host="ftp-server", port=9000, filename=name, size=100_000)
+    put = shell.check("ftp_put", variant="ftp", filename=name, size=100_000)
     assert put["answer"]["status"] in (201, 409), put  # 409: a rerun finds it stored
-    got = shell.check("ftp_get", host="ftp-server", port=9000, filename=name)
+    got = shell.check("ftp_get", variant="ftp", filename=name)
     assert (got["received"], got["sha256"]) == (100_000, put["sha256"]), got
 
 
-# Every server port of the lab (socklab.variants), and how a client proves it answers.
-SERVER_CHECKS: dict[tuple[str, int], Callable[[Shell], None]] = {
-    ("tcp-server", 9000): _echo("tcp-server", 9000),
-    ("udp-server", 9999): _udp,
-    ("exec-server", 9000): _exec_naive,
-    ("exec-server", 9001): _exec_handshake,
-    ("exec-server", 9002): _exec_framed,
-    ("ftp-server", 9000): _ftp,
-    ("select-server", 9000): _echo("select-server", 9000, greeting="hello"),
-    ("epoll-server", 9000): _echo("epoll-server", 9000, greeting="hello"),
-    ("twisted-server", 8000): _echo("twisted-server", 8000, upper=False),
+# Every (variant, framing) of the registry, and how a client proves its port answers.
+SERVER_CHECKS: dict[tuple[str, str], Callable[[Shell], None]] = {
+    **{(name, VARIANTS[name].framing): _echo(name) for name in ECHO_VARIANTS},
+    ("udp", VARIANTS["udp"].framing): _udp,
+    ("exec", "naive"): _exec_naive,
+    ("exec", "handshake"): _exec_handshake,
+    ("exec", "framed"): _exec_framed,
+    ("ftp", VARIANTS["ftp"].framing): _ftp,
 }
 
 
 def test_checks_cover_every_server_port() -> None:
-    ports = {(v.host, port) for v in VARIANTS.values() for port in v.ports.values()}
-    assert set(SERVER_CHECKS) == ports
+    endpoints = {(v.name, framing) for v in VARIANTS.values() for framing in v.ports}
+    assert set(SERVER_CHECKS) == endpoints
 
 
-@pytest.mark.parametrize(("host", "port"), list(SERVER_CHECKS))
-def test_client_container_reaches_server(shells: list[Shell], host: str, port: int) -> None:
+@pytest.mark.parametrize(("variant", "framing"), list(SERVER_CHECKS))
+def test_client_container_reaches_server(shells: list[Shell], variant: str,
+                                         framing: str) -> None:
     for shell in shells:
-        SERVER_CHECKS[(host, port)](shell)
+        SERVER_CHECKS[(variant, framing)](shell)
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ import yaml
 
 from socklab.clients import scripted
 from socklab.host.paths import REPO_ROOT
-from socklab.registry import VARIANTS
+from socklab.registry import CLIENTS, VARIANTS
 
 DEFAULTS = REPO_ROOT / "ansible" / "roles" / "socklab" / "defaults" / "main.yml"
 CHECKS: list[dict[str, Any]] = yaml.safe_load(DEFAULTS.read_text())["socklab_checks"]
@@ -72,3 +72,8 @@ def test_explicit_host_and_port_win_over_the_variants() -> None:
         scripted.registry_arguments(scripted.echo, {"variant": "tcp", "framing": "framed"})
     with pytest.raises(ValueError, match="without a variant"):
         scripted.registry_arguments(scripted.echo, {"host": "h", "port": 1, "framing": "echo"})
+
+
+def test_checks_run_on_a_client_host_of_the_registry() -> None:
+    defaults = yaml.safe_load(DEFAULTS.read_text())
+    assert defaults["socklab_client"] in CLIENTS
