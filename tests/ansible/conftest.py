@@ -22,7 +22,7 @@ from ansible_run import Run, run_playbook
 from remote import engine_client
 
 from integration import harness
-from socklab.host import build, vms
+from socklab.host import build, vm_image, vms
 
 HERE = Path(__file__).resolve().parent
 # Three VMs: the play converges them in parallel and each gets its own lab; they
@@ -131,7 +131,7 @@ def ssh_home(vm_set: vms.VmSet, tmp_path_factory: pytest.TempPathFactory) -> Pat
 @pytest.fixture(scope="session")
 def manager_url(converged: Run, vm_list: list[vms.Vm]) -> str:
     """The swarm manager's engine (vm-1), for the Docker SDK over ssh://."""
-    return f"ssh://{build.VM_USER}@{vm_list[0].address}"
+    return f"ssh://{vm_image.VM_USER}@{vm_list[0].address}"
 
 
 @pytest.fixture(scope="session")

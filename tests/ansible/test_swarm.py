@@ -17,7 +17,7 @@ import pytest
 from swarm_lab import CLIENTS, PROTOCOLS, SERVERS, STACK, placement, run_suite, swarm_target
 
 from integration.harness import SwarmLab, wait_until
-from socklab.host import build, vms
+from socklab.host import vm_image, vms
 from socklab.host.stack import network_name
 from socklab.registry import CLIENTS as CLIENT_HOSTS
 from socklab.registry import VARIANTS
@@ -121,7 +121,7 @@ def test_integration_suite_runs_on_a_remote_engine_over_ssh(
         vm_list: list[vms.Vm], ssh_home: Path, lab_tag: str, converged: object,
         record_property: pytest.RecordProperty) -> None:
     """DOCKER_HOST=ssh://: the suite starts its own hosts on a VM's engine, as it does locally."""
-    target = {"DOCKER_HOST": f"ssh://{build.VM_USER}@{vm_list[-1].address}",
+    target = {"DOCKER_HOST": f"ssh://{vm_image.VM_USER}@{vm_list[-1].address}",
               "SOCKLAB_IMAGE": lab_tag}
     suite = run_suite(target, ssh_home, f"{os.environ['SOCKLAB_TEST_RUN']}-remote",
                       "remote-engine-suite.log", [PROTOCOLS, "-k", "udp or exec or tcp_serves"])

@@ -23,7 +23,7 @@ from ansible_run import ANSIBLE_DIR, ROOT, Run
 from remote import engine_client
 
 from integration.harness import wait_until
-from socklab.host import build, vms
+from socklab.host import vm_image, vms
 from socklab.registry import CLIENTS, ECHO_VARIANTS, VARIANTS
 
 PROJECT = "socklab"  # the socklab role's socklab_project
@@ -44,7 +44,7 @@ class Shell:
         self.client = paramiko.SSHClient()
         self.client.load_host_keys(str(vm_set.known_hosts))
         self.client.set_missing_host_key_policy(paramiko.RejectPolicy())
-        self.client.connect(vm.address, username=build.VM_USER, key_filename=str(vm_set.key),
+        self.client.connect(vm.address, username=vm_image.VM_USER, key_filename=str(vm_set.key),
                             look_for_keys=False, allow_agent=False, timeout=SSH_TIMEOUT)
 
     def run(self, command: str, timeout: float = 120.0) -> tuple[int, str, str]:
@@ -178,7 +178,7 @@ def test_client_container_reaches_server(shells: list[Shell], variant: str,
 @pytest.fixture
 def remote_engines(shells: list[Shell], ssh_home: Path) -> Iterator[list[docker.DockerClient]]:
     """The Docker SDK on each VM's engine over ssh:// (paramiko, our key and known hosts)."""
-    clients = [engine_client(f"ssh://{build.VM_USER}@{shell.vm.address}", ssh_home)
+    clients = [engine_client(f"ssh://{vm_image.VM_USER}@{shell.vm.address}", ssh_home)
                for shell in shells]
     yield clients
     for client in clients:
