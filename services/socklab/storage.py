@@ -27,21 +27,21 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-from socklab.protocol.ftp import CONFLICT, PARTIAL_PREFIX, FtpError, check_filename
+from socklab.protocol.ftp import CONFLICT, PARTIAL_PREFIX, RequestRefused, check_filename
 
 # Read size when serving a download: big enough to keep a 10 Gbit/s bridge busy.
 READ_CHUNK = 1 << 20
 
 
 def check_replaceable(path: Path) -> None:
-    """Raise a 409 ``FtpError`` unless ``path`` is absent or a regular file."""
+    """Raise a 409 ``RequestRefused`` unless ``path`` is absent or a regular file."""
     try:
         info = os.lstat(path)
     except FileNotFoundError:
         return
     if not stat.S_ISREG(info.st_mode):
         kind = "symlink" if stat.S_ISLNK(info.st_mode) else "directory or special file"
-        raise FtpError(CONFLICT, f"{path.name!r} is held by a {kind}, not a regular file; "
+        raise RequestRefused(CONFLICT, f"{path.name!r} is held by a {kind}, not a regular file; "
                                  "nothing written")
 
 

@@ -1,8 +1,8 @@
 """The tutorial's clients, as a learner types them, pointed at a lab host.
 
 Each program below makes the same socket calls, in the same order and with
-the same buffer sizes, as the corresponding client of the tutorial in
-``reference/`` (only the address changes from 127.0.0.1 to a lab host name,
+the same buffer sizes, as the corresponding client of the Python socket
+tutorial the lab follows (only the address changes from 127.0.0.1 to a lab host name,
 given on the command line). The suite feeds them lines on stdin and reads
 what they print, which is how a learner would use them.
 """

@@ -27,11 +27,12 @@ from socklab.protocol import auth
 from socklab.protocol.auth import FRAMINGS, AuthDenied, TokenError
 from socklab.protocol.exec_framed import ExecReply
 from socklab.protocol.handshake import ReadyHeader
+from socklab.registry import FTP_BANNER
 from socklab.runner import CommandResult
 from socklab.servers.base import serve_connection
 from socklab.sessions import Session
 from socklab.sessions.exec import Authenticated, FramedExec, HandshakeExec
-from socklab.sessions.ftp import FTP_BANNER, FtpSession
+from socklab.sessions.ftp import FtpSession
 from socklab.storage import UploadDir
 
 IO_TIMEOUT = 5.0

@@ -44,7 +44,7 @@ KEY_NAME = "id_ed25519"
 BOOT_TIMEOUT = 180.0
 POLL_INTERVAL = 0.5
 # What lets systemd and a nested Docker engine run in a container on these
-# machines (DESIGN.md, "Facts about these machines"): --privileged is refused
+# machines (measured on them): --privileged is refused
 # (the sandbox withholds CAP_SYS_RESOURCE), so every other capability, no
 # seccomp or AppArmor profile, the host's cgroup tree writable, tmpfs for /run.
 VM_RUN_OPTIONS: tuple[str, ...] = (

@@ -27,7 +27,7 @@ from socklab.registry import VARIANTS
 ECHO = VARIANTS["epoll"]  # whose greeting, echo and port the references copy
 GREETING = ECHO.greeting
 RECV_SIZE = 64 << 10  # as the lab's servers (servers/base.py RECV_SIZE)
-BACKLOG = 4096  # as select-, epoll- and twisted-server in compose/lab.yml
+BACKLOG = 4096  # as the concurrent echo servers in compose/lab.yml
 
 
 class UpperEchoProtocol(asyncio.Protocol):

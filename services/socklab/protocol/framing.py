@@ -19,7 +19,7 @@ HEADER = struct.Struct("!I")
 MAX_REQUEST_FRAME = 1 << 20
 
 # A reply frame carries a command's whole stdout or stderr; it must hold the
-# exec server's output cap (see socklab.runner.OUTPUT_CAP) with room to spare.
+# exec server's output cap (socklab.registry.EXEC_OUTPUT_CAP) with room to spare.
 MAX_REPLY_FRAME = 256 << 20
 
 # The length field is 32 bits wide: nothing larger can be framed at all.
