@@ -129,8 +129,9 @@ def exec_sessions(args: argparse.Namespace, command_runner: runner.CommandRunner
                   token: bytes | None) -> list[tuple[int, str, Callable[[], object]]]:
     """(port, framing name, session factory) of each exec port to open.
 
-    With a token, 9001 and 9002 put the challenge–response first and 9000 is
-    not opened at all: its chunks have no framing a proof could travel in.
+    With a token, the handshake and framed ports put the challenge–response
+    first and the naive port is not opened at all: its chunks have no framing
+    a proof could travel in.
     """
     from socklab.protocol.auth import FRAMINGS
     from socklab.sessions.exec import FramedExec, HandshakeExec, NaiveExec

@@ -77,7 +77,7 @@ def test_naive_exec_reply(fake_runner, command: bytes, reply: bytes) -> None:
     assert fake_runner.commands == [command]
 
 
-# --- handshake exec (port 9001) -------------------------------------------------------
+# --- handshake exec (the handshake port) ----------------------------------------------
 
 
 @pytest.mark.parametrize(("command", "header", "output"), [

@@ -1,4 +1,4 @@
-"""The exec handshake of port 9001: ``Ready|<n>``, then ``start``, then n bytes.
+"""The exec handshake port's protocol: ``Ready|<n>``, then ``start``, then n bytes.
 
 The tutorial's fix for sticky packets. The client sends a command; the server
 answers ``Ready|<n>|<exit status>``; the client answers ``start``; the server

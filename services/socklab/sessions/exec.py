@@ -1,9 +1,9 @@
 """The exec server's three framings over one command runner.
 
-- ``NaiveExec`` (port 9000): each chunk is a command; the reply has no framing.
-- ``HandshakeExec`` (port 9001): ``Ready|<n>|<status>[|<flag>…]``, wait for ``start``.
-- ``FramedExec`` (port 9002): length-prefixed JSON request and reply frames.
-- ``Authenticated``: 9001 or 9002 behind the token's challenge–response.
+- ``NaiveExec`` (the naive port): each chunk is a command; the reply has no framing.
+- ``HandshakeExec`` (the handshake port): ``Ready|<n>|<status>[|<flag>…]``, wait for ``start``.
+- ``FramedExec`` (the framed port): length-prefixed JSON request and reply frames.
+- ``Authenticated``: the handshake or framed port behind the token's challenge–response.
 
 A command's result holds a command slot (see ``socklab.runner``) until its
 output has been sent: the sessions release it when the last slice is handed

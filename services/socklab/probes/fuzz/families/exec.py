@@ -94,7 +94,7 @@ class ExecFamily(Family):
 
 
 class ChunkCommands(ExecFamily):
-    """Ports 9000 and 9001's way: every chunk is a command, so no byte-at-a-time sends."""
+    """The naive and handshake ports' way: every chunk is a command, so no byte-at-a-time sends."""
 
     chunk_is_command = True
     random_largest = COMMAND_RANDOM_LARGEST
