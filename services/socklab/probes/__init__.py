@@ -11,7 +11,7 @@ import importlib
 from types import ModuleType
 
 PROBES = ("ports", "backlog", "reuseaddr", "sticky", "concurrency", "fdwall", "halfclose",
-          "udploss", "framing_rtt", "fuzz")
+          "udploss", "framing_rtt", "fuzz", "grade")
 
 
 def load(name: str) -> ModuleType:

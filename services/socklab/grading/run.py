@@ -1,0 +1,44 @@
+"""One check by id, from a client host: ``socklab probe grade --variant V --check ID``.
+
+This is the one-line reproduction every failed check of a report names, and
+what the host's grader runs on its client host, check by check. It prints
+one JSON object: ``status``, ``message``, ``details``, ``seconds``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from typing import Any
+
+from socklab.grading import echo, spec, udp
+from socklab.grading.echo import Target
+
+NAME = "grade"
+HELP = "run one check of `make grade` against a server; prints its verdict as JSON"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--variant", required=True, choices=list(spec.GRADED))
+    parser.add_argument("--check", required=True, metavar="ID",
+                        help="a check id, e.g. conformance.sizes (make grade's report names it)")
+    parser.add_argument("--host", default=None, help="(default: the variant's lab host)")
+    parser.add_argument("--port", type=int, default=None, help="(default: the variant's port)")
+
+
+def reproduce(variant: str, check_id: str, host: str | None = None) -> str:
+    """The command that runs this check again from a client host."""
+    where = f" --host {host}" if host else ""
+    return f"socklab probe grade --variant {variant} --check {check_id}{where}"
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    checks = udp.CHECKS if args.variant == "udp" else echo.CHECKS
+    spec.check(args.variant, args.check)  # KeyError: the variant has no such check
+    if args.check not in checks:
+        raise KeyError(f"{args.check} is measured by the host's grader, not from a client")
+    target = Target.of(args.variant, args.host, args.port)
+    started = time.monotonic()
+    finding = (udp if args.variant == "udp" else echo).run(target, args.check)
+    return {**finding.as_dict(), "check": args.check, "variant": args.variant,
+            "target": target.where, "seconds": round(time.monotonic() - started, 3)}

@@ -1,0 +1,160 @@
+"""The checks of the udp variant, run from a client host.
+
+The learner spec (docs/exercises/12-write-your-own-udp.md): every datagram,
+empty or up to 65,507 bytes, is answered by one datagram ``ok`` sent to the
+address and port it came from. UDP may lose a datagram even on one machine's
+bridge, so a check that gets no answer sends again (up to three times)
+before it calls the answer missing: a grader must not fail a correct server
+for the network's loss.
+"""
+
+from __future__ import annotations
+
+import argparse
+import socket
+import time
+from collections.abc import Callable
+
+from socklab.grading.echo import Target, Wrong, payload
+from socklab.grading.verdict import Finding, size
+from socklab.registry import ACK, MAX_DATAGRAM
+
+WAIT = 1.0
+TRIES = 3
+
+
+def _socket() -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("0.0.0.0", 0))
+    return sock
+
+
+def ask(target: Target, sock: socket.socket, data: bytes, what: str) -> None:
+    """Send ``data`` until an answer comes (three tries); Wrong unless ``ok`` from the server."""
+    server = socket.gethostbyname(target.host)
+    for _ in range(TRIES):
+        sock.sendto(data, (target.host, target.port))
+        sock.settimeout(WAIT)
+        try:
+            answer, source = sock.recvfrom(65535)
+        except TimeoutError:
+            continue
+        except ConnectionRefusedError:
+            raise Wrong(f"sent {what} to {target.where}; expected the datagram {ACK!r}; "
+                        "came an ICMP port unreachable (nothing listens on that port)") from None
+        if answer != ACK:
+            raise Wrong(f"sent {what}; expected the datagram {ACK!r}; came {answer[:32]!r} "
+                        f"({size(len(answer))})")
+        if source != (server, target.port):
+            raise Wrong(f"sent {what}; the answer {ACK!r} came from {source[0]}:{source[1]}, "
+                        f"expected {server}:{target.port}")
+        return
+    raise Wrong(f"sent {what} {TRIES} times, {WAIT:.0f} s apart, from "
+                f"{sock.getsockname()[1]}; expected the datagram {ACK!r} back; nothing came",
+                "timeout")
+
+
+def ack(target: Target) -> None:
+    with _socket() as sock:
+        ask(target, sock, b"ping", "the datagram b'ping'")
+
+
+def sizes(target: Target) -> None:
+    with _socket() as sock:
+        for n in (0, 1, 1400, MAX_DATAGRAM):
+            ask(target, sock, payload(n, n), f"a datagram of {size(n)}")
+
+
+def boundaries(target: Target, count: int = 20) -> None:
+    with _socket() as sock:
+        for attempt in range(TRIES):
+            for i in range(count):
+                sock.sendto(b"datagram %d" % i, (target.host, target.port))
+            answers = []
+            sock.settimeout(WAIT)
+            try:
+                while len(answers) < count + 1:
+                    answers.append(sock.recvfrom(65535)[0])
+            except TimeoutError:
+                pass
+            wrong = [a for a in answers if a != ACK]
+            if wrong:
+                raise Wrong(f"sent {count} datagrams in a burst; expected {count} datagrams "
+                            f"{ACK!r}; among the answers came {wrong[0][:32]!r}")
+            if len(answers) == count:
+                return
+            if len(answers) > count:
+                raise Wrong(f"sent {count} datagrams in a burst; expected {count} answers; "
+                            f"came more than {count}")
+            if attempt == TRIES - 1:
+                raise Wrong(f"sent {count} datagrams in a burst ({TRIES} times); expected "
+                            f"{count} answers {ACK!r}; came {len(answers)} the last time")
+
+
+def many_clients(target: Target, count: int = 50) -> None:
+    socks = [_socket() for _ in range(count)]
+    try:
+        for i, sock in enumerate(socks):
+            sock.sendto(b"client %d" % i, (target.host, target.port))
+        for i, sock in enumerate(socks):
+            ask_again = i  # a client whose answer went elsewhere (or got lost) asks again
+            sock.settimeout(WAIT)
+            try:
+                answer, _ = sock.recvfrom(65535)
+                if answer == ACK:
+                    continue
+            except TimeoutError:
+                pass
+            ask(target, sock, b"client %d again" % ask_again,
+                f"a datagram from client {i + 1} of {count} (its own source port "
+                f"{sock.getsockname()[1]})")
+    finally:
+        for sock in socks:
+            sock.close()
+
+
+def fuzz(target: Target) -> None:
+    from socklab.probes.fuzz.cli import plan
+    from socklab.probes.fuzz.tally import fuzz as run_fuzz
+
+    args = argparse.Namespace(target="udp", inputs=300, seed=1, batch=50, concurrency=None,
+                              host=target.host, port=target.port, read_timeout=0.5, only=None)
+    report = run_fuzz(plan(args)).report()
+    if report["failures"]:
+        raise Wrong("sent 300 random datagrams (fuzzer seed 1); a correct one then got "
+                    f"no right answer: {report['failures'][0]}")
+    with _socket() as sock:
+        ask(target, sock, b"still there?", "a datagram after 300 fuzzer cases")
+
+
+def churn(target: Target) -> None:
+    for i in range(100):
+        with _socket() as sock:
+            for _ in range(10):
+                sock.sendto(b"client %d" % i, (target.host, target.port))
+            time.sleep(0.002)
+    time.sleep(0.5)
+    with _socket() as sock:
+        ask(target, sock, b"still there?", "a datagram after 1,000 from 100 clients")
+
+
+CHECKS: dict[str, Callable[[Target], None]] = {
+    "conformance.ack": ack,
+    "conformance.sizes": sizes,
+    "conformance.boundaries": boundaries,
+    "concurrency.many-clients": many_clients,
+    "robustness.fuzz": fuzz,
+    "resources.fd-leak": churn,
+    "resources.threads": churn,
+}
+
+
+def run(target: Target, check_id: str) -> Finding:
+    finding = Finding()
+    try:
+        CHECKS[check_id](target)
+    except Wrong as wrong:
+        finding.fail(str(wrong), wrong.status)
+    except OSError as error:
+        finding.fail(f"{check_id}: {type(error).__name__}: {error} talking to {target.where}")
+    return finding
