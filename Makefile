@@ -32,6 +32,12 @@ LABS         ?=
 QUICK        ?=
 # Extra pytest arguments of make test-ansible, e.g. ANSIBLE_TEST_ARGS=-x
 ANSIBLE_TEST_ARGS ?=
+# make grade VARIANT=select SUBMISSION=path/to/server.py [OUT=dir] [KEEP=1]: a learner's
+# own server in a lab of its own, every check of the variant, results in OUT.
+VARIANT      ?=
+SUBMISSION   ?=
+OUT          ?=
+KEEP         ?=
 
 # Compose v2 (docker compose) if present, else v1 (docker-compose).
 COMPOSE := $(shell if docker compose version >/dev/null 2>&1; then echo "docker compose"; \
@@ -44,7 +50,7 @@ DC = SOCKLAB_NETWORK=$(PROJECT) $(COMPOSE) -p $(PROJECT) -f $(COMPOSE_FILE) $(if
 WITH_IMAGE = image_env="$$($(HOSTPY) -m socklab.host.build images)"; eval "$$image_env"; export SOCKLAB_IMAGE;
 
 .PHONY: help up down shell ps logs test lint unit images clean check-docker check-compose check-lab
-.PHONY: vms vms-down provision test-ansible bench
+.PHONY: vms vms-down provision test-ansible bench grade
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -115,6 +121,18 @@ bench: check-docker $(VENV_STAMP) ## every variant vs references across the netw
 	echo "socklab: bench run $$run with $$SOCKLAB_IMAGE$(if $(QUICK), (QUICK))" >&2; \
 	PYTHONPATH=services $(VENV)/bin/python -m socklab.host.bench run --run-id "$$run" \
 	  --image "$$SOCKLAB_IMAGE" --out results $(if $(QUICK),--quick)
+
+# Exit status of the command: 0 all scored checks passed, 1 some did not, 2 no grading.
+# (Values passed in the environment: a path with spaces needs no quoting.)
+grade: export SOCKLAB_GRADE_VARIANT := $(VARIANT)
+grade: export SOCKLAB_GRADE_SUBMISSION := $(SUBMISSION)
+grade: export SOCKLAB_GRADE_OUT := $(OUT)
+grade: check-docker $(VENV_STAMP) ## grade a server: VARIANT=select SUBMISSION=file|dir|reference [OUT=dir] [KEEP=1]
+	@[ -n "$$SOCKLAB_GRADE_VARIANT" ] && [ -n "$$SOCKLAB_GRADE_SUBMISSION" ] || { echo "socklab: usage: make grade VARIANT=select SUBMISSION=path/to/server.py [OUT=dir] [KEEP=1]" >&2; exit 2; }
+	@$(WITH_IMAGE) \
+	PYTHONPATH=services $(VENV)/bin/python -m socklab.host.grade run \
+	  --variant "$$SOCKLAB_GRADE_VARIANT" --submission "$$SOCKLAB_GRADE_SUBMISSION" \
+	  $${SOCKLAB_GRADE_OUT:+--out "$$SOCKLAB_GRADE_OUT"} $(if $(KEEP),--keep)
 
 vms: check-docker ## start the local test VMs (N=3): systemd Debian containers with sshd, no Docker
 	@$(HOSTPY) -m socklab.host.vms up --count $(VMS) >/dev/null

@@ -1,0 +1,144 @@
+"""``python3 -m socklab.host.grade``: the command behind ``make grade``.
+
+    python3 -m socklab.host.grade run --variant select --submission server.py \\
+        [--out DIR] [--keep] [--time-limit S] [--no-performance]
+    python3 -m socklab.host.grade sweep [RUN_ID]
+
+Exit status: 0 every scored check passed, 1 some did not, 2 no grading was
+possible (bad arguments, a missing file, no Docker, no image). A submission
+that crashes, never listens or hangs is graded (1), never an error of the
+grader. The lab image is ``--image`` or ``$SOCKLAB_IMAGE`` (``make grade``
+builds it and sets it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+import signal
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from types import FrameType
+
+from socklab.grading import spec
+from socklab.host.grade.submission import SubmissionError, stage
+
+NO_GRADING = 2
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="python3 -m socklab.host.grade", description=__doc__,
+                                  formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = top.add_subparsers(dest="command", required=True)
+    run = commands.add_parser("run", help="grade one submission")
+    run.add_argument("--variant", required=True, help=f"one of {', '.join(spec.GRADED)}")
+    run.add_argument("--submission", required=True,
+                     help="a .py file, a directory with main.py, an executable, or 'reference'")
+    run.add_argument("--out", default=None,
+                     help="results directory (default: results/grade-<name>-<UTC time>)")
+    run.add_argument("--keep", action="store_true",
+                     help="leave the grading lab running (and say how to enter it)")
+    run.add_argument("--image", default=os.environ.get("SOCKLAB_IMAGE"))
+    run.add_argument("--time-limit", type=float, default=None,
+                     help="seconds for the whole grading (default: 900)")
+    run.add_argument("--no-performance", action="store_true",
+                     help="skip the performance check (it earns points only)")
+    sweep = commands.add_parser("sweep", help="remove what grading runs left (KEEP=1 labs)")
+    sweep.add_argument("run_id", nargs="?", default="")
+    return top
+
+
+def fail(message: str) -> int:
+    print(f"socklab grade: {message}", file=sys.stderr)
+    return NO_GRADING
+
+
+def _terminate(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.variant not in spec.GRADED:
+        return fail(f"cannot grade {args.variant!r}: gradable variants are "
+                    f"{', '.join(spec.GRADED)}")
+    if not args.image:
+        return fail("no lab image: run it as make grade, or set SOCKLAB_IMAGE "
+                    "(eval \"$(PYTHONPATH=services python3 -m socklab.host.build images)\")")
+    try:
+        submission = stage(args.submission)
+    except SubmissionError as error:
+        return fail(str(error))
+    try:
+        import docker
+        import docker.errors
+
+        from socklab.host.grade import grader, report
+        from socklab.host.grade.lab import GradeLab
+        from socklab.registry import VARIANTS
+    except ImportError as error:
+        submission.cleanup()
+        return fail(f"{error}: run it as make grade (it uses the project's venv)")
+    try:
+        engine = docker.from_env()
+        engine.ping()
+        engine.images.get(args.image)
+    except docker.errors.ImageNotFound:
+        submission.cleanup()
+        return fail(f"no image {args.image}: build it with make images")
+    except docker.errors.DockerException as error:
+        submission.cleanup()
+        return fail(f"the Docker engine is not reachable: {error}")
+
+    started, clock = datetime.now(UTC), time.monotonic()
+    out = Path(args.out) if args.out else grader.default_out(submission, started)
+    run_id = f"{started:%Y%m%d%H%M%S}-{secrets.token_hex(3)}"
+    signal.signal(signal.SIGTERM, _terminate)
+    lab = GradeLab(engine, args.image, run_id, VARIANTS[args.variant], submission)
+    grading = grader.Grading(
+        lab, VARIANTS[args.variant], submission,
+        time_limit=args.time_limit or grader.TIME_LIMIT, performance=not args.no_performance)
+    interrupted = False
+    try:
+        grading.run()
+    except KeyboardInterrupt:
+        interrupted = True
+        print("socklab grade: stopped; writing what was graded so far", file=sys.stderr)
+    try:
+        grade = grading.grade(started, time.monotonic() - clock, args.image, args.keep)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "server.log").write_text(lab.logs() if lab.server is not None else "")
+        report.write_all(grade, out)
+    finally:
+        if args.keep and not interrupted:
+            print(f"socklab grade: the lab is kept: {lab.enter_command()}\n"
+                  f"  remove it with: python3 -m socklab.host.grade sweep {run_id}",
+                  file=sys.stderr)
+        else:
+            lab.close()
+            submission.cleanup()
+    print(report.summary_table(grade))
+    print(f"\nsocklab grade: results in {out}/ (report.md, grade.json, junit.xml, ...)",
+          file=sys.stderr)
+    return 0 if grade["passed"] else 1
+
+
+def sweep(args: argparse.Namespace) -> int:
+    import docker
+
+    from socklab.host.grade.lab import sweep as sweep_labs
+
+    removed = sweep_labs(docker.from_env(), args.run_id)
+    print(f"socklab grade: removed {removed} containers, networks and volumes", file=sys.stderr)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    return run(args) if args.command == "run" else sweep(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,378 @@
+"""One grading: start the submission in a lab of its own, run every check, score, write.
+
+The order of a run: stage the submission, start the lab (an internal network,
+the client host, the submission on its variant's host), wait until it
+listens (``START_WINDOW``), then each check of ``socklab.grading.spec`` in
+turn on the client host (``socklab probe grade``), with the host watching
+the server meanwhile: a check during which the process died, or after which
+another process listens in its place, fails whatever the client saw, and
+the next check gets a fresh server. Last the performance check, against the
+lab's own server of the variant started beside it. The results are written
+in every case: a time limit, a crash, Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from socklab import __version__
+from socklab.grading import spec
+from socklab.grading.run import reproduce
+from socklab.host.grade import procfs
+from socklab.host.grade.lab import GradeLab
+from socklab.host.grade.submission import Submission
+from socklab.registry import Variant
+
+# How long a submission may take to listen on its ports, polled every 50 ms.
+START_WINDOW = 10.0
+# The whole grading of one submission, checks and performance, at most.
+TIME_LIMIT = 900.0
+# Lines of the server's output shown in the report (server.log keeps up to 2 MiB).
+TAIL_LINES = 40
+
+# Resource verdicts (the checks' titles say the same numbers).
+FD_SLACK = 10  # descriptors a server may keep over its baseline after churn
+THREAD_SLACK = 2
+MEMORY_LIMIT = 128 << 20
+# Settling: a server may close its last sockets (or end its threads) a moment later.
+SETTLE = 3.0
+
+PERFORMANCE_ROUNDS = 3
+PERFORMANCE_SECONDS = 2.0
+
+
+@dataclass
+class Outcome:
+    """One check's result as grade.json lists it."""
+
+    check: spec.Check
+    status: str
+    message: str = ""
+    details: dict[str, Any] = field(default_factory=dict)
+    seconds: float = 0.0
+    points: float = 0.0
+    reproduce: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        c = self.check
+        return {"id": c.id, "category": c.category, "title": c.title,
+                "points": round(self.points, 2), "max_points": c.points,
+                "status": self.status, "scored": c.category != "performance",
+                "message": self.message, "hint": c.hint, "page": spec.PAGES[c.page],
+                "reproduce": self.reproduce, "seconds": round(self.seconds, 2),
+                "details": self.details}
+
+
+# --- Pure verdicts on what the host saw ------------------------------------------------
+
+
+def judge_samples(check_id: str, before: procfs.Sample | None, peak: dict[str, int],
+                  after: procfs.Sample | None) -> str | None:
+    """What is wrong with the process by the samples around a check (None: nothing)."""
+    if check_id == "concurrency.one-thread" and peak.get("threads", 0) > 1:
+        return (f"the server ran {peak['threads']} threads while 50 clients were connected; "
+                "expected one thread (an event loop)")
+    if before is None or after is None:
+        return None
+    if check_id == "resources.fd-leak" and after.fds - before.fds > FD_SLACK:
+        return (f"the server held {before.fds} descriptors before 300 connections opened and "
+                f"closed, and {after.fds} {SETTLE:.0f} s after the last one closed: "
+                f"{after.fds - before.fds} left open (at most {FD_SLACK} expected)")
+    if check_id == "resources.threads" and after.threads - before.threads > THREAD_SLACK:
+        return (f"the server ran {before.threads} threads before the connections and "
+                f"{after.threads} after they all closed: threads that outlive their client")
+    if check_id == "resources.memory" and peak.get("rss", 0) > MEMORY_LIMIT:
+        return (f"the server's memory (RSS) reached {peak['rss'] >> 20} MiB while 6 clients "
+                f"sent 24 MiB each without reading; expected under {MEMORY_LIMIT >> 20} MiB")
+    return None
+
+
+def settled(check_id: str, before: procfs.Sample, now: procfs.Sample) -> bool:
+    """Whether the counts are back where a check expects them (no need to wait longer)."""
+    if check_id == "resources.fd-leak":
+        return now.fds - before.fds <= FD_SLACK
+    if check_id == "resources.threads":
+        return now.threads - before.threads <= THREAD_SLACK
+    return True
+
+
+def death_message(state: dict[str, Any], tail: str) -> str:
+    """The server process ended during a check: how, and its last words."""
+    how = ("was killed for using more than its memory limit (OOM)" if state.get("OOMKilled")
+           else f"exited with code {state.get('ExitCode')}")
+    last = [line for line in tail.splitlines() if line.strip()][-3:]
+    said = (" Its last output: " + " | ".join(last)) if last else ""
+    return f"the server {how} during this check.{said}"
+
+
+def band_points(check: spec.Check, ratio: float) -> float:
+    return check.points * spec.performance_share(ratio)
+
+
+def score(outcomes: list[Outcome]) -> tuple[float, int]:
+    return (round(sum(o.points for o in outcomes), 2), sum(o.check.points for o in outcomes))
+
+
+# --- The run ---------------------------------------------------------------------------
+
+
+Progress = Callable[[str], None]
+
+
+def _stderr(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+class Grading:
+    """The grading of one submission of one variant; ``run`` returns the grade dict."""
+
+    def __init__(self, lab: GradeLab, variant: Variant, submission: Submission, *,
+                 time_limit: float = TIME_LIMIT, progress: Progress = _stderr,
+                 performance: bool = True) -> None:
+        self.lab, self.variant, self.submission = lab, variant, submission
+        self.checks = spec.checks(variant.name)
+        self.deadline = time.monotonic() + time_limit
+        self.time_limit = time_limit
+        self.progress = progress
+        self.performance_on = performance
+        self.outcomes: list[Outcome] = []
+        self.ready_seconds: float | None = None
+        self.listener_pid: int | None = None
+        self.not_ready = ""
+        self.perf: dict[str, Any] | None = None
+        self.exit_code: int | None = None
+
+    # The server's life ---------------------------------------------------------------
+
+    def start_server(self) -> bool:
+        self.lab.start_server()
+        ready, why, seconds = self.lab.wait_ready(START_WINDOW)
+        if self.ready_seconds is None:
+            self.ready_seconds = round(seconds, 2)
+        self.not_ready = "" if ready else why
+        sample = self.lab.sample() if ready else None
+        self.listener_pid = sample.pid if sample else None
+        return ready
+
+    def ensure_server(self) -> bool:
+        if not self.not_ready and self.lab.alive():
+            return True
+        self.progress("  the server is not running: starting it again for the next check")
+        return self.start_server()
+
+    # One check -----------------------------------------------------------------------
+
+    def run_check(self, check: spec.Check) -> Outcome:
+        command = reproduce(self.variant.name, check.id)
+        outcome = Outcome(check, "failed", reproduce=command)
+        before = self.lab.sample() if check.sample else None
+        peak: dict[str, int] = {}
+        stop = threading.Event()
+        watcher = threading.Thread(target=self._watch, args=(peak, stop), daemon=True)
+        if check.sample:
+            watcher.start()
+        started = time.monotonic()
+        budget = int(min(check.budget, max(1.0, self.deadline - time.monotonic())))
+        result = self.lab.client_run(
+            ["socklab", "probe", "grade", "--variant", self.variant.name, "--check", check.id],
+            timeout=budget)
+        stop.set()
+        if check.sample:
+            watcher.join()
+        outcome.seconds = time.monotonic() - started
+        if result.exit_code in (124, 137):
+            outcome.status = "timeout"
+            outcome.message = (f"no verdict within {budget} s: the check's clients were still "
+                               "waiting for the server when its time ran out")
+        else:
+            try:
+                found = json.loads(result.stdout.strip().splitlines()[-1])
+                outcome.status, outcome.message = found["status"], found["message"]
+                outcome.details = found.get("details", {})
+            except (IndexError, ValueError, KeyError):
+                outcome.message = (f"the check could not run on the client host (exit "
+                                   f"{result.exit_code}): {result.stderr.strip()[-500:]}")
+        self._judge_server(check, outcome, before, peak)
+        if outcome.status == "passed":
+            outcome.points = float(check.points)
+        return outcome
+
+    def _watch(self, peak: dict[str, int], stop: threading.Event) -> None:
+        while not stop.is_set():
+            sample = self.lab.sample()
+            if sample:
+                peak["threads"] = max(peak.get("threads", 0), sample.threads)
+                peak["rss"] = max(peak.get("rss", 0), sample.rss)
+                peak["fds"] = max(peak.get("fds", 0), sample.fds)
+            stop.wait(0.1)
+
+    def _judge_server(self, check: spec.Check, outcome: Outcome,
+                      before: procfs.Sample | None, peak: dict[str, int]) -> None:
+        state = self.lab.server_state()
+        if state["Status"] != "running":
+            outcome.status = "failed"
+            outcome.message = (death_message(state, self.lab.logs()) +
+                               (f" What the check saw: {outcome.message}"
+                                if outcome.message else ""))
+            return
+        after = self.lab.sample()
+        if after and self.listener_pid and after.pid != self.listener_pid:
+            outcome.status = "failed"
+            outcome.message = (f"the server process changed during this check (pid "
+                               f"{self.listener_pid} -> {after.pid}): it crashed and something "
+                               "started it again; a restart hides a crash, it does not fix it")
+            self.listener_pid = after.pid
+            return
+        if check.sample and before and after:
+            give_up = time.monotonic() + SETTLE
+            while not settled(check.id, before, after) and time.monotonic() < give_up:
+                time.sleep(0.2)
+                after = self.lab.sample() or after
+        if peak:
+            outcome.details["server"] = dict(peak)
+        if before and after:
+            outcome.details["before"] = {"threads": before.threads, "fds": before.fds}
+            outcome.details["after"] = {"threads": after.threads, "fds": after.fds}
+        problem = judge_samples(check.id, before, peak, after)
+        if problem and outcome.status == "passed":
+            outcome.status, outcome.message = "failed", problem
+
+    # Performance ---------------------------------------------------------------------
+
+    def load_command(self, host: str) -> list[str]:
+        v = self.variant
+        if v.transport == "udp":
+            return ["python3", "-m", "socklab.loadgen.load", "udp", "--host", host, "--port",
+                    str(v.main_port), "--duration", str(PERFORMANCE_SECONDS)]
+        command = ["python3", "-m", "socklab.loadgen.load", "echo", "--host", host, "--port",
+                   str(v.main_port), "--size", "1024", "--concurrency", "10",
+                   "--duration", str(PERFORMANCE_SECONDS), "--greeting", str(len(v.greeting))]
+        return command + (["--upper"] if v.reply == "upper" else [])
+
+    def measure(self, host: str) -> tuple[float, str]:
+        result = self.lab.client_run(self.load_command(host), timeout=60)
+        if result.exit_code != 0:
+            return 0.0, (result.stderr.strip() or result.stdout.strip())[-300:]
+        found = json.loads(result.stdout.strip().splitlines()[-1])
+        if self.variant.transport == "udp":
+            return float(found["answered_s"]), ""
+        return float(found["runs"][0]["rps"]), ""
+
+    def run_performance(self, check: spec.Check) -> Outcome:
+        udp = self.variant.transport == "udp"
+        unit = "datagrams/s" if udp else "requests/s (1 KiB, 10 clients)"
+        outcome = Outcome(check, "passed",
+                          reproduce=" ".join(self.load_command(self.variant.host)))
+        started = time.monotonic()
+        self.lab.start_reference()
+        ready, why, _ = self.lab.wait_ready(START_WINDOW, self.lab.reference)
+        if not ready:
+            self.lab.stop_reference()
+            outcome.status, outcome.message = "skipped", f"the reference did not start: {why}"
+            return outcome
+        mine, theirs, errors = [], [], []
+        try:
+            for _ in range(PERFORMANCE_ROUNDS):
+                rate, error = self.measure(self.variant.host)
+                mine.append(rate)
+                if error:
+                    errors.append(error)
+                theirs.append(self.measure("reference")[0])
+        finally:
+            self.lab.stop_reference()
+        outcome.seconds = time.monotonic() - started
+        own, ref = statistics.median(mine), statistics.median(theirs)
+        ratio = own / ref if ref else 0.0
+        outcome.points = band_points(check, ratio)
+        self.perf = {"ratio": round(ratio, 3), "submission": round(own, 1),
+                     "reference": round(ref, 1), "unit": unit, "rounds": PERFORMANCE_ROUNDS}
+        outcome.details = {"submission_runs": mine, "reference_runs": theirs}
+        outcome.message = (f"{own:,.0f} {unit} against the lab's own server's {ref:,.0f}: "
+                           f"ratio {ratio:.2f} (median of {PERFORMANCE_ROUNDS} runs each, "
+                           "taking turns), {:.0%} of the points".format(
+                               spec.performance_share(ratio)))
+        if errors:
+            outcome.status = "failed"
+            outcome.message += f". The load generator met errors: {errors[0]}"
+        return outcome
+
+    # The whole -----------------------------------------------------------------------
+
+    def run(self) -> None:
+        total = len(self.checks)
+        self.progress(f"socklab grade: starting {self.submission.given} as "
+                      f"{self.variant.host} ({', '.join(map(str, self.variant.ports.values()))}"
+                      f"/{self.variant.transport})")
+        self.lab.start_client()
+        ready = self.start_server()
+        self.progress(f"  listening after {self.ready_seconds:.2f} s" if ready
+                      else f"  not ready: {self.not_ready}")
+        for index, check in enumerate(self.checks, 1):
+            prefix = f"[{index:2}/{total}] {check.id:28}"
+            if time.monotonic() >= self.deadline:
+                outcome = Outcome(check, "timeout", reproduce=reproduce(
+                    self.variant.name, check.id), message=(
+                    f"the grading's time limit ({self.time_limit:.0f} s) ended before "
+                    "this check ran"))
+            elif check.category == "performance":
+                if not self.performance_on:
+                    outcome = Outcome(check, "skipped", message="performance not measured "
+                                      "(--no-performance)")
+                elif self.not_ready or not self.lab.alive():
+                    outcome = Outcome(check, "skipped", message="the server was not running")
+                else:
+                    self.progress(f"{prefix} measuring (3 runs each, against the reference)")
+                    outcome = self.run_performance(check)
+            elif not self.ensure_server():
+                outcome = Outcome(check, "failed", reproduce=reproduce(
+                    self.variant.name, check.id), message=self.not_ready)
+            else:
+                outcome = self.run_check(check)
+            self.outcomes.append(outcome)
+            self.progress(f"{prefix} {outcome.status:8} {outcome.points:5.1f}/{check.points:<3}"
+                          f" ({outcome.seconds:.1f} s)")
+
+    def grade(self, started: datetime, seconds: float, image: str, kept: bool) -> dict[str, Any]:
+        earned, max_score = score(self.outcomes)
+        # Checks a run never reached (Ctrl-C) count as not passed.
+        done = {o.check.id for o in self.outcomes}
+        for check in self.checks:
+            if check.id not in done:
+                self.outcomes.append(Outcome(check, "skipped", message="the run was stopped "
+                                             "before this check"))
+        earned, max_score = score(self.outcomes)
+        scored = [o for o in self.outcomes if o.check.category != "performance"]
+        state = self.lab.server_state() if self.lab.server is not None else {}
+        tail = self.lab.logs() if self.lab.server is not None else ""
+        return {
+            "schema": 1, "variant": self.variant.name,
+            "submission": self.submission.describe(),
+            "score": earned, "max_score": max_score,
+            "passed": all(o.status == "passed" for o in scored),
+            "gradable": True,
+            "checks": [o.as_dict() for o in self.outcomes],
+            "server": {"log": "server.log", "tail": "\n".join(tail.splitlines()[-TAIL_LINES:]),
+                       "exit_code": None if state.get("Status") == "running"
+                       else state.get("ExitCode"), "restarts": max(0, self.lab.starts - 1),
+                       "ready_problem": self.not_ready or None},
+            "performance": self.perf,
+            "timings": {"started": started.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                        "seconds": round(seconds, 1), "ready_seconds": self.ready_seconds,
+                        "start_window_seconds": START_WINDOW},
+            "versions": {"socklab": __version__, "image": image},
+            "lab": {"kept": kept, "enter": self.lab.enter_command() if kept else None},
+        }
+
+
+def default_out(submission: Submission, now: datetime | None = None) -> Path:
+    now = now or datetime.now(UTC)
+    return Path("results") / f"grade-{submission.name}-{now:%Y%m%d-%H%M%S}"

@@ -1,0 +1,186 @@
+"""The grading lab: a submission on its variant's host, a client beside it, nothing else.
+
+Each grading gets a bridge network of its own, ``internal`` (no default
+route: nothing in it reaches this machine's other networks or anything
+outside), the learner's server under the variant's host name with the
+limits of the lab's own server of that variant (user, capabilities,
+read-only root, writable places, memory, processes, ``nofile``, sysctls;
+all read from ``compose/lab.yml``) plus a CPU limit, and one client host. The
+reference server, for the performance check, joins under another name
+only for that check. Everything carries the label ``socklab.grade=<run id>``
+and is removed by :meth:`GradeLab.close` (or by ``sweep``) however a run ends.
+
+The server's output goes to Docker's ``json-file`` log, capped at two files of
+1 MiB: a server that prints forever cannot fill the disk, and the tail (where
+a traceback is) is what is kept.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from typing import Any
+
+import docker
+import docker.errors
+
+from socklab.host import labhosts
+from socklab.host.containers import Completed, exec_in
+from socklab.host.grade import procfs
+from socklab.host.grade.submission import MOUNT, Submission
+from socklab.registry import CLIENTS, Variant
+
+RUN_LABEL = "socklab.grade"
+# One CPU of the machine for the submission: a spinning server slows itself, not the rest.
+CPU_LIMIT_NS = 1_000_000_000
+LOG_CONFIG = {"type": "json-file", "config": {"max-size": "1m", "max-file": "2"}}
+LOG_CAP = 2 << 20
+REFERENCE_ALIAS = "reference"
+
+
+class GradeLab:
+    """One grading's network, server and client; a context manager that removes them."""
+
+    def __init__(self, engine: docker.DockerClient, image: str, run_id: str,
+                 variant: Variant, submission: Submission) -> None:
+        self.engine, self.image, self.variant, self.submission = engine, image, variant, submission
+        self.prefix = f"socklab-grade-{run_id}"
+        self.labels = {RUN_LABEL: run_id}
+        self.services = labhosts.compose_services()
+        self.network = engine.networks.create(self.prefix, driver="bridge", internal=True,
+                                              labels=self.labels)
+        self.server: Any = None
+        self.client: Any = None
+        self.reference: Any = None
+        self.starts = 0
+
+    def __enter__(self) -> GradeLab:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- the hosts -------------------------------------------------------------------
+
+    def _create(self, service: str, alias: str, suffix: str,
+                binds: dict[str, dict[str, str]] | None = None, **overrides: Any) -> Any:
+        spec = {**self.services[service], **overrides}
+        spec.pop("healthcheck", None)  # the grader watches the ports itself
+        container = labhosts.create(
+            self.engine, self.image, spec, name=f"{self.prefix}-{suffix}", alias=alias,
+            network=self.network.name, labels=self.labels, binds=binds or {},
+            health_interval_ns=0, health_timeout_ns=0,
+            host_extra={"nano_cpus": CPU_LIMIT_NS, "log_config": LOG_CONFIG}
+            if service != CLIENTS[0] else None)
+        container.start()
+        return container
+
+    def start_client(self) -> None:
+        self.client = self._create(CLIENTS[0], CLIENTS[0], "client")
+
+    def start_server(self) -> None:
+        """The submission (a fresh container each time) under the variant's host name."""
+        if self.server is not None:
+            with contextlib.suppress(docker.errors.APIError):
+                self.server.remove(force=True, v=True)
+        self.starts += 1
+        overrides: dict[str, Any] = {}
+        if self.submission.staged is not None:
+            overrides = {"command": list(self.submission.argv), "working_dir": MOUNT,
+                         "binds": {str(self.submission.staged): {"bind": MOUNT, "mode": "ro"}}}
+        self.server = self._create(self.variant.host, self.variant.host,
+                                   f"server-{self.starts}", **overrides)
+
+    def start_reference(self) -> None:
+        if self.reference is None:
+            self.reference = self._create(self.variant.host, REFERENCE_ALIAS, "reference")
+
+    def stop_reference(self) -> None:
+        if self.reference is not None:
+            with contextlib.suppress(docker.errors.APIError):
+                self.reference.remove(force=True, v=True)
+            self.reference = None
+
+    # --- looking at the server -------------------------------------------------------
+
+    def server_state(self) -> dict[str, Any]:
+        self.server.reload()
+        return self.server.attrs["State"]
+
+    def alive(self) -> bool:
+        return self.server_state()["Status"] == "running"
+
+    def init_pid(self, container: Any | None = None) -> int:
+        container = container or self.server
+        container.reload()
+        return int(container.attrs["State"]["Pid"] or 0)
+
+    def sample(self) -> procfs.Sample | None:
+        pid = self.init_pid()
+        return procfs.sample(pid) if pid else None
+
+    def listening(self, container: Any | None = None) -> list[procfs.Listening]:
+        """Where the server listens on each of its variant's ports (empty when it is gone)."""
+        container = container or self.server
+        pid = procfs.first_child(self.init_pid(container)) if self.init_pid(container) else None
+        if pid is None:
+            return []
+        return [procfs.listening(pid, port, self.variant.transport)
+                for port in self.variant.ports.values()]
+
+    def wait_ready(self, window: float, container: Any | None = None) -> tuple[bool, str, float]:
+        """Poll until every port answers other hosts; (ready, why not, seconds taken).
+
+        Never a fixed sleep: the kernel's listening table is read every 50 ms
+        until each port is bound to an address other hosts reach, the process
+        exits, or ``window`` seconds pass.
+        """
+        container = container or self.server
+        started = time.monotonic()
+        while True:
+            container.reload()
+            state = container.attrs["State"]
+            if state["Status"] != "running":
+                return False, (f"the server exited with code {state.get('ExitCode')} before "
+                               "it listened"), time.monotonic() - started
+            found = self.listening(container)
+            if found and all(port.ready for port in found):
+                return True, "", time.monotonic() - started
+            if time.monotonic() - started > window:
+                return False, not_ready_reason(found, window, self.variant.transport), window
+            time.sleep(0.05)
+
+    def logs(self, container: Any | None = None) -> str:
+        container = container or self.server
+        with contextlib.suppress(docker.errors.APIError):
+            raw = container.logs(stdout=True, stderr=True, tail=20000)
+            return raw[-LOG_CAP:].decode("utf-8", "replace")
+        return ""
+
+    def client_run(self, argv: list[str], timeout: int) -> Completed:
+        return exec_in(self.client, argv, timeout=timeout)
+
+    def enter_command(self) -> str:
+        return f"docker exec -it {self.client.name} bash"
+
+    def close(self) -> None:
+        sweep(self.engine, self.labels[RUN_LABEL])
+
+
+def not_ready_reason(found: list[procfs.Listening], window: float, transport: str) -> str:
+    """Why a server is not ready after ``window`` seconds, in words a learner can act on."""
+    kind = "listening on" if transport == "tcp" else "bound to"
+    loopback = [p for p in found if p.loopback_only]
+    if loopback:
+        where = ", ".join(f"{a}:{p.port}" for p in loopback for a in p.addresses)
+        return (f"the server is {kind} {where} only: the loopback address answers its own "
+                "host, not the client hosts. Bind to 0.0.0.0 (or '') instead")
+    missing = [str(p.port) for p in found if not p.addresses]
+    return (f"nothing was {kind} port {', '.join(missing) or '?'} after {window:.0f} s "
+            f"({transport}); the server must {'listen' if transport == 'tcp' else 'bind'} "
+            "on its variant's port")
+
+
+def sweep(engine: docker.DockerClient, run_id: str = "") -> int:
+    """Remove what grading run ``run_id`` (every grading run: "") left behind."""
+    return labhosts.sweep(engine, {RUN_LABEL: run_id})
