@@ -248,13 +248,18 @@ class Grading:
 
     # Performance ---------------------------------------------------------------------
 
+    @property
+    def clients(self) -> int:
+        """Clients of the echo load: one where the spec serves one at a time (tcp)."""
+        return 10 if self.variant.concurrent else 1
+
     def load_command(self, host: str) -> list[str]:
         v = self.variant
         if v.transport == "udp":
             return ["python3", "-m", "socklab.loadgen.load", "udp", "--host", host, "--port",
                     str(v.main_port), "--duration", str(PERFORMANCE_SECONDS)]
         command = ["python3", "-m", "socklab.loadgen.load", "echo", "--host", host, "--port",
-                   str(v.main_port), "--size", "1024", "--concurrency", "10",
+                   str(v.main_port), "--size", "1024", "--concurrency", str(self.clients),
                    "--duration", str(PERFORMANCE_SECONDS), "--greeting", str(len(v.greeting))]
         return command + (["--upper"] if v.reply == "upper" else [])
 
@@ -269,7 +274,7 @@ class Grading:
 
     def run_performance(self, check: spec.Check) -> Outcome:
         udp = self.variant.transport == "udp"
-        unit = "datagrams/s" if udp else "requests/s (1 KiB, 10 clients)"
+        unit = "datagrams/s" if udp else f"requests/s (1 KiB, {self.clients} clients)"
         outcome = Outcome(check, "passed",
                           reproduce=" ".join(self.load_command(self.variant.host)))
         started = time.monotonic()
@@ -369,7 +374,10 @@ class Grading:
                         "seconds": round(seconds, 1), "ready_seconds": self.ready_seconds,
                         "start_window_seconds": START_WINDOW},
             "versions": {"socklab": __version__, "image": image},
-            "lab": {"kept": kept, "enter": self.lab.enter_command() if kept else None},
+            "lab": {"kept": kept, "run_id": self.lab.run_id,
+                    "enter": self.lab.enter_command() if kept else None,
+                    "remove": f"python3 -m socklab.host.grade sweep {self.lab.run_id}"
+                    if kept else None},
         }
 
 

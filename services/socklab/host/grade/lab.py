@@ -1,8 +1,8 @@
 """The grading lab: a submission on its variant's host, a client beside it, nothing else.
 
-Each grading gets a bridge network of its own, ``internal`` (no default
-route: nothing in it reaches this machine's other networks or anything
-outside), the learner's server under the variant's host name with the
+Each grading gets a bridge network of its own, ``internal`` and with no
+address of this machine on it (``NO_WAY_OUT``: nothing in it reaches the
+machine, its other networks or anything outside), the learner's server under the variant's host name with the
 limits of the lab's own server of that variant (user, capabilities,
 read-only root, writable places, memory, processes, ``nofile``, sysctls;
 all read from ``compose/lab.yml``) plus a CPU limit, and one client host. The
@@ -36,6 +36,15 @@ CPU_LIMIT_NS = 1_000_000_000
 LOG_CONFIG = {"type": "json-file", "config": {"max-size": "1m", "max-file": "2"}}
 LOG_CAP = 2 << 20
 REFERENCE_ALIAS = "reference"
+# ``internal`` alone keeps a network's traffic from being forwarded elsewhere,
+# but the bridge still carries an address of this machine (the gateway), and
+# through it every address of the machine answers: measured with Docker 20.10,
+# a container on an internal network connected to a listener on the host's
+# 172.17.0.1 and on its own gateway. With no address on the bridge nothing of
+# the machine is on the network; a connect to it fails inside the container
+# with EHOSTUNREACH ("No route to host"), and a submission, which has no
+# capability to forge frames, cannot get past that.
+NO_WAY_OUT = {"com.docker.network.bridge.inhibit_ipv4": "true"}
 
 
 class GradeLab:
@@ -44,11 +53,12 @@ class GradeLab:
     def __init__(self, engine: docker.DockerClient, image: str, run_id: str,
                  variant: Variant, submission: Submission) -> None:
         self.engine, self.image, self.variant, self.submission = engine, image, variant, submission
+        self.run_id = run_id
         self.prefix = f"socklab-grade-{run_id}"
         self.labels = {RUN_LABEL: run_id}
         self.services = labhosts.compose_services()
         self.network = engine.networks.create(self.prefix, driver="bridge", internal=True,
-                                              labels=self.labels)
+                                              options=NO_WAY_OUT, labels=self.labels)
         self.server: Any = None
         self.client: Any = None
         self.reference: Any = None
