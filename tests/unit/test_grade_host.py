@@ -75,7 +75,7 @@ def test_a_python_file_runs_with_python3(tmp_path: Path) -> None:
 
 def test_a_directory_needs_main_py(tmp_path: Path) -> None:
     (tmp_path / "helper.py").write_text("")
-    with pytest.raises(SubmissionError, match="without main.py"):
+    with pytest.raises(SubmissionError, match=r"without main\.py"):
         classify(tmp_path)
     (tmp_path / "main.py").write_text("")
     assert classify(tmp_path) == ("directory", ("python3", "main.py"))
