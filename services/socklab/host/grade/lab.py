@@ -3,8 +3,8 @@
 Each grading gets a bridge network of its own, ``internal`` and with no
 address of this machine on it (``NO_WAY_OUT``: nothing in it reaches the
 machine, its other networks or anything outside), the learner's server
-under the variant's host name with the limits of the lab's own server of that variant (user, capabilities,
-read-only root, writable places, memory, processes, ``nofile``, sysctls;
+under the variant's host name with the limits of the lab's own server of
+that variant (user, capabilities, read-only root, writable places, memory, processes, ``nofile``, sysctls;
 all read from ``compose/lab.yml``) plus a CPU limit, and one client host. The
 reference server, for the performance check, joins under another name
 only for that check. Everything carries the label ``socklab.grade=<run id>``
