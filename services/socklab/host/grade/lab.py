@@ -2,13 +2,14 @@
 
 Each grading gets a bridge network of its own, ``internal`` and with no
 address of this machine on it (``NO_WAY_OUT``: nothing in it reaches the
-machine, its other networks or anything outside), the learner's server
-under the variant's host name with the limits of the lab's own server of
-that variant (user, capabilities, read-only root, writable places, memory, processes, ``nofile``, sysctls;
-all read from ``compose/lab.yml``) plus a CPU limit, and one client host. The
-reference server, for the performance check, joins under another name
-only for that check. Everything carries the label ``socklab.grade=<run id>``
-and is removed by :meth:`GradeLab.close` (or by ``sweep``) however a run ends.
+machine, its other networks or anything outside), the learner's server under
+the variant's host name with the limits of the lab's own server of that
+variant (user, capabilities, read-only root, writable places, memory,
+processes, ``nofile``, sysctls; all read from ``compose/lab.yml``) plus a CPU
+limit, and one client host. The reference server, for the performance check,
+joins under another name only for that check. Everything carries the label
+``socklab.grade=<run id>`` and is removed by :meth:`GradeLab.close` (or by
+``sweep``) however a run ends.
 
 The server's output goes to Docker's ``json-file`` log, capped at two files of
 1 MiB: a server that prints forever cannot fill the disk, and the tail (where
