@@ -158,3 +158,10 @@ def test_every_outcome_names_its_page_and_reproduction() -> None:
     record = grader.Outcome(check, "failed", "why", reproduce="socklab probe grade …").as_dict()
     assert record["page"].startswith("docs/exercises/") and record["scored"] is True
     assert Path(record["page"]).name in os.listdir(Path(__file__).parents[2] / "docs/exercises")
+
+
+def test_the_performance_ratio_is_the_median_of_side_by_side_rounds() -> None:
+    # A neighbour's burst in one round (the second) moves one ratio, not the verdict.
+    assert grader.performance_ratio([9000, 3000, 9100], [9000, 9000, 9100]) == 1.0
+    assert grader.performance_ratio([4500, 4600, 4400], [9000, 9200, 8800]) == 0.5
+    assert grader.performance_ratio([100.0], [0.0]) == 0.0

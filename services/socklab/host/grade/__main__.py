@@ -46,6 +46,9 @@ def parser() -> argparse.ArgumentParser:
                      help="seconds for the whole grading (default: 900)")
     run.add_argument("--no-performance", action="store_true",
                      help="skip the performance check (it earns points only)")
+    run.add_argument("--label", action="append", default=[], metavar="KEY=VALUE",
+                     help="one more label on everything the run creates (a test run's, "
+                          "a class run's), so that its owner can sweep it")
     sweep = commands.add_parser("sweep", help="remove what grading runs left (KEEP=1 labs)")
     sweep.add_argument("run_id", nargs="?", default="")
     return top
@@ -96,7 +99,12 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else grader.default_out(submission, started)
     run_id = f"{started:%Y%m%d%H%M%S}-{secrets.token_hex(3)}"
     signal.signal(signal.SIGTERM, _terminate)
-    lab = GradeLab(engine, args.image, run_id, VARIANTS[args.variant], submission)
+    try:
+        labels = dict(label.split("=", 1) for label in args.label)
+    except ValueError:
+        submission.cleanup()
+        return fail(f"a --label is KEY=VALUE: {args.label}")
+    lab = GradeLab(engine, args.image, run_id, VARIANTS[args.variant], submission, labels)
     grading = grader.Grading(
         lab, VARIANTS[args.variant], submission,
         time_limit=args.time_limit or grader.TIME_LIMIT, performance=not args.no_performance)

@@ -28,7 +28,7 @@ from socklab import __version__
 from socklab.grading import spec
 from socklab.grading.run import reproduce
 from socklab.host.grade import procfs
-from socklab.host.grade.lab import GradeLab
+from socklab.host.grade.lab import REFERENCE_ALIAS, GradeLab
 from socklab.host.grade.submission import Submission
 from socklab.registry import Variant
 
@@ -116,6 +116,12 @@ def death_message(state: dict[str, Any], tail: str) -> str:
 
 def band_points(check: spec.Check, ratio: float) -> float:
     return check.points * spec.performance_share(ratio)
+
+
+def performance_ratio(mine: list[float], theirs: list[float]) -> float:
+    """The median of each round's ratio (submission ÷ reference, run side by side)."""
+    ratios = [m / t if t else 0.0 for m, t in zip(mine, theirs, strict=True)]
+    return statistics.median(ratios) if ratios else 0.0
 
 
 def score(outcomes: list[Outcome]) -> tuple[float, int]:
@@ -286,24 +292,30 @@ class Grading:
             return outcome
         mine, theirs, errors = [], [], []
         try:
-            for _ in range(PERFORMANCE_ROUNDS):
-                rate, error = self.measure(self.variant.host)
-                mine.append(rate)
-                if error:
-                    errors.append(error)
-                theirs.append(self.measure("reference")[0])
+            for round_ in range(PERFORMANCE_ROUNDS):
+                # Taking turns, the order swapped every round: a neighbour's load or a
+                # warming cache weighs on both sides alike.
+                order = ("mine", "theirs") if round_ % 2 == 0 else ("theirs", "mine")
+                for side in order:
+                    if side == "mine":
+                        rate, error = self.measure(self.variant.host)
+                        mine.append(rate)
+                        if error:
+                            errors.append(error)
+                    else:
+                        theirs.append(self.measure(REFERENCE_ALIAS)[0])
         finally:
             self.lab.stop_reference()
         outcome.seconds = time.monotonic() - started
         own, ref = statistics.median(mine), statistics.median(theirs)
-        ratio = own / ref if ref else 0.0
+        ratio = performance_ratio(mine, theirs)
         outcome.points = band_points(check, ratio)
         self.perf = {"ratio": round(ratio, 3), "submission": round(own, 1),
                      "reference": round(ref, 1), "unit": unit, "rounds": PERFORMANCE_ROUNDS}
         outcome.details = {"submission_runs": mine, "reference_runs": theirs}
         outcome.message = (f"{own:,.0f} {unit} against the lab's own server's {ref:,.0f}: "
-                           f"ratio {ratio:.2f} (median of {PERFORMANCE_ROUNDS} runs each, "
-                           "taking turns), {:.0%} of the points".format(
+                           f"ratio {ratio:.2f} (the median of {PERFORMANCE_ROUNDS} rounds' "
+                           "ratios, taking turns), {:.0%} of the points".format(
                                spec.performance_share(ratio)))
         if errors:
             outcome.status = "failed"

@@ -52,11 +52,12 @@ class GradeLab:
     """One grading's network, server and client; a context manager that removes them."""
 
     def __init__(self, engine: docker.DockerClient, image: str, run_id: str,
-                 variant: Variant, submission: Submission) -> None:
+                 variant: Variant, submission: Submission,
+                 labels: dict[str, str] | None = None) -> None:
         self.engine, self.image, self.variant, self.submission = engine, image, variant, submission
         self.run_id = run_id
         self.prefix = f"socklab-grade-{run_id}"
-        self.labels = {RUN_LABEL: run_id}
+        self.labels = {**(labels or {}), RUN_LABEL: run_id}
         self.services = labhosts.compose_services()
         self.network = engine.networks.create(self.prefix, driver="bridge", internal=True,
                                               options=NO_WAY_OUT, labels=self.labels)
