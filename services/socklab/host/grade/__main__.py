@@ -19,6 +19,7 @@ import secrets
 import signal
 import sys
 import time
+import traceback
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
@@ -108,12 +109,17 @@ def run(args: argparse.Namespace) -> int:
     grading = grader.Grading(
         lab, VARIANTS[args.variant], submission,
         time_limit=args.time_limit or grader.TIME_LIMIT, performance=not args.no_performance)
-    interrupted = False
+    interrupted, broken = False, False
     try:
         grading.run()
     except KeyboardInterrupt:
         interrupted = True
         print("socklab grade: stopped; writing what was graded so far", file=sys.stderr)
+    except Exception:  # a fault of the grader, not of the submission: say so, keep the results
+        broken = True
+        traceback.print_exc()
+        print("socklab grade: the grader failed (above); writing what was graded so far",
+              file=sys.stderr)
     try:
         grade = grading.grade(started, time.monotonic() - clock, args.image, args.keep)
         out.mkdir(parents=True, exist_ok=True)
@@ -130,6 +136,8 @@ def run(args: argparse.Namespace) -> int:
     print(report.summary_table(grade))
     print(f"\nsocklab grade: results in {out}/ (report.md, grade.json, junit.xml, ...)",
           file=sys.stderr)
+    if broken:
+        return NO_GRADING
     return 0 if grade["passed"] else 1
 
 

@@ -170,7 +170,14 @@ class Grading:
         return ready
 
     def ensure_server(self) -> bool:
-        if not self.not_ready and self.lab.alive():
+        """A running server for the next check: a fresh one if the last check ended it.
+
+        A server that never got ready is not started again: it would not fix
+        itself, and each try costs the whole start window.
+        """
+        if self.not_ready:
+            return False
+        if self.lab.alive():
             return True
         self.progress("  the server is not running: starting it again for the next check")
         return self.start_server()
@@ -275,7 +282,7 @@ class Grading:
             return 0.0, (result.stderr.strip() or result.stdout.strip())[-300:]
         found = json.loads(result.stdout.strip().splitlines()[-1])
         if self.variant.transport == "udp":
-            return float(found["answered_s"]), ""
+            return float(found["runs"][0]["answered_s"]), ""
         return float(found["runs"][0]["rps"]), ""
 
     def run_performance(self, check: spec.Check) -> Outcome:
