@@ -191,16 +191,14 @@ class Grading:
         peak: dict[str, int] = {}
         stop = threading.Event()
         watcher = threading.Thread(target=self._watch, args=(peak, stop), daemon=True)
-        if check.sample:
-            watcher.start()
+        watcher.start()
         started = time.monotonic()
         budget = int(min(check.budget, max(1.0, self.deadline - time.monotonic())))
         result = self.lab.client_run(
             ["socklab", "probe", "grade", "--variant", self.variant.name, "--check", check.id],
             timeout=budget)
         stop.set()
-        if check.sample:
-            watcher.join()
+        watcher.join()
         outcome.seconds = time.monotonic() - started
         if result.exit_code in (124, 137):
             outcome.status = "timeout"
@@ -220,12 +218,23 @@ class Grading:
         return outcome
 
     def _watch(self, peak: dict[str, int], stop: threading.Event) -> None:
+        """Sample the server while a check runs; end the check early if the server died.
+
+        A check against a dead server would only wait out its budget (the
+        fuzzer's 90 s): its verdict is already known.
+        """
+        gone = 0
         while not stop.is_set():
             sample = self.lab.sample()
             if sample:
+                gone = 0
                 peak["threads"] = max(peak.get("threads", 0), sample.threads)
                 peak["rss"] = max(peak.get("rss", 0), sample.rss)
                 peak["fds"] = max(peak.get("fds", 0), sample.fds)
+            elif not self.lab.alive():
+                gone += 1
+                if gone == 3:
+                    self.lab.client_run(["pkill", "-f", "socklab probe grade"], timeout=10)
             stop.wait(0.1)
 
     def _judge_server(self, check: spec.Check, outcome: Outcome,
