@@ -46,6 +46,9 @@ MEMORY_LIMIT = 128 << 20
 # Settling: a server may close its last sockets (or end its threads) a moment later.
 SETTLE = 3.0
 
+# What a check's result says when its client process gave no verdict.
+CHECK_BROKE = "the check could not run on the client host"
+
 PERFORMANCE_ROUNDS = 3
 PERFORMANCE_SECONDS = 2.0
 
@@ -110,7 +113,7 @@ def death_message(state: dict[str, Any], tail: str) -> str:
     how = ("was killed for using more than its memory limit (OOM)" if state.get("OOMKilled")
            else f"exited with code {state.get('ExitCode')}")
     last = [line for line in tail.splitlines() if line.strip()][-3:]
-    said = (" Its last output: " + " | ".join(last)) if last else ""
+    said = (" Its last output: " + " | ".join(line.strip() for line in last)) if last else ""
     return f"the server {how} during this check.{said}"
 
 
@@ -210,8 +213,8 @@ class Grading:
                 outcome.status, outcome.message = found["status"], found["message"]
                 outcome.details = found.get("details", {})
             except (IndexError, ValueError, KeyError):
-                outcome.message = (f"the check could not run on the client host (exit "
-                                   f"{result.exit_code}): {result.stderr.strip()[-500:]}")
+                outcome.message = (f"{CHECK_BROKE} (exit {result.exit_code}): "
+                                   f"{result.stderr.strip()[-500:]}")
         self._judge_server(check, outcome, before, peak)
         if outcome.status == "passed":
             outcome.points = float(check.points)
@@ -241,10 +244,11 @@ class Grading:
                       before: procfs.Sample | None, peak: dict[str, int]) -> None:
         state = self.lab.server_state()
         if state["Status"] != "running":
+            # A client ended by the host when the server died saw nothing worth telling.
+            saw = "" if outcome.message.startswith(CHECK_BROKE) else outcome.message
             outcome.status = "failed"
-            outcome.message = (death_message(state, self.lab.logs()) +
-                               (f" What the check saw: {outcome.message}"
-                                if outcome.message else ""))
+            outcome.message = death_message(state, self.lab.logs()) + (
+                f" || What the check's client saw: {saw}" if saw else "")
             return
         after = self.lab.sample()
         if after and self.listener_pid and after.pid != self.listener_pid:
