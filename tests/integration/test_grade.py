@@ -1,0 +1,118 @@
+"""make grade, end to end: the lab's own servers score full marks, and a server that
+tries to reach out of its lab finds no route.
+
+Each test runs the grader's command (``python -m socklab.host.grade run``) as a learner's
+``make grade`` does, with the test run's label on everything it creates, and reads the
+``grade.json`` it writes. The corpus of learners' servers (``tests/grading/corpus``) is
+graded by ``test_grade_corpus.py`` with the same helpers.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import docker
+import pytest
+
+from integration import harness
+from socklab.grading import spec
+
+pytestmark = pytest.mark.integration
+
+def grade(image: str, variant: str, submission: str | Path, out: Path,
+          *extra: str, timeout: float = 600) -> tuple[int, dict[str, Any], str]:
+    """Run the grader's command; (exit status, grade.json, its stderr)."""
+    env = {**os.environ, "PYTHONPATH": str(harness.ROOT / "services")}
+    result = subprocess.run(
+        [sys.executable, "-m", "socklab.host.grade", "run", "--variant", variant,
+         "--submission", str(submission), "--out", str(out), "--image", image,
+         "--label", f"{harness.RUN_LABEL}={os.environ['SOCKLAB_TEST_RUN']}", *extra],
+        capture_output=True, text=True, timeout=timeout, env=env, check=False)
+    found = json.loads((out / "grade.json").read_text()) if (out / "grade.json").exists() else {}
+    return result.returncode, found, result.stderr
+
+
+def failed(found: dict[str, Any]) -> set[str]:
+    return {c["id"] for c in found["checks"] if c["scored"] and c["status"] != "passed"}
+
+
+def explain(found: dict[str, Any]) -> str:
+    return "\n".join(f"  {c['id']}: {c['status']}: {c['message'][:400]}"
+                     for c in found.get("checks", []) if c["status"] != "passed")
+
+
+def leftovers(client: docker.DockerClient, run_id: str) -> list[str]:
+    label = {"label": f"socklab.grade={run_id}"}
+    return ([c.name for c in client.containers.list(all=True, filters=label)] +
+            [n.name for n in client.networks.list(filters=label)])
+
+
+@pytest.mark.parametrize("variant", spec.GRADED)
+def test_the_labs_own_server_scores_full_marks(lab_image: str, variant: str,
+                                               tmp_path: Path,
+                                               docker_client: docker.DockerClient) -> None:
+    status, found, stderr = grade(lab_image, variant, "reference", tmp_path)
+    assert found, f"no grade.json:\n{stderr}"
+    assert failed(found) == set(), explain(found)
+    assert status == 0 and found["passed"]
+    perf = found["performance"]
+    assert perf and perf["submission"] > 0 and perf["reference"] > 0, found["performance"]
+    for name in ("report.md", "report.html", "junit.xml", "gradescope/results.json",
+                 "prairielearn/results.json", "server.log"):
+        assert (tmp_path / name).exists(), name
+    assert leftovers(docker_client, found["lab"]["run_id"]) == []
+
+
+
+# A learner's server that first tries to reach this machine (docker0's address, and the
+# gateway its own network names), logs what happened, then serves correctly. Only
+# addresses of this machine are aimed at.
+REACH_OUT = r"""
+import socket
+with open("/proc/net/route") as routes:
+    gateway = next(socket.inet_ntoa(bytes.fromhex(f[2])[::-1]) for f in
+                   (line.split() for line in routes.readlines()[1:]) if f[1] == "00000000")
+for address in ("172.17.0.1", gateway):
+    s = socket.socket()
+    s.settimeout(5)
+    try:
+        s.connect((address, 22))
+        print("reach", address, "CONNECTED", flush=True)
+    except OSError as error:
+        print("reach", address, type(error).__name__, error.errno, flush=True)
+    s.close()
+server = socket.socket()
+server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+server.bind(("", 9000))
+server.listen(8)
+while True:
+    conn, _ = server.accept()
+    try:
+        while data := conn.recv(65536):
+            conn.sendall(data.upper())
+    except OSError:
+        pass
+    conn.close()
+"""
+
+
+def test_a_server_that_reaches_out_finds_no_route(lab_image: str, tmp_path: Path) -> None:
+    source = tmp_path / "reach.py"
+    source.write_text(REACH_OUT)
+    status, found, stderr = grade(lab_image, "tcp", source, tmp_path / "out",
+                                  "--no-performance")
+    assert found, f"no grade.json:\n{stderr}"
+    log = (tmp_path / "out" / "server.log").read_text()
+    lines = [line for line in log.splitlines() if line.startswith("reach ")]
+    assert len(lines) == 2, log
+    assert "CONNECTED" not in log
+    # EHOSTUNREACH (113) or ENETUNREACH (101): no route, decided inside the container.
+    assert all(line.split()[-1] in ("113", "101") for line in lines), lines
+    # And the server itself is graded as usual.
+    assert failed(found) == set(), explain(found)
+    assert status == 0
