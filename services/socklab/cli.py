@@ -189,7 +189,7 @@ def run_probe(args: argparse.Namespace) -> int:
 
     try:
         result = probes.load(args.probe).run(args)
-    except OSError as error:
+    except (OSError, KeyError) as error:
         print(f"socklab probe {args.probe}: {error}", file=sys.stderr)
         return 1
     print(json.dumps(result))

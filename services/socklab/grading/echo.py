@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from socklab.grading import wire
-from socklab.grading.verdict import Finding, compare, describe_sent, size
+from socklab.grading.verdict import compare, describe_sent, size
 from socklab.registry import VARIANTS, Variant
 
 
@@ -454,11 +454,6 @@ def flood(target: Target, clients: int = 6, each: int = 24 << 20) -> None:
     time.sleep(0.5)
 
 
-def performance(target: Target) -> None:
-    """Run by the host with the load generator, never here."""
-    raise Wrong("the performance check is run by the host's grader")
-
-
 CHECKS: dict[str, Callable[[Target], None]] = {
     "conformance.greeting": greeting,
     "conformance.echo": echo,
@@ -481,19 +476,5 @@ CHECKS: dict[str, Callable[[Target], None]] = {
     "resources.fd-leak": churn,
     "resources.memory": flood,
     "resources.threads": threads_churn,
-    "performance.throughput": performance,
 }
 
-
-def run(target: Target, check_id: str) -> Finding:
-    """Run one check; its finding (an OSError the check did not expect is a failure too)."""
-    finding = Finding()
-    try:
-        CHECKS[check_id](target)
-    except Wrong as wrong:
-        finding.fail(str(wrong), wrong.status)
-    except TimeoutError as error:
-        finding.fail(f"{check_id}: no answer in time ({error or 'timed out'})", "timeout")
-    except OSError as error:
-        finding.fail(f"{check_id}: {type(error).__name__}: {error} talking to {target.where}")
-    return finding

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import argparse
 import time
+from collections.abc import Callable
 from typing import Any
 
 from socklab.grading import echo, spec, udp
-from socklab.grading.echo import Target
+from socklab.grading.echo import Target, Wrong
+from socklab.grading.verdict import Finding
 
 NAME = "grade"
 HELP = "run one check of `make grade` against a server; prints its verdict as JSON"
@@ -32,6 +34,20 @@ def reproduce(variant: str, check_id: str, host: str | None = None) -> str:
     return f"socklab probe grade --variant {variant} --check {check_id}{where}"
 
 
+def judge(body: Callable[[Target], None], target: Target, check_id: str) -> Finding:
+    """Run one check's body; its finding (an OSError it did not expect fails it too)."""
+    finding = Finding()
+    try:
+        body(target)
+    except Wrong as wrong:
+        finding.fail(str(wrong), wrong.status)
+    except TimeoutError as error:
+        finding.fail(f"{check_id}: no answer in time ({error or 'timed out'})", "timeout")
+    except OSError as error:
+        finding.fail(f"{check_id}: {type(error).__name__}: {error} talking to {target.where}")
+    return finding
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     checks = udp.CHECKS if args.variant == "udp" else echo.CHECKS
     spec.check(args.variant, args.check)  # KeyError: the variant has no such check
@@ -39,6 +55,6 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         raise KeyError(f"{args.check} is measured by the host's grader, not from a client")
     target = Target.of(args.variant, args.host, args.port)
     started = time.monotonic()
-    finding = (udp if args.variant == "udp" else echo).run(target, args.check)
+    finding = judge(checks[args.check], target, args.check)
     return {**finding.as_dict(), "check": args.check, "variant": args.variant,
             "target": target.where, "seconds": round(time.monotonic() - started, 3)}

@@ -6,7 +6,7 @@ must do, with the points it is worth and the concept to read up on when it
 fails. The checks themselves (``socklab.grading.echo``, ``…udp``) run on a
 client host; the host's grader (``socklab.host.grade``) runs them in this
 order and scores them with these points. Points are fixed per check and
-listed per variant in docs/grading.md (``tests/unit/test_grading_spec.py``
+listed per variant in docs/grading.md (``tests/unit/test_grading_docs.py``
 holds the two equal).
 
 Pure data and the standard library: both sides import it.
@@ -62,6 +62,10 @@ class Check:
             raise ValueError(f"{self.id}: unknown page {self.page!r}")
 
 
+# How a check's title says the answer, by the registry's transform.
+ANSWERS = MappingProxyType({"upper": "upper-cased", "same": "unchanged"})
+
+
 def _echo_checks(variant: str) -> tuple[Check, ...]:
     v = VARIANTS[variant]
     single_thread = variant in ("select", "epoll", "twisted")
@@ -72,9 +76,9 @@ def _echo_checks(variant: str) -> tuple[Check, ...]:
               "The greeting is part of the protocol: a client reads exactly that many "
               "bytes before its first request, so a missing, longer or late greeting "
               "shifts every answer after it.", "echo"),
-        Check("conformance.echo", 6, f"answers a short message with its {v.reply} transform",
-              "Each chunk read is answered by its transform; read with recv, answer with "
-              "sendall.", "echo"),
+        Check("conformance.echo", 6, f"answers a short message {ANSWERS[v.reply or '']}",
+              "Each chunk read is answered by its transform, every byte of it, in order.",
+              "echo"),
         Check("conformance.bytes", 4, "answers every byte value 0-255 correctly",
               "The answer works on bytes, not text: only ASCII a-z change in upper(); "
               "NUL, newlines and invalid UTF-8 go back as they came.", "echo"),
@@ -82,7 +86,7 @@ def _echo_checks(variant: str) -> tuple[Check, ...]:
               "recv returns at most what you ask and send may write less than you "
               "give it: loop (sendall), and never assume one recv is one message.",
               "sticky", budget=60.0),
-        Check("conformance.glued", 5, "answers 100 messages glued into one segment",
+        Check("conformance.glued", 5, "answers 100 messages glued into one send",
               "TCP is a byte stream: many sends can arrive as one recv. Answer every "
               "byte you read, not just the first message.", "sticky"),
         Check("conformance.split", 5, "answers one message sent a byte at a time",
@@ -144,7 +148,7 @@ def _echo_checks(variant: str) -> tuple[Check, ...]:
               "A client can close before you greet it or answer it: a send to it raises "
               "BrokenPipeError or ConnectionResetError; drop that client only.", "fuzz"),
         Check("robustness.slow-reader", 5,
-              "a client that sends 8 MiB before it reads anything gets all of it back",
+              "a client that sends 8 MiB, reading nothing for 3 s, gets all of it back",
               "The kernel's buffers fill when a peer does not read: send what you can "
               "and keep the rest, without losing or reordering a byte.", "blocking",
               budget=60.0),
@@ -176,8 +180,8 @@ def _udp_checks() -> tuple[Check, ...]:
               "recvfrom gives the sender's address: answer with sendto to exactly that "
               "address.", "udp"),
         Check("conformance.sizes", 8, "answers datagrams of 0, 1, 1,400 and 65,507 bytes",
-              "One recvfrom reads one whole datagram, up to the size you ask: ask for "
-              "65,507 bytes or a longer one is cut (and an empty one is still a datagram).",
+              "Every datagram gets its answer, whatever its size: an empty one is still a "
+              "datagram, and one of 65,507 bytes is the largest IPv4 carries.",
               "udp"),
         Check("conformance.boundaries", 6, "one answer per datagram, 20 in a burst",
               "UDP keeps message boundaries: 20 datagrams are 20 recvfroms and 20 answers.",

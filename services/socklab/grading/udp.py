@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 
 from socklab.grading.echo import Target, Wrong, payload
-from socklab.grading.verdict import Finding, size
+from socklab.grading.verdict import size
 from socklab.registry import ACK, MAX_DATAGRAM
 
 WAIT = 1.0
@@ -148,13 +148,3 @@ CHECKS: dict[str, Callable[[Target], None]] = {
     "resources.threads": churn,
 }
 
-
-def run(target: Target, check_id: str) -> Finding:
-    finding = Finding()
-    try:
-        CHECKS[check_id](target)
-    except Wrong as wrong:
-        finding.fail(str(wrong), wrong.status)
-    except OSError as error:
-        finding.fail(f"{check_id}: {type(error).__name__}: {error} talking to {target.where}")
-    return finding

@@ -1,6 +1,6 @@
 """What a check found, in words a learner can act on: sent, expected, came.
 
-Pure functions and one small type, no sockets: ``tests/unit/test_grading_verdict.py``
+Pure functions and one small type, no sockets: ``tests/unit/test_grading_checks.py``
 covers them. A message says what was sent, what was expected and what came,
 and for bytes, where the first difference is, with a few bytes either side
 (never a dump of megabytes).

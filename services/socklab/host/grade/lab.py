@@ -46,6 +46,9 @@ REFERENCE_ALIAS = "reference"
 # with EHOSTUNREACH ("No route to host"), and a submission, which has no
 # capability to forge frames, cannot get past that.
 NO_WAY_OUT = {"com.docker.network.bridge.inhibit_ipv4": "true"}
+# The lab's own servers are in the image (/opt/socklab): an empty, read-only mount
+# over them keeps a submission from starting one and taking its marks.
+HIDE_LAB = "/opt/socklab:ro,size=4k,mode=0555"
 
 
 class GradeLab:
@@ -99,7 +102,9 @@ class GradeLab:
         overrides: dict[str, Any] = {}
         if self.submission.staged is not None:
             overrides = {"command": list(self.submission.argv), "working_dir": MOUNT,
-                         "binds": {str(self.submission.staged): {"bind": MOUNT, "mode": "ro"}}}
+                         "binds": {str(self.submission.staged): {"bind": MOUNT, "mode": "ro"}},
+                         "tmpfs": [*self.services[self.variant.host].get("tmpfs", []),
+                                   HIDE_LAB]}
         self.server = self._create(self.variant.host, self.variant.host,
                                    f"server-{self.starts}", **overrides)
 
