@@ -1,0 +1,90 @@
+# variant: select
+# kind: buggy
+# mistake: never closes a client's socket after its EOF, it only stops watching it: every
+#   finished connection leaks a descriptor, and once descriptors below 1024 run out (the
+#   1,100 connections of fd-wall) no new client can be watched any more
+# expect-fail: conformance.half-close concurrency.fd-wall robustness.reset robustness.vanish
+#   robustness.slow-reader robustness.fuzz resources.fd-leak resources.memory resources.threads
+"""My select-server for socklab: says hello, then answers everything in upper case.
+
+One thread and one select() loop over the listening socket and every client.
+"""
+
+import select
+import socket
+
+PORT = 9000
+GREETING = b"hello"
+CHUNK = 65536
+# When this much of a client's answer is still waiting to be sent, I stop
+# reading from that client until it reads some (else a client that never
+# reads makes me keep everything it sends).
+MAX_WAITING = 1024 * 1024
+# select() only works with descriptors below FD_SETSIZE.
+FD_SETSIZE = 1024
+
+
+def main():
+    server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    server.bind(("", PORT))
+    server.listen(1024)
+    server.setblocking(False)
+    print("listening on port", PORT, flush=True)
+
+    outgoing = {}  # client socket -> bytearray of answer not sent yet
+    done = set()  # clients that sent EOF: not read any more
+
+    def close_client(sock):
+        outgoing.pop(sock, None)
+        done.discard(sock)
+        sock.close()
+
+    while True:
+        reading = [server]
+        for sock, waiting in outgoing.items():
+            if sock not in done and len(waiting) < MAX_WAITING:
+                reading.append(sock)
+        writing = [sock for sock, waiting in outgoing.items() if waiting]
+        readable, writable, _ = select.select(reading, writing, [])
+
+        for sock in readable:
+            if sock is server:
+                try:
+                    client, _ = server.accept()
+                except OSError:
+                    continue  # it left already
+                if client.fileno() >= FD_SETSIZE:
+                    client.close()  # select() could not watch it
+                    continue
+                client.setblocking(False)
+                outgoing[client] = bytearray(GREETING)
+                continue
+            try:
+                data = sock.recv(CHUNK)
+            except BlockingIOError:
+                continue
+            except OSError:  # reset by the client, and the like
+                close_client(sock)
+                continue
+            if data:
+                outgoing[sock] += data.upper()
+            else:  # EOF: the client is finished, stop watching it
+                done.add(sock)
+
+        for sock in writable:
+            if sock not in outgoing:
+                continue  # closed while reading above
+            waiting = outgoing[sock]
+            try:
+                sent = sock.send(waiting)
+            except BlockingIOError:
+                continue
+            except OSError:
+                close_client(sock)
+                continue
+            del waiting[:sent]
+
+
+if __name__ == "__main__":
+    main()
