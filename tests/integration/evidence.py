@@ -45,8 +45,14 @@ class Evidence:
         for host in self.hosts:
             for name, argv in (("ss", ["ss", "-tanp"]), ("nstat", ["nstat", "-az"])):
                 path = self.directory / f"{host.alias}.{name}.txt"
-                result = host.run(*argv, timeout=10, user="root")
-                path.write_text(result.stdout + result.stderr)
+                try:
+                    result = host.run(*argv, timeout=10, user="root")
+                except docker.errors.APIError as error:
+                    # The host is gone or stopped (what failed the test, perhaps): say so in
+                    # its file; a collector that raised here would hide the test's own failure.
+                    path.write_text(f"could not run {' '.join(argv)} on {host.alias}: {error}\n")
+                else:
+                    path.write_text(result.stdout + result.stderr)
                 saved.append(path)
         if self.capturing is not None:
             saved.extend(self._save_capture(self.capturing))
