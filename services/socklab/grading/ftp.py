@@ -249,8 +249,10 @@ def _then(session: Session, request: dict[str, Any]) -> str:
     try:
         session.sock.sendall(b"x" * count)
         return f"; sent it {count} bytes, then came {shown(session.answer('the second answer'))}"
-    except (Wrong, OSError):
-        return ""
+    except Wrong as wrong:
+        return f"; sent it {count} bytes, then {str(wrong).split(': ', 1)[-1]}"
+    except OSError as error:
+        return f"; sending it {count} bytes failed: {error}"
 
 
 def served(target: Target, what: str = "a fresh client") -> None:
