@@ -12,7 +12,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from socklab.grading import echo, spec, udp
+from socklab.grading import echo, ftp, spec, udp
+from socklab.grading import exec as exec_checks
 from socklab.grading.echo import Target, Wrong
 from socklab.grading.verdict import Finding
 
@@ -48,8 +49,13 @@ def judge(body: Callable[[Target], None], target: Target, check_id: str) -> Find
     return finding
 
 
+# The check bodies of each variant that is not an echo.
+BODIES: dict[str, dict[str, Callable[[Target], None]]] = {
+    "udp": udp.CHECKS, "exec": exec_checks.CHECKS, "ftp": ftp.CHECKS}
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    checks = udp.CHECKS if args.variant == "udp" else echo.CHECKS
+    checks = BODIES.get(args.variant, echo.CHECKS)
     spec.check(args.variant, args.check)  # KeyError: the variant has no such check
     if args.check not in checks:
         raise KeyError(f"{args.check} is measured by the host's grader, not from a client")

@@ -15,52 +15,15 @@ Pure data and the standard library: both sides import it.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from types import MappingProxyType
 
+from socklab.grading.check import CATEGORIES, PAGES, STATUSES, Check
+from socklab.grading.spec_exec import EXEC_CHECKS
+from socklab.grading.spec_ftp import FTP_CHECKS
 from socklab.registry import VARIANTS
 
-CATEGORIES: tuple[str, ...] = (
-    "conformance", "concurrency", "robustness", "resources", "security", "performance")
-
-STATUSES: tuple[str, ...] = ("passed", "failed", "timeout", "skipped")
-
-# Where a hint sends the learner: the exercise pages, relative to the repo's root.
-PAGES = MappingProxyType({
-    "echo": "docs/exercises/11-write-your-own-echo.md",
-    "udp": "docs/exercises/12-write-your-own-udp.md",
-    "sticky": "docs/exercises/04-sticky-packets.md",
-    "blocking": "docs/exercises/05-blocking-vs-concurrent.md",
-    "fdwall": "docs/exercises/06-select-1024-wall.md",
-    "halfclose": "docs/exercises/08-half-close.md",
-    "fuzz": "docs/exercises/10-fuzzing.md",
-})
-
-
-@dataclass(frozen=True)
-class Check:
-    """One scored check: ``id`` is ``<category>.<name>``."""
-
-    id: str
-    points: int
-    title: str
-    hint: str
-    page: str
-    # Seconds the grader gives it on the client host before it counts as a timeout.
-    budget: float = 30.0
-    # Sample the server's threads, descriptors and memory from the host while it runs.
-    sample: bool = False
-
-    @property
-    def category(self) -> str:
-        return self.id.split(".", 1)[0]
-
-    def __post_init__(self) -> None:
-        if self.category not in CATEGORIES:
-            raise ValueError(f"{self.id}: unknown category {self.category!r}")
-        if self.page not in PAGES:
-            raise ValueError(f"{self.id}: unknown page {self.page!r}")
-
+__all__ = ["CATEGORIES", "GRADED", "PAGES", "SPECS", "STATUSES", "Check", "check", "checks",
+           "performance_share"]
 
 # How a check's title says the answer, by the registry's transform.
 ANSWERS = MappingProxyType({"upper": "upper-cased", "same": "unchanged"})
@@ -206,9 +169,11 @@ def _udp_checks() -> tuple[Check, ...]:
 SPECS: Mapping[str, tuple[Check, ...]] = MappingProxyType({
     **{name: _echo_checks(name) for name in ("tcp", "select", "epoll", "twisted")},
     "udp": _udp_checks(),
+    "exec": EXEC_CHECKS,
+    "ftp": FTP_CHECKS,
 })
 
-# Variants `make grade` accepts; exec and ftp are written in their exercise pages first.
+# Variants `make grade` accepts.
 GRADED: tuple[str, ...] = tuple(SPECS)
 
 # Performance points by ratio to the lab's own server: (lowest ratio, share of the points).

@@ -50,6 +50,7 @@ SETTLE = 3.0
 CHECK_BROKE = "the check could not run on the client host"
 
 PERFORMANCE_ROUNDS = 3
+FTP_LOAD_BYTES = 64 << 20
 PERFORMANCE_SECONDS = 2.0
 
 
@@ -115,6 +116,22 @@ def death_message(state: dict[str, Any], tail: str) -> str:
     last = [line for line in tail.splitlines() if line.strip()][-3:]
     said = (" Its last output: " + " | ".join(line.strip() for line in last)) if last else ""
     return f"the server {how} during this check.{said}"
+
+
+# What the host prepares before some checks, by the name a Check's ``setup`` gives.
+# Each returns None, or why it could not.
+LINKS = (("escape-link", "/etc/passwd"), ("dir-link", "/srv"))
+
+
+def plant_links(lab: GradeLab) -> str | None:
+    """Symbolic links in ftp's upload directory, made as the server's user: a learner's
+    server must neither follow them on get nor write through them on put."""
+    script = " && ".join(f"ln -sfn {target} /srv/uploads/{name}" for name, target in LINKS)
+    result = lab.server_run(["sh", "-c", script], timeout=20)
+    return None if result.exit_code == 0 else (result.stderr or result.stdout).strip()
+
+
+SETUPS: dict[str, Callable[[GradeLab], str | None]] = {"plant-links": plant_links}
 
 
 def band_points(check: spec.Check, ratio: float) -> float:
@@ -190,6 +207,11 @@ class Grading:
     def run_check(self, check: spec.Check) -> Outcome:
         command = reproduce(self.variant.name, check.id)
         outcome = Outcome(check, "failed", reproduce=command)
+        if check.setup:
+            problem = SETUPS[check.setup](self.lab)
+            if problem:
+                outcome.status, outcome.message = "skipped", f"the grader's setup: {problem}"
+                return outcome
         before = self.lab.sample() if check.sample else None
         peak: dict[str, int] = {}
         stop = threading.Event()
@@ -281,6 +303,12 @@ class Grading:
 
     def load_command(self, host: str) -> list[str]:
         v = self.variant
+        if v.name == "exec":
+            return ["python3", "-m", "socklab.loadgen.load", "exec", "--host", host,
+                    "--mode", "framed", "--duration", str(PERFORMANCE_SECONDS)]
+        if v.name == "ftp":
+            return ["python3", "-m", "socklab.loadgen.load", "ftp", "--host", host, "--port",
+                    str(v.main_port), "--size", str(FTP_LOAD_BYTES)]
         if v.transport == "udp":
             return ["python3", "-m", "socklab.loadgen.load", "udp", "--host", host, "--port",
                     str(v.main_port), "--duration", str(PERFORMANCE_SECONDS)]
@@ -293,14 +321,19 @@ class Grading:
         result = self.lab.client_run(self.load_command(host), timeout=60)
         if result.exit_code != 0:
             return 0.0, (result.stderr.strip() or result.stdout.strip())[-300:]
-        found = json.loads(result.stdout.strip().splitlines()[-1])
-        if self.variant.transport == "udp":
-            return float(found["runs"][0]["answered_s"]), ""
-        return float(found["runs"][0]["rps"]), ""
+        run = json.loads(result.stdout.strip().splitlines()[-1])["runs"][0]
+        figure = {"exec": "commands_s", "ftp": "mib_s"}.get(
+            self.variant.name, "answered_s" if self.variant.transport == "udp" else "rps")
+        if self.variant.name == "ftp" and not run.get("verified"):
+            return 0.0, f"the upload was answered {run.get('status')}, sha256 " \
+                        f"{run.get('server_sha256')}: not the file sent"
+        return float(run[figure]), ""
 
     def run_performance(self, check: spec.Check) -> Outcome:
-        udp = self.variant.transport == "udp"
-        unit = "datagrams/s" if udp else f"requests/s (1 KiB, {self.clients} clients)"
+        unit = {"exec": "commands/s (echo ok, framed port)",
+                "ftp": f"MiB/s (one {FTP_LOAD_BYTES >> 20} MiB upload)"}.get(
+            self.variant.name, "datagrams/s" if self.variant.transport == "udp"
+            else f"requests/s (1 KiB, {self.clients} clients)")
         outcome = Outcome(check, "passed",
                           reproduce=" ".join(self.load_command(self.variant.host)))
         started = time.monotonic()

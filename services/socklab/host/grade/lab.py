@@ -81,9 +81,15 @@ class GradeLab:
                 binds: dict[str, dict[str, str]] | None = None, **overrides: Any) -> Any:
         spec = {**self.services[service], **overrides}
         spec.pop("healthcheck", None)  # the grader watches the ports itself
+        binds = dict(binds or {})
+        for entry in spec.get("volumes", []):  # ftp's uploads: a fresh volume per start
+            name, path = entry.split(":")[:2]
+            volume = labhosts.ensure_volume(self.engine, f"{self.prefix}-{name}-{suffix}",
+                                            self.labels)
+            binds[volume] = {"bind": path, "mode": "rw"}
         container = labhosts.create(
             self.engine, self.image, spec, name=f"{self.prefix}-{suffix}", alias=alias,
-            network=self.network.name, labels=self.labels, binds=binds or {},
+            network=self.network.name, labels=self.labels, binds=binds,
             health_interval_ns=0, health_timeout_ns=0,
             host_extra={"nano_cpus": CPU_LIMIT_NS, "log_config": LOG_CONFIG}
             if service != CLIENTS[0] else None)
@@ -176,6 +182,10 @@ class GradeLab:
 
     def client_run(self, argv: list[str], timeout: int) -> Completed:
         return exec_in(self.client, argv, timeout=timeout)
+
+    def server_run(self, argv: list[str], timeout: int, user: str = "") -> Completed:
+        """A command in the server's container (the grader's own setup, never the learner's)."""
+        return exec_in(self.server, argv, timeout=timeout, user=user)
 
     def enter_command(self) -> str:
         return f"docker exec -it {self.client.name} bash"
