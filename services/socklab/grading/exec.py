@@ -36,8 +36,6 @@ FRAMINGS = ("naive", "handshake", "framed")
 FRAME_HEADER = struct.Struct(">I")
 # The user commands run as.
 RUNNER_UID = 1001
-# The header's fields, in the order a message lists them.
-HEADER_FIELDS = ("exit_status", "stdout_bytes", "stderr_bytes", "truncated", "timed_out")
 
 # A handshake header: Ready|<n>|<status>, then flags, each a |field of its own.
 READY = re.compile(rb"Ready\|(\d+)\|(-?\d+)((?:\|[A-Za-z-]+)*)")
@@ -653,9 +651,8 @@ def fuzz(target: Target) -> None:
                   read_timeout=1.0)
         try:
             report = run_fuzz(run).report()
-        except OSError as error:
-            raise Wrong(f"before fuzzing {where(target, framing)}, a correct client failed: "
-                        f"{error}") from None
+        except OSError as error:  # the fuzzer's first correct client failed
+            raise Wrong(f"fuzzing {where(target, framing)} (target {name}): {error}") from None
         if report["failures"]:
             first = report["failures"][0]
             raise Wrong(f"sent {FUZZ_INPUTS} malformed or abruptly ended connections to "
@@ -700,25 +697,27 @@ def learner_naive(variant: Variant) -> Any:
 # --- security ------------------------------------------------------------------------
 
 
-def output_of(target: Target, framing: str, command: str, lines_: int) -> bytes:
-    """What a command of ``lines_`` lines printed, read the port's way on a new connection."""
+def output_of(target: Target, framing: str, command: str, expected: bytes) -> bytes:
+    """What a command printed, read the port's way on a new connection (as many lines as
+    ``expected`` has, on the naive port)."""
     if framing == "framed":
         with connect(target, framing) as sock:
             return framed_run(target, sock, command)[1]
     if framing == "handshake":
         with connect(target, framing) as sock:
-            return handshake_output(target, sock, command)[1]
+            return handshake_output(target, sock, command, (len(expected), 0))[1]
     sock, _ = naive_open(target)
     with sock:
         sock.sendall(command.encode())
-        return read_until(sock, lambda d: d.count(b"\n") >= lines_, MAX_LINE, REPLY_WAIT)[0]
+        count = expected.count(b"\n")
+        return read_until(sock, lambda d: d.count(b"\n") >= count, MAX_LINE, REPLY_WAIT)[0]
 
 
 def not_root(target: Target) -> None:
     command = "id -u; id -g"
     expected = b"%d\n%d\n" % (RUNNER_UID, RUNNER_UID)
     for framing in FRAMINGS:
-        got = output_of(target, framing, command, 2)
+        got = output_of(target, framing, command, expected)
         if got != expected:
             ids = got.split(b"\n")
             root = b"0" in ids[:2]
