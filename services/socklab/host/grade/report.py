@@ -134,9 +134,10 @@ def performance_text(performance: Mapping[str, Any] | None) -> str:
     if not performance:
         return "Performance: not measured."
     unit = performance["unit"]
+    load = f", {performance['load']}" if performance.get("load") else ""
     return (f"Performance: {performance['ratio']:.2f} × the lab's own server "
-            f"({performance['submission']:,.0f} {unit} against "
-            f"{performance['reference']:,.0f} {unit}).")
+            f"({performance['submission']:,.0f} against {performance['reference']:,.0f} "
+            f"{unit}{load}).")
 
 
 def server_sentence(server: Mapping[str, Any]) -> str:
