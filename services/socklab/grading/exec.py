@@ -535,11 +535,12 @@ def bad_request(target: Target) -> None:
 
 # --- concurrency ---------------------------------------------------------------------
 
-SLEEP = 2.0
+# Margins of a second or two either way: a loaded machine slows a process start, not a sleep.
+SLEEP = 3.0
 # A quick command of a third client, while two sleep: answered within this.
-QUICK = 1.5
-# Both sleepers answered within this: they ran at the same time (one after the other: 4 s).
-BOTH_SLEPT = 3.6
+QUICK = 2.0
+# Both sleepers answered within this: they ran at the same time (one after the other: 6 s).
+BOTH_SLEPT = 5.0
 
 
 def parallel(target: Target) -> None:

@@ -39,7 +39,7 @@ EXEC_CHECKS: tuple[Check, ...] = (
           "{\"error\": ..., \"exit_status\": null} with two empty frames, read the next.",
           "exec"),
     Check("concurrency.parallel", 10,
-          "two clients' sleep 2 run at once, and a third client's echo is not kept waiting",
+          "two clients' sleep 3 run at once, and a third client's echo is not kept waiting",
           "A command takes as long as it takes: run each client's command while you serve "
           "the others (a thread per client, or a loop that watches the pipes too).",
           "blocking"),
