@@ -26,6 +26,8 @@ README = ROOT / "README.md"
 FAMILIES: dict[str, tuple[str, ...]] = {
     "echo": ("tcp", "select", "epoll", "twisted"),
     "udp": ("udp",),
+    "exec": ("exec",),
+    "ftp": ("ftp",),
 }
 
 SECTION = "## Checks and points"
