@@ -21,6 +21,7 @@ import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from socklab.grading import wire
 from socklab.grading.verdict import compare, describe_sent, size
@@ -147,13 +148,18 @@ def sizes(target: Target) -> None:
 def glued(target: Target) -> None:
     data = b"".join(b"message %03d of 100;" % i for i in range(100))
     with open_client(target) as sock:
-        sock.sendall(data)  # one send, one segment: 1,900 bytes
-        expected = target.variant.transform(data)
-        got, ending = wire.exchange(sock, b"", len(expected))
-        problem = compare(expected, got, ending)
-        if problem:
-            raise Wrong(f"sent 100 messages glued in one send ({describe_sent(data)}); "
-                        f"{problem}")
+        sock.sendall(data)  # one send: 1,900 bytes
+        expect_answer(target, sock, data,
+                      f"sent 100 messages glued in one send ({describe_sent(data)})")
+
+
+def expect_answer(target: Target, sock: socket.socket, data: bytes, said: str) -> None:
+    """Read the transform of ``data`` (already sent); Wrong, after ``said``, if it differs."""
+    expected = target.variant.transform(data)
+    got, ending = wire.exchange(sock, b"", len(expected))
+    problem = compare(expected, got, ending)
+    if problem:
+        raise Wrong(f"{said}; {problem}")
 
 
 def split(target: Target) -> None:
@@ -162,12 +168,8 @@ def split(target: Target) -> None:
         for i in range(len(data)):
             sock.sendall(data[i:i + 1])
             time.sleep(0.01)
-        expected = target.variant.transform(data)
-        got, ending = wire.exchange(sock, b"", len(expected))
-        problem = compare(expected, got, ending)
-        if problem:
-            raise Wrong(f"sent {describe_sent(data)} in {len(data)} sends of one byte, "
-                        f"10 ms apart; {problem}")
+        expect_answer(target, sock, data, f"sent {describe_sent(data)} in {len(data)} "
+                      "sends of one byte, 10 ms apart")
 
 
 def half_close(target: Target) -> None:
@@ -416,12 +418,15 @@ def fuzz(target: Target) -> None:
     args = argparse.Namespace(target=target.variant.name, inputs=300, seed=1, batch=50,
                               concurrency=None, host=target.host, port=target.port,
                               read_timeout=1.0, only=None)
-    report = run_fuzz(plan(args)).report()
-    if report["failures"]:
-        first = report["failures"][0]
-        raise Wrong(f"sent 300 malformed or abruptly ended connections (fuzzer seed 1); "
-                    f"a correct client then failed: {first}")
+    fuzz_verdict(run_fuzz(plan(args)).report(),
+                 "sent 300 malformed or abruptly ended connections (fuzzer seed 1)")
     served(target, "a fresh client after 300 fuzzer cases")
+
+
+def fuzz_verdict(report: dict[str, Any], sent: str) -> None:
+    """Wrong when the fuzzer's correct client failed in a run; ``sent`` says what was sent."""
+    if report["failures"]:
+        raise Wrong(f"{sent}; a correct client then failed: {report['failures'][0]}")
 
 
 # --- resources (the host measures; these only make the traffic) ----------------------

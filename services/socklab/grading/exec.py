@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from socklab.grading import wire
-from socklab.grading.echo import Target, Wrong
+from socklab.grading.echo import Target, Wrong, fuzz_verdict
 from socklab.grading.verdict import compare, size
 from socklab.registry import EXEC_OUTPUT_CAP, EXEC_TIMEOUT, Variant
 
@@ -654,11 +654,8 @@ def fuzz(target: Target) -> None:
             report = run_fuzz(run).report()
         except OSError as error:  # the fuzzer's first correct client failed
             raise Wrong(f"fuzzing {where(target, framing)} (target {name}): {error}") from None
-        if report["failures"]:
-            first = report["failures"][0]
-            raise Wrong(f"sent {FUZZ_INPUTS} malformed or abruptly ended connections to "
-                        f"{where(target, framing)} (fuzzer target {name}, seed 1); a correct "
-                        f"client then failed: {first}")
+        fuzz_verdict(report, f"sent {FUZZ_INPUTS} malformed or abruptly ended connections "
+                     f"to {where(target, framing)} (fuzzer target {name}, seed 1)")
     served(target, f"a fresh client after {FUZZ_INPUTS} fuzzer cases on each port")
 
 
