@@ -38,6 +38,8 @@ VARIANT      ?=
 SUBMISSION   ?=
 OUT          ?=
 KEEP         ?=
+# make grade-clean RUN=<run id>: that kept grading lab only (without RUN: every one)
+RUN          ?=
 
 # Compose v2 (docker compose) if present, else v1 (docker-compose).
 COMPOSE := $(shell if docker compose version >/dev/null 2>&1; then echo "docker compose"; \
@@ -50,7 +52,7 @@ DC = SOCKLAB_NETWORK=$(PROJECT) $(COMPOSE) -p $(PROJECT) -f $(COMPOSE_FILE) $(if
 WITH_IMAGE = image_env="$$($(HOSTPY) -m socklab.host.build images)"; eval "$$image_env"; export SOCKLAB_IMAGE;
 
 .PHONY: help up down shell ps logs test lint unit images clean check-docker check-compose check-lab
-.PHONY: vms vms-down provision test-ansible bench grade
+.PHONY: vms vms-down provision test-ansible bench grade grade-clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -133,6 +135,9 @@ grade: check-docker $(VENV_STAMP) ## grade a server: VARIANT=select SUBMISSION=f
 	PYTHONPATH=services $(VENV)/bin/python -m socklab.host.grade run \
 	  --variant "$$SOCKLAB_GRADE_VARIANT" --submission "$$SOCKLAB_GRADE_SUBMISSION" \
 	  $${SOCKLAB_GRADE_OUT:+--out "$$SOCKLAB_GRADE_OUT"} $(if $(KEEP),--keep)
+
+grade-clean: check-docker $(VENV_STAMP) ## remove grading labs left running (KEEP=1): all, or RUN=<run id>
+	@PYTHONPATH=services $(VENV)/bin/python -m socklab.host.grade sweep $(RUN)
 
 vms: check-docker ## start the local test VMs (N=3): systemd Debian containers with sshd, no Docker
 	@$(HOSTPY) -m socklab.host.vms up --count $(VMS) >/dev/null

@@ -128,9 +128,11 @@ def run(args: argparse.Namespace) -> int:
     finally:
         if args.keep and not interrupted:
             print(f"socklab grade: the lab is kept: {lab.enter_command()}\n"
-                  f"  remove it with: python3 -m socklab.host.grade sweep {run_id}",
-                  file=sys.stderr)
+                  f"  remove it with: make grade-clean RUN={run_id}", file=sys.stderr)
         else:
+            # A second Ctrl-C (or make's TERM after ours) must not cut the cleanup short.
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
             lab.close()
             submission.cleanup()
     print(report.summary_table(grade))

@@ -461,7 +461,7 @@ class Grading:
             "versions": {"socklab": __version__, "image": image},
             "lab": {"kept": kept, "run_id": self.lab.run_id,
                     "enter": self.lab.enter_command() if kept else None,
-                    "remove": f"python3 -m socklab.host.grade sweep {self.lab.run_id}"
+                    "remove": f"make grade-clean RUN={self.lab.run_id}"
                     if kept else None},
         }
 

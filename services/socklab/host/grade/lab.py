@@ -19,7 +19,9 @@ a traceback is) is what is kept.
 from __future__ import annotations
 
 import contextlib
+import shutil
 import time
+from pathlib import Path
 from typing import Any
 
 import docker
@@ -28,10 +30,12 @@ import docker.errors
 from socklab.host import labhosts
 from socklab.host.containers import Completed, exec_in
 from socklab.host.grade import procfs
-from socklab.host.grade.submission import MOUNT, Submission
+from socklab.host.grade.submission import MOUNT, STAGED_PREFIX, Submission
 from socklab.registry import CLIENTS, Variant
 
 RUN_LABEL = "socklab.grade"
+# Where a run's submission was staged: a sweep of a kept lab removes it too.
+STAGED_LABEL = "socklab.grade.staged"
 # One CPU of the machine for the submission: a spinning server slows itself, not the rest.
 CPU_LIMIT_NS = 1_000_000_000
 LOG_CONFIG = {"type": "json-file", "config": {"max-size": "1m", "max-file": "2"}}
@@ -61,6 +65,8 @@ class GradeLab:
         self.run_id = run_id
         self.prefix = f"socklab-grade-{run_id}"
         self.labels = {**(labels or {}), RUN_LABEL: run_id}
+        if submission.staged is not None:
+            self.labels[STAGED_LABEL] = str(submission.staged)
         self.services = labhosts.compose_services()
         self.network = engine.networks.create(self.prefix, driver="bridge", internal=True,
                                               options=NO_WAY_OUT, labels=self.labels)
@@ -209,5 +215,16 @@ def not_ready_reason(found: list[procfs.Listening], window: float, transport: st
 
 
 def sweep(engine: docker.DockerClient, run_id: str = "") -> int:
-    """Remove what grading run ``run_id`` (every grading run: "") left behind."""
-    return labhosts.sweep(engine, {RUN_LABEL: run_id})
+    """Remove what grading run ``run_id`` (every grading run: "") left behind.
+
+    A kept lab's staged submission (its containers name it in ``STAGED_LABEL``)
+    goes with it.
+    """
+    filters = {"label": [f"{RUN_LABEL}={run_id}" if run_id else RUN_LABEL]}
+    staged = {c.labels.get(STAGED_LABEL, "")
+              for c in engine.containers.list(all=True, filters=filters, ignore_removed=True)}
+    removed = labhosts.sweep(engine, {RUN_LABEL: run_id})
+    for path in staged:
+        if Path(path).name.startswith(STAGED_PREFIX):  # only what stage() made
+            shutil.rmtree(path, ignore_errors=True)
+    return removed

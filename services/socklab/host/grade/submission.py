@@ -25,6 +25,7 @@ MOUNT = "/submission"
 MAX_BYTES = 64 << 20
 MAX_FILES = 1000
 REFERENCE = "reference"
+STAGED_PREFIX = "socklab-grade-"
 
 
 class SubmissionError(ValueError):
@@ -127,7 +128,7 @@ def stage(given: str) -> Submission:
     path = Path(given).expanduser()
     kind, argv = classify(path)
     digest = content_hash(path)
-    staged = Path(tempfile.mkdtemp(prefix="socklab-grade-"))
+    staged = Path(tempfile.mkdtemp(prefix=STAGED_PREFIX))
     try:
         if kind == "directory":
             shutil.copytree(path, staged, symlinks=True, dirs_exist_ok=True)
