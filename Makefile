@@ -112,7 +112,7 @@ test: check-docker $(VENV_STAMP) lint test-ansible ## everything: lint, Ansible 
 	run="$$(date +%Y%m%d%H%M%S)-$$$$"; \
 	trap 'PYTHONPATH=tests $(VENV)/bin/python -m integration.harness sweep "$$run"' EXIT INT TERM; \
 	echo "socklab: test run $$run with $$SOCKLAB_IMAGE" >&2; \
-	SOCKLAB_TEST_RUN="$$run" PYTHONPATH=services:tests $(VENV)/bin/pytest -n auto $(PYTEST_ARGS)
+	SOCKLAB_TEST_RUN="$$run" PYTHONPATH=services:tests $(VENV)/bin/pytest -n auto --dist loadgroup $(PYTEST_ARGS)
 	@# The benchmark's smoke check: it must run and write its results; no figure is asserted.
 	@$(MAKE) --no-print-directory bench QUICK=1
 

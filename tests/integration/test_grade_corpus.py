@@ -12,7 +12,11 @@ from __future__ import annotations
 
 import subprocess
 import time
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import docker
 import pytest
@@ -21,9 +25,52 @@ from grading.corpus import Entry, load
 from integration import harness
 from integration.test_grade import explain, failed, grade, leftovers
 
-pytestmark = pytest.mark.integration
-
 CORPUS = load()
+
+# Gradings at once. Most of a grading is waiting (on the server, on a check's timer), so
+# a few run side by side in one test worker; every corpus test is sent to that worker
+# (xdist_group, make test's --dist loadgroup), which grades the whole corpus on first
+# use while the other worker runs the rest of the suite. Three networks of Docker's
+# ~30, and checks with timers (a second client answered within 3 s) keep their margins.
+JOBS = 3
+
+pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("grade-corpus")]
+
+
+@dataclass
+class Graded:
+    status: int
+    found: dict[str, Any]
+    stderr: str
+    seconds: float
+    out: Path
+
+
+def _grade_entry(image: str, entry: Entry, work: Path) -> Graded:
+    submission = entry.path
+    if entry.path.suffix == ".c":
+        submission = work / entry.path.stem
+        subprocess.run(["gcc", "-O2", "-Wall", "-o", str(submission), str(entry.path)],
+                       check=True, capture_output=True)
+    extra = ("--time-limit", "300") if entry.kind == "hostile" else ()
+    started = time.monotonic()
+    status, found, stderr = grade(image, entry.variant, submission, work / "out",
+                                  "--no-performance", *extra)
+    return Graded(status, found, stderr, time.monotonic() - started, work / "out")
+
+
+@pytest.fixture(scope="session")
+def corpus_grades(lab_image: str, tmp_path_factory: pytest.TempPathFactory,
+                  request: pytest.FixtureRequest) -> Iterator[dict[str, Future[Graded]]]:
+    """The gradings of the selected corpus entries, started at once on JOBS threads
+    (futures by file name)."""
+    selected = {item.callspec.params["entry"].path.name for item in request.session.items
+                if "entry" in getattr(getattr(item, "callspec", None), "params", {})}
+    with ThreadPoolExecutor(JOBS) as pool:
+        yield {entry.path.name: pool.submit(_grade_entry, lab_image, entry,
+                                            tmp_path_factory.mktemp(entry.path.stem))
+               for entry in CORPUS if entry.path.name in selected}
+
 
 def _id(entry: Entry) -> str:
     return entry.path.name
@@ -31,18 +78,13 @@ def _id(entry: Entry) -> str:
 
 @pytest.mark.parametrize("entry", [e for e in CORPUS if e.kind in ("buggy", "correct")], ids=_id)
 def test_each_server_fails_exactly_the_checks_of_its_mistake(
-        lab_image: str, entry: Entry, tmp_path: Path) -> None:
-    submission = entry.path
-    if entry.path.suffix == ".c":
-        submission = tmp_path / entry.path.stem
-        subprocess.run(["gcc", "-O2", "-Wall", "-o", str(submission), str(entry.path)],
-                       check=True, capture_output=True)
-    status, found, stderr = grade(lab_image, entry.variant, submission, tmp_path / "out",
-                                  "--no-performance")
-    assert found, f"no grade.json:\n{stderr}"
+        entry: Entry, corpus_grades: dict[str, Future[Graded]]) -> None:
+    graded = corpus_grades[entry.path.name].result()
+    found = graded.found
+    assert found, f"no grade.json:\n{graded.stderr}"
     assert failed(found) == set(entry.expect_fail), (
         f"{entry.path.name} ({entry.mistake}):\n{explain(found)}")
-    assert status == (1 if entry.expect_fail else 0)
+    assert graded.status == (1 if entry.expect_fail else 0)
     for check in found["checks"]:
         if check["status"] != "passed" and check["scored"]:
             assert check["message"] and check["hint"] and check["reproduce"]
@@ -50,19 +92,17 @@ def test_each_server_fails_exactly_the_checks_of_its_mistake(
 
 @pytest.mark.parametrize("entry", [e for e in CORPUS if e.kind == "hostile"], ids=_id)
 def test_a_hostile_server_gets_a_verdict_and_leaves_nothing(
-        lab_image: str, entry: Entry, tmp_path: Path, lab: harness.TestLab,
+        entry: Entry, corpus_grades: dict[str, Future[Graded]], lab: harness.TestLab,
         docker_client: docker.DockerClient) -> None:
-    started = time.monotonic()
-    status, found, stderr = grade(lab_image, entry.variant, entry.path, tmp_path,
-                                  "--no-performance", "--time-limit", "300")
-    seconds = time.monotonic() - started
-    assert found, f"no grade.json:\n{stderr}"
+    graded = corpus_grades[entry.path.name].result()
+    found = graded.found
+    assert found, f"no grade.json:\n{graded.stderr}"
     assert failed(found) >= set(entry.expect_fail), explain(found)
-    assert status == (1 if failed(found) else 0)
-    assert seconds < 400
+    assert graded.status == (1 if failed(found) else 0)
+    assert graded.seconds < 400
     assert leftovers(docker_client, found["lab"]["run_id"]) == []
     # The disk holds at most Docker's capped log of it.
-    assert (tmp_path / "server.log").stat().st_size <= 2 << 20
+    assert (graded.out / "server.log").stat().st_size <= 2 << 20
     # A lab beside it kept serving: this worker's own select-server answers.
     client = lab.host("client-1")
     lab.host("select-server")
