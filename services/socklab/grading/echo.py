@@ -191,15 +191,20 @@ def half_close(target: Target) -> None:
 # --- concurrency ---------------------------------------------------------------------
 
 
+def open_many(target: Target, count: int, socks: list[socket.socket], what: str = "") -> None:
+    """Connect ``count`` clients past their greeting into ``socks`` (the caller closes them)."""
+    for i in range(count):
+        try:
+            socks.append(open_client(target))
+        except Wrong as wrong:
+            raise Wrong(f"with {i} {what}clients connected, client {i + 1}: {wrong}",
+                        wrong.status) from None
+
+
 def _many(target: Target, count: int, rounds: int, hold: float = 0.0) -> None:
-    socks = []
+    socks: list[socket.socket] = []
     try:
-        for i in range(count):
-            try:
-                socks.append(open_client(target))
-            except Wrong as wrong:
-                raise Wrong(f"with {i} clients connected, client {i + 1}: {wrong}",
-                            wrong.status) from None
+        open_many(target, count, socks)
         for r in range(rounds):
             for i, sock in enumerate(socks):
                 sock.sendall(b"client %d round %d;" % (i, r))
@@ -292,14 +297,9 @@ def sequential(target: Target) -> None:
 
 
 def idle_thousands(target: Target, count: int = 2000) -> None:
-    socks = []
+    socks: list[socket.socket] = []
     try:
-        for i in range(count):
-            try:
-                socks.append(open_client(target))
-            except Wrong as wrong:
-                raise Wrong(f"with {i} idle clients connected, client {i + 1}: {wrong}",
-                            wrong.status) from None
+        open_many(target, count, socks, "idle ")
         served(target, f"one more client, with {count:,} idle ones connected")
         for i in range(0, count, count // 20):
             roundtrip(target, socks[i], b"idle client %d wakes up" % i,
