@@ -113,6 +113,10 @@ def sweep(engine: docker.DockerClient, labels: dict[str, str]) -> int:
             container.remove(force=True, v=True)
         except docker.errors.NotFound:  # removed meanwhile (a test, a parallel sweep)
             continue
+        except docker.errors.APIError as error:
+            if error.status_code == 409:  # "removal already in progress": another sweep's
+                continue
+            raise
         removed += 1
     for network in engine.networks.list(filters=filters):
         network.remove()
