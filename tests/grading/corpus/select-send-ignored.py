@@ -2,13 +2,14 @@
 # kind: buggy
 # mistake: ignores what send() returns on its non-blocking sockets: whatever the kernel did
 #   not take is thrown away, so long answers lose bytes
-# expect-fail: conformance.sizes robustness.slow-reader
+# expect-fail: conformance.sizes conformance.half-close robustness.slow-reader
 """My select-server for socklab: says hello, then answers everything in upper case.
 
 One thread and one select() loop over the listening socket and every client.
 
-(Calibrated against the live grader: conformance.half-close's 100 kB answer is taken by
-the kernel's buffers in whole sends, so this mistake shows only from 1 MiB on.)
+(Calibrated against the live grader: conformance.half-close's 100 kB answer is mostly
+taken by the kernel's buffers in whole sends, but on a loaded machine a send is partial
+and 20 kB go missing: the mistake shows there by chance, and always from 1 MiB on.)
 """
 
 import select
