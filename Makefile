@@ -40,6 +40,13 @@ OUT          ?=
 KEEP         ?=
 # make grade-clean RUN=<run id>: that kept grading lab only (without RUN: every one)
 RUN          ?=
+# make grade|grade-class CHECKS=course.toml: which checks count and their points
+CHECKS       ?=
+# make grade-class VARIANT=select SUBMISSIONS=dir [OUT=dir] [JOBS=n] [CHECKS=file] [FORCE=1]:
+# every learner's submission of dir, JOBS at once; OUT/class.csv and OUT/index.html
+SUBMISSIONS  ?=
+JOBS         ?=
+FORCE        ?=
 
 # Compose v2 (docker compose) if present, else v1 (docker-compose).
 COMPOSE := $(shell if docker compose version >/dev/null 2>&1; then echo "docker compose"; \
@@ -52,7 +59,7 @@ DC = SOCKLAB_NETWORK=$(PROJECT) $(COMPOSE) -p $(PROJECT) -f $(COMPOSE_FILE) $(if
 WITH_IMAGE = image_env="$$($(HOSTPY) -m socklab.host.build images)"; eval "$$image_env"; export SOCKLAB_IMAGE;
 
 .PHONY: help up down shell ps logs test lint unit images clean check-docker check-compose check-lab
-.PHONY: vms vms-down provision test-ansible bench grade grade-clean
+.PHONY: vms vms-down provision test-ansible bench grade grade-class grade-clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -129,12 +136,28 @@ bench: check-docker $(VENV_STAMP) ## every variant vs references across the netw
 grade: export SOCKLAB_GRADE_VARIANT := $(VARIANT)
 grade: export SOCKLAB_GRADE_SUBMISSION := $(SUBMISSION)
 grade: export SOCKLAB_GRADE_OUT := $(OUT)
+grade: export SOCKLAB_GRADE_CHECKS := $(CHECKS)
 grade: check-docker $(VENV_STAMP) ## grade a server: VARIANT=select SUBMISSION=file|dir|reference [OUT=dir] [KEEP=1]
 	@[ -n "$$SOCKLAB_GRADE_VARIANT" ] && [ -n "$$SOCKLAB_GRADE_SUBMISSION" ] || { echo "socklab: usage: make grade VARIANT=select SUBMISSION=path/to/server.py [OUT=dir] [KEEP=1]" >&2; exit 2; }
 	@$(WITH_IMAGE) \
 	PYTHONPATH=services $(VENV)/bin/python -m socklab.host.grade run \
 	  --variant "$$SOCKLAB_GRADE_VARIANT" --submission "$$SOCKLAB_GRADE_SUBMISSION" \
-	  $${SOCKLAB_GRADE_OUT:+--out "$$SOCKLAB_GRADE_OUT"} $(if $(KEEP),--keep)
+	  $${SOCKLAB_GRADE_OUT:+--out "$$SOCKLAB_GRADE_OUT"} $(if $(KEEP),--keep) \
+	  $${SOCKLAB_GRADE_CHECKS:+--checks "$$SOCKLAB_GRADE_CHECKS"}
+
+grade-class: export SOCKLAB_GRADE_VARIANT := $(VARIANT)
+grade-class: export SOCKLAB_GRADE_SUBMISSIONS := $(SUBMISSIONS)
+grade-class: export SOCKLAB_GRADE_OUT := $(OUT)
+grade-class: export SOCKLAB_GRADE_CHECKS := $(CHECKS)
+grade-class: export SOCKLAB_GRADE_JOBS := $(JOBS)
+grade-class: check-docker $(VENV_STAMP) ## grade a class: VARIANT=select SUBMISSIONS=dir [OUT=dir] [JOBS=n] [CHECKS=file] [FORCE=1]
+	@[ -n "$$SOCKLAB_GRADE_VARIANT" ] && [ -n "$$SOCKLAB_GRADE_SUBMISSIONS" ] || { echo "socklab: usage: make grade-class VARIANT=select SUBMISSIONS=dir [OUT=dir] [JOBS=n] [CHECKS=file] [FORCE=1]" >&2; exit 2; }
+	@$(WITH_IMAGE) \
+	PYTHONPATH=services $(VENV)/bin/python -m socklab.host.grade class \
+	  --variant "$$SOCKLAB_GRADE_VARIANT" --submissions "$$SOCKLAB_GRADE_SUBMISSIONS" \
+	  $${SOCKLAB_GRADE_OUT:+--out "$$SOCKLAB_GRADE_OUT"} $(if $(FORCE),--force) \
+	  $${SOCKLAB_GRADE_JOBS:+--jobs "$$SOCKLAB_GRADE_JOBS"} \
+	  $${SOCKLAB_GRADE_CHECKS:+--checks "$$SOCKLAB_GRADE_CHECKS"}
 
 grade-clean: check-docker $(VENV_STAMP) ## remove grading labs left running (KEEP=1): all, or RUN=<run id>
 	@PYTHONPATH=services $(VENV)/bin/python -m socklab.host.grade sweep $(RUN)

@@ -1,11 +1,17 @@
 """``python3 -m socklab.host.grade``: the command behind ``make grade``.
 
     python3 -m socklab.host.grade run --variant select --submission server.py \\
-        [--out DIR] [--keep] [--time-limit S] [--no-performance]
+        [--out DIR] [--keep] [--time-limit S] [--no-performance] [--checks FILE]
+    python3 -m socklab.host.grade class --variant select --submissions DIR \\
+        [--out DIR] [--jobs N] [--checks FILE] [--force]
     python3 -m socklab.host.grade sweep [RUN_ID]
 
-Exit status: 0 every scored check passed, 1 some did not, 2 no grading was
-possible (bad arguments, a missing file, no Docker, no image). A submission
+``class`` grades every learner's submission of a directory (``make
+grade-class``, socklab.host.grade.class_run). ``--checks FILE``: the checks
+that count and their points (socklab.host.grade.weights).
+
+Exit status: 0 every scored check passed (class: every learner's), 1 some did
+not, 2 no grading was possible (bad arguments, a missing file, no Docker, no image). A submission
 that crashes, never listens or hangs is graded (1), never an error of the
 grader. The lab image is ``--image`` or ``$SOCKLAB_IMAGE`` (``make grade``
 builds it and sets it).
@@ -14,20 +20,26 @@ builds it and sets it).
 from __future__ import annotations
 
 import argparse
+import fcntl
 import os
 import secrets
 import signal
 import sys
 import time
 import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
 
 from socklab.grading import spec
+from socklab.host.grade import weights as weighting
 from socklab.host.grade.submission import SubmissionError, stage
 
 NO_GRADING = 2
+NO_IMAGE = ("no lab image: run it as make grade, or set SOCKLAB_IMAGE "
+            "(eval \"$(PYTHONPATH=services python3 -m socklab.host.build images)\")")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -50,6 +62,28 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--label", action="append", default=[], metavar="KEY=VALUE",
                      help="one more label on everything the run creates (a test run's, "
                           "a class run's), so that its owner can sweep it")
+    run.add_argument("--checks", default=None, metavar="FILE",
+                     help="a TOML file: which checks count and their points (docs/grading.md)")
+    run.add_argument("--performance-lock", default=None, metavar="FILE",
+                     help="hold this file's lock while measuring performance (a class run "
+                          "gives every grading the same file: one measures at a time)")
+    klass = commands.add_parser("class", help="grade a class: every submission of a directory")
+    klass.add_argument("--variant", required=True, help=f"one of {', '.join(spec.GRADED)}")
+    klass.add_argument("--submissions", required=True,
+                       help="a directory: one file or directory per learner, named by the id")
+    klass.add_argument("--out", default=None,
+                       help="results directory (default: results/class-<variant>-<dir name>)")
+    klass.add_argument("--jobs", type=int, default=None,
+                       help="gradings at once (default: what fits this machine)")
+    klass.add_argument("--checks", default=None, metavar="FILE",
+                       help="a TOML file: which checks count and their points")
+    klass.add_argument("--force", action="store_true",
+                       help="grade every learner again, changed or not")
+    klass.add_argument("--image", default=os.environ.get("SOCKLAB_IMAGE"))
+    klass.add_argument("--time-limit", type=float, default=None,
+                       help="seconds for each learner's grading (default: 900)")
+    klass.add_argument("--label", action="append", default=[], metavar="KEY=VALUE",
+                       help="one more label on every grading lab of the run")
     sweep = commands.add_parser("sweep", help="remove what grading runs left (KEEP=1 labs)")
     sweep.add_argument("run_id", nargs="?", default="")
     return top
@@ -64,13 +98,34 @@ def _terminate(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt(f"signal {signum}")
 
 
+@contextmanager
+def file_lock(path: str | None, say: str) -> Iterator[None]:
+    """Hold an exclusive lock of ``path`` (none: nothing to hold); ``say`` while waiting."""
+    if path is None:
+        yield
+        return
+    with open(path, "a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            print(say, file=sys.stderr, flush=True)
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def run(args: argparse.Namespace) -> int:
     if args.variant not in spec.GRADED:
         return fail(f"cannot grade {args.variant!r}: gradable variants are "
                     f"{', '.join(spec.GRADED)}")
     if not args.image:
-        return fail("no lab image: run it as make grade, or set SOCKLAB_IMAGE "
-                    "(eval \"$(PYTHONPATH=services python3 -m socklab.host.build images)\")")
+        return fail(NO_IMAGE)
+    try:
+        weights = weighting.load(args.checks, args.variant)
+    except weighting.WeightsError as error:
+        return fail(str(error))
     try:
         submission = stage(args.submission)
     except SubmissionError as error:
@@ -108,7 +163,11 @@ def run(args: argparse.Namespace) -> int:
     lab = GradeLab(engine, args.image, run_id, VARIANTS[args.variant], submission, labels)
     grading = grader.Grading(
         lab, VARIANTS[args.variant], submission,
-        time_limit=args.time_limit or grader.TIME_LIMIT, performance=not args.no_performance)
+        time_limit=args.time_limit or grader.TIME_LIMIT,
+        performance=not args.no_performance and weights.measure_performance,
+        performance_turn=lambda: file_lock(
+            args.performance_lock, "socklab grade: waiting for another grading of the class "
+            "to finish measuring performance (one at a time)"))
     interrupted, broken = False, False
     try:
         grading.run()
@@ -122,6 +181,8 @@ def run(args: argparse.Namespace) -> int:
               file=sys.stderr)
     try:
         grade = grading.grade(started, time.monotonic() - clock, args.image, args.keep)
+        if args.checks is not None:
+            grade = weighting.rescore(grade, weights)
         out.mkdir(parents=True, exist_ok=True)
         (out / "server.log").write_text(lab.logs() if lab.server is not None else "")
         report.write_all(grade, out)
@@ -153,9 +214,16 @@ def sweep(args: argparse.Namespace) -> int:
     return 0
 
 
+def grade_class(args: argparse.Namespace) -> int:
+    from socklab.host.grade import class_run
+
+    return class_run.main(args)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    return run(args) if args.command == "run" else sweep(args)
+    commands = {"run": run, "class": grade_class, "sweep": sweep}
+    return commands[args.command](args)
 
 
 if __name__ == "__main__":

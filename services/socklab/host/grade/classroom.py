@@ -390,6 +390,7 @@ def finished(state: ClassState, learner: str, status: str, seconds: float,
 FORCED = "FORCE=1"
 NEW = "new: not graded before"
 UNCHANGED = "unchanged since its last grading"
+UNFINISHED = "unfinished: its last grading did not end"
 
 
 @dataclass(frozen=True)
@@ -422,7 +423,7 @@ def _reason(entry: Entry, last: LearnerState | None, state: ClassState, variant:
     if last.sha256 != entry.sha256:
         return "changed: its submission is not what was graded"
     if not last.finished:
-        return "unfinished: its last grading did not end"
+        return UNFINISHED
     if last.status in RETRY:
         return f"retried: its last grading ended in {last.status}"
     if entry.id not in state.results:

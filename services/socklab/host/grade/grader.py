@@ -19,6 +19,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -164,8 +165,13 @@ class Grading:
 
     def __init__(self, lab: GradeLab, variant: Variant, submission: Submission, *,
                  time_limit: float = TIME_LIMIT, progress: Progress = _stderr,
-                 performance: bool = True) -> None:
+                 performance: bool = True,
+                 performance_turn: Callable[[], AbstractContextManager[object]] = nullcontext,
+                 ) -> None:
+        """``performance_turn``: held while the performance check runs (a class run's
+        lock, so that no other of its gradings measures meanwhile)."""
         self.lab, self.variant, self.submission = lab, variant, submission
+        self.performance_turn = performance_turn
         self.checks = spec.checks(variant.name)
         self.deadline = time.monotonic() + time_limit
         self.time_limit = time_limit
@@ -411,12 +417,8 @@ class Grading:
                 elif self.not_ready or not self.lab.alive():
                     outcome = Outcome(check, "skipped", message="the server was not running")
                 else:
-                    self.progress(f"{prefix} measuring (3 runs each, against the reference)")
-                    # A fresh server, as fresh as the reference beside it: after the checks
-                    # a server is larger (measured: exec's 25 -> 55 MiB, 15-25% slower).
-                    self.fresh_for_performance = self.start_server()
-                    outcome = (self.run_performance(check) if self.fresh_for_performance
-                               else Outcome(check, "skipped", message=self.not_ready))
+                    with self.performance_turn():
+                        outcome = self.measured(check, prefix)
             elif not self.ensure_server():
                 outcome = Outcome(check, "failed", reproduce=reproduce(
                     self.variant.name, check.id), message=self.not_ready)
@@ -425,6 +427,15 @@ class Grading:
             self.outcomes.append(outcome)
             self.progress(f"{prefix} {outcome.status:8} {outcome.points:5.1f}/{check.points:<3}"
                           f" ({outcome.seconds:.1f} s)")
+
+    def measured(self, check: spec.Check, prefix: str) -> Outcome:
+        self.progress(f"{prefix} measuring (3 runs each, against the reference)")
+        # A fresh server, as fresh as the reference beside it: after the checks a server
+        # is larger (measured: exec's 25 -> 55 MiB, 15-25% slower).
+        self.fresh_for_performance = self.start_server()
+        if not self.fresh_for_performance:
+            return Outcome(check, "skipped", message=self.not_ready)
+        return self.run_performance(check)
 
     @property
     def restarts(self) -> int:

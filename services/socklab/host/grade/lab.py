@@ -214,16 +214,18 @@ def not_ready_reason(found: list[procfs.Listening], window: float, transport: st
             "on its variant's port")
 
 
-def sweep(engine: docker.DockerClient, run_id: str = "") -> int:
+def sweep(engine: docker.DockerClient, run_id: str = "", label: str = RUN_LABEL) -> int:
     """Remove what grading run ``run_id`` (every grading run: "") left behind.
 
-    A kept lab's staged submission (its containers name it in ``STAGED_LABEL``)
-    goes with it.
+    ``label``: the label that carries ``run_id``; another one than
+    ``RUN_LABEL`` (a class run's, given with ``--label``) removes every
+    grading lab carrying it. A kept lab's staged submission (its containers
+    name it in ``STAGED_LABEL``) goes with it.
     """
-    filters = {"label": [f"{RUN_LABEL}={run_id}" if run_id else RUN_LABEL]}
+    filters = {"label": [f"{label}={run_id}" if run_id else label]}
     staged = {c.labels.get(STAGED_LABEL, "")
               for c in engine.containers.list(all=True, filters=filters, ignore_removed=True)}
-    removed = labhosts.sweep(engine, {RUN_LABEL: run_id})
+    removed = labhosts.sweep(engine, {label: run_id})
     for path in staged:
         if Path(path).name.startswith(STAGED_PREFIX):  # only what stage() made
             shutil.rmtree(path, ignore_errors=True)

@@ -57,7 +57,7 @@ The block, in grade.json::
                              "points": {"<id>": [<points>, <max_points>], ...},
                              "excluded_checks": [[<index>, {<the check>}], ...]}}
 
-Pure: :func:`parse` takes the file's text; the caller reads the file.
+Pure but :func:`load`, which reads the file: :func:`parse` takes its text.
 """
 
 from __future__ import annotations
@@ -68,6 +68,7 @@ import math
 import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
@@ -376,3 +377,15 @@ def rescore(grade: Mapping[str, Any], weights: Weights) -> dict[str, Any]:
                         "changed": {k: list(v) for k, v in weights.changed().items()
                                     if v[1] != 0},
                         "original": before}}
+
+
+def load(path: str | None, variant: str) -> Weights:
+    """The weights of ``CHECKS=path`` (None: the spec's points); WeightsError says why not."""
+    if path is None:
+        return default(variant)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise WeightsError(f"CHECKS={path}: cannot read it: "
+                           f"{getattr(error, 'strerror', None) or error}") from None
+    return parse(text, variant, source=path)
