@@ -37,7 +37,7 @@ body { font: 15px/1.5 system-ui, sans-serif; max-width: 80rem; margin: 2rem auto
 h1 { font-size: 1.6rem; } h2 { margin-top: 2rem; border-bottom: 1px solid #d0d7de; }
 table { border-collapse: collapse; } th, td { padding: .25rem .6rem; text-align: left;
        border-bottom: 1px solid #d0d7de; vertical-align: top; }
-td.n { text-align: right; font-variant-numeric: tabular-nums; }
+td.n { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
 th button { font: inherit; font-weight: 600; border: 0; background: none; padding: 0;
             cursor: pointer; color: inherit; }
 th[aria-sort=ascending] button::after { content: " \\25B2"; }
@@ -55,16 +55,22 @@ th[aria-sort=descending] button::after { content: " \\25BC"; }
 code { background: #f6f8fa; padding: 0 .2rem; }
 """
 
-# Sorts a table.sortable by the data-v of the clicked column's cells: numbers as numbers,
-# the rest as text; empty cells last whichever the direction. compareCells is pure (a
-# unit test runs it under node); the rest only wires the headers' buttons.
+# Sorts a table.sortable by the data-v of the clicked column's cells; empty cells last
+# whichever the direction. The order is total (a sort gives the same rows whatever order
+# they were in): numbers by value before text, text in natural order ("user2" before
+# "user10"), ties of the collation by code unit. compareCells is pure (unit tests run it
+# under node and in chromium); the rest only wires the headers' buttons.
 SCRIPT = """
 function compareCells(x, y, ascending) {
+  x = x == null ? "" : x;
+  y = y == null ? "" : y;
   if (x === y) return 0;
   if (x === "") return 1;
   if (y === "") return -1;
-  var nx = Number(x), ny = Number(y);
-  var order = (!isNaN(nx) && !isNaN(ny)) ? nx - ny : (x < y ? -1 : 1);
+  var nx = Number(x), ny = Number(y), order;
+  if (!isNaN(nx) && !isNaN(ny)) order = nx - ny;
+  else if (!isNaN(nx) || !isNaN(ny)) order = isNaN(nx) ? 1 : -1;
+  else order = x.localeCompare(y, "en", {numeric: true}) || (x < y ? -1 : 1);
   return ascending ? order : -order;
 }
 if (typeof document !== "undefined") {
