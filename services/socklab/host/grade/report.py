@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import html
 import json
+import os
 import re
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping, Sequence
@@ -501,11 +502,17 @@ RENDERERS = (grade_json, report_md, report_html, junit_xml, gradescope_json, pra
 
 
 def write_all(grade: Grade, out_dir: Path) -> list[Path]:
-    """Write every file of :data:`FILES` under ``out_dir``; the paths, in that order."""
-    paths = []
-    for name, render in zip(FILES, RENDERERS, strict=True):
-        path = out_dir / name
+    """Write every file of :data:`FILES` under ``out_dir``; the paths, in that order.
+
+    grade.json last, each file whole (written beside, then renamed): whoever
+    finds a grade.json (a class run, after its grading was killed midway)
+    finds every report of that grade beside it.
+    """
+    paths = [out_dir / name for name in FILES]
+    for path in paths:
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(render(grade), encoding="utf-8")
-        paths.append(path)
+    for path, render in reversed(list(zip(paths, RENDERERS, strict=True))):
+        temporary = path.with_name(f".{path.name}.tmp")
+        temporary.write_text(render(grade), encoding="utf-8")
+        os.replace(temporary, path)
     return paths
