@@ -42,48 +42,48 @@ NO_IMAGE = ("no lab image: run it as make grade, or set SOCKLAB_IMAGE "
             "(eval \"$(PYTHONPATH=services python3 -m socklab.host.build images)\")")
 
 
+def _common(command: argparse.ArgumentParser, each: str) -> None:
+    """The options ``run`` and ``class`` share (``each``: what one grading is)."""
+    command.add_argument("--variant", required=True, help=f"one of {', '.join(spec.GRADED)}")
+    command.add_argument("--image", default=os.environ.get("SOCKLAB_IMAGE"))
+    command.add_argument("--time-limit", type=float, default=None,
+                         help=f"seconds for {each} (default: 900)")
+    command.add_argument("--checks", default=None, metavar="FILE",
+                         help="a TOML file: which checks count and their points "
+                              "(docs/grading-class.md)")
+    command.add_argument("--label", action="append", default=[], metavar="KEY=VALUE",
+                         help="one more label on everything the run creates (a test run's, "
+                              "a class run's), so that its owner can sweep it")
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="python3 -m socklab.host.grade", description=__doc__,
                                   formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = top.add_subparsers(dest="command", required=True)
     run = commands.add_parser("run", help="grade one submission")
-    run.add_argument("--variant", required=True, help=f"one of {', '.join(spec.GRADED)}")
+    _common(run, "the whole grading")
     run.add_argument("--submission", required=True,
                      help="a .py file, a directory with main.py, an executable, or 'reference'")
     run.add_argument("--out", default=None,
                      help="results directory (default: results/grade-<name>-<UTC time>)")
     run.add_argument("--keep", action="store_true",
                      help="leave the grading lab running (and say how to enter it)")
-    run.add_argument("--image", default=os.environ.get("SOCKLAB_IMAGE"))
-    run.add_argument("--time-limit", type=float, default=None,
-                     help="seconds for the whole grading (default: 900)")
     run.add_argument("--no-performance", action="store_true",
                      help="skip the performance check (it earns points only)")
-    run.add_argument("--label", action="append", default=[], metavar="KEY=VALUE",
-                     help="one more label on everything the run creates (a test run's, "
-                          "a class run's), so that its owner can sweep it")
-    run.add_argument("--checks", default=None, metavar="FILE",
-                     help="a TOML file: which checks count and their points (docs/grading.md)")
     run.add_argument("--performance-lock", default=None, metavar="FILE",
                      help="hold this file's lock while measuring performance (a class run "
                           "gives every grading the same file: one measures at a time)")
     klass = commands.add_parser("class", help="grade a class: every submission of a directory")
-    klass.add_argument("--variant", required=True, help=f"one of {', '.join(spec.GRADED)}")
+    _common(klass, "each learner's grading")
     klass.add_argument("--submissions", required=True,
                        help="a directory: one file or directory per learner, named by the id")
     klass.add_argument("--out", default=None,
                        help="results directory (default: results/class-<variant>-<dir name>)")
     klass.add_argument("--jobs", type=int, default=None,
-                       help="gradings at once (default: what fits this machine)")
-    klass.add_argument("--checks", default=None, metavar="FILE",
-                       help="a TOML file: which checks count and their points")
+                       help="gradings at once (default: one per core, within the networks "
+                            "Docker has left)")
     klass.add_argument("--force", action="store_true",
                        help="grade every learner again, changed or not")
-    klass.add_argument("--image", default=os.environ.get("SOCKLAB_IMAGE"))
-    klass.add_argument("--time-limit", type=float, default=None,
-                       help="seconds for each learner's grading (default: 900)")
-    klass.add_argument("--label", action="append", default=[], metavar="KEY=VALUE",
-                       help="one more label on every grading lab of the run")
     sweep = commands.add_parser("sweep", help="remove what grading runs left (KEEP=1 labs)")
     sweep.add_argument("run_id", nargs="?", default="")
     return top
