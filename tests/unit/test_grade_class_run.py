@@ -272,3 +272,16 @@ def test_the_grader_command_carries_the_class_labels_and_choices(tmp_path: Path)
     assert "--no-performance" in command
     assert command[command.index("--out") + 1] == str(tmp_path / "out" / "alice")
     assert command[command.index("--time-limit") + 1] == "120.0"
+
+
+def test_fairness_grades_the_reference_in_each_learners_place(tmp_path: Path) -> None:
+    from socklab.host.grade import fairness
+
+    subs = make_class(tmp_path / "subs", {"reference-01": ""})
+    args = args_for(subs, tmp_path / "out")
+    entry = classroom.discover(subs)[0]
+    command = fairness.reference_command(args, entry, tmp_path / "out", "RUN1",
+                                         weights.default("select"))
+    assert command[command.index("--submission") + 1] == "reference"
+    assert "--no-performance" not in command
+    assert fairness.spread([1.0, 0.95, 1.1]) == (1.0, pytest.approx(0.1))
