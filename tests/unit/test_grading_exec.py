@@ -7,16 +7,18 @@ No socket and no server: what a check sends and how it judges what came
 from __future__ import annotations
 
 import json
+import re
 import subprocess
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 
 from socklab.grading import exec as ex
-from socklab.grading import spec
+from socklab.grading import spec, spec_exec
 from socklab.grading.echo import Target, Wrong
 from socklab.grading.spec_exec import EXEC_CHECKS
-from socklab.registry import EXEC_OUTPUT_CAP, EXEC_TIMEOUT, NAIVE_BANNER
+from socklab.registry import EXEC_OUTPUT_CAP, EXEC_TIMEOUT, NAIVE_BANNER, VARIANTS
 
 # --- frames ---------------------------------------------------------------------------
 
@@ -203,6 +205,19 @@ def test_the_table_has_a_body_for_every_check_but_performance() -> None:
     assert [i for i in ids if i not in ex.CHECKS] == ["performance.throughput"]
     assert set(ex.CHECKS) <= set(ids)
     assert ids[-1] == "performance.throughput"
+
+
+def test_the_texts_take_the_ports_the_cap_and_the_limit_from_the_registry() -> None:
+    # One fact, one place: spec_exec writes no port, cap or limit of its own...
+    source = Path(spec_exec.__file__).read_text(encoding="utf-8")
+    assert not re.search(r"\b900[0-9]\b|\b32 MiB\b|\b30 s\b", source)
+    # ...and its texts name every port the registry gives exec, and no other.
+    text = " ".join(f"{c.title} {c.hint}" for c in EXEC_CHECKS)
+    assert {int(p) for p in re.findall(r"\b9\d{3}\b", text)} == set(
+        VARIANTS["exec"].ports.values())
+    by_id = {c.id: c for c in EXEC_CHECKS}
+    assert f"{EXEC_OUTPUT_CAP >> 20} MiB" in by_id["security.output-cap"].title
+    assert f"{EXEC_TIMEOUT:.0f} s limit" in by_id["security.time-limit"].title
 
 
 def test_the_categories_are_all_there_and_in_order() -> None:

@@ -8,11 +8,18 @@ except ``performance.throughput``, which the host's grader measures. The
 from __future__ import annotations
 
 from socklab.grading.check import Check
+from socklab.grading.verdict import size
+from socklab.registry import EXEC_OUTPUT_CAP, EXEC_TIMEOUT, VARIANTS
+
+# The three ports, by framing, as the registry gives them: the texts below name them
+# from here, never in figures of their own.
+PORTS = VARIANTS["exec"].ports
+NAIVE, HANDSHAKE, FRAMED = PORTS["naive"], PORTS["handshake"], PORTS["framed"]
 
 EXEC_CHECKS: tuple[Check, ...] = (
     Check("conformance.naive", 6,
           "naive port: a banner line, then each command's stdout, its stderr, or one line",
-          "On 9000 every chunk read is a command and the reply is its output with no "
+          f"On {NAIVE} every chunk read is a command and the reply is its output with no "
           "framing at all: stdout, or stderr when stdout is empty, or one line when both "
           "are, so a client that waits for a reply never hangs.", "exec"),
     Check("conformance.handshake", 6,
@@ -21,11 +28,11 @@ EXEC_CHECKS: tuple[Check, ...] = (
           "start, and an empty output is still Ready|0|0 (and a start).", "exec"),
     Check("conformance.framed", 8,
           "framed port: a JSON header, then stdout, then stderr, each one frame",
-          "Every message on 9002 is a 4-byte big-endian length and that many bytes: read "
+          f"Every message on {FRAMED} is a 4-byte big-endian length and that many bytes: read "
           "exactly 4, then exactly the length, never what one recv happens to return.",
           "exec"),
     Check("conformance.big-output", 8,
-          "a 10 MiB output arrives whole, and nothing more, on 9001 and on 9002",
+          f"a 10 MiB output arrives whole, and nothing more, on {HANDSHAKE} and on {FRAMED}",
           "A reply of megabytes leaves in many TCP segments: send all of it (sendall), "
           "exactly as many bytes as the header announced.", "sticky", budget=60.0),
     Check("conformance.pipelined", 5,
@@ -62,11 +69,12 @@ EXEC_CHECKS: tuple[Check, ...] = (
           "(setgid, then setuid; Popen's user= and group=) before it execs the shell.",
           "exec"),
     Check("security.output-cap", 5,
-          "a 40 MiB output is cut at 32 MiB and marked truncated; the server keeps serving",
+          f"a 40 MiB output is cut at {size(EXEC_OUTPUT_CAP)} and marked truncated; the server "
+          "keeps serving",
           "Read at most the cap, then stop the command: an output kept whole could be "
           "larger than the server's memory.", "exec", budget=60.0),
     Check("security.time-limit", 5,
-          "sleep 1000 is killed at the 30 s limit: status -9, timed_out true",
+          f"sleep 1000 is killed at the {EXEC_TIMEOUT:.0f} s limit: status -9, timed_out true",
           "Wait for a command with a deadline and kill its process group (SIGKILL) when "
           "the deadline passes; a client must never wait forever.", "exec", budget=50.0),
     Check("resources.fd-leak", 5, "no descriptor left open after 300 connections close",
