@@ -65,8 +65,8 @@ def test_the_table_is_the_graded_ftp_spec() -> None:
     assert spec.checks("ftp") == FTP_CHECKS
     ids = [c.id for c in FTP_CHECKS]
     assert len(ids) == len(set(ids))
-    assert sum(c.points for c in FTP_CHECKS) == 96
-    assert sum(c.points for c in FTP_CHECKS if c.category != "performance") == 91
+    assert sum(c.points for c in FTP_CHECKS) == 99
+    assert sum(c.points for c in FTP_CHECKS if c.category != "performance") == 94
     assert ids[-1] == "performance.throughput"
 
 

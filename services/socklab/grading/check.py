@@ -28,6 +28,11 @@ PAGES = MappingProxyType({
     "fuzz": "docs/exercises/10-fuzzing.md",
 })
 
+# conformance.tutorial-client, in every family: the lab's own client (`socklab client …`),
+# run as a learner runs it. A few points: most of what it meets, other checks judge byte
+# for byte; what it adds is the learner's own view of the server.
+TUTORIAL_CLIENT_POINTS = 3
+
 
 @dataclass(frozen=True)
 class Check:

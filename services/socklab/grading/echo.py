@@ -189,6 +189,33 @@ def half_close(target: Target) -> None:
                         "timeout")
 
 
+# What a learner types into `socklab client VARIANT`: a word, a line in the tutorial's own
+# language (UTF-8 that has no upper case), a line longer than the tutorial's recv(1024),
+# and a last short one. None holds a newline or the prompt.
+TYPED = ("hello", "你好, socklab! Type a line, read it back: 0123456789",
+         ("the quick brown fox jumps over the lazy dog " * 35)[:1500].rstrip(), "bye")
+# How long the client may take for all of it (it waits 30 s or more for one answer).
+CLIENT_WAIT = 15.0
+
+
+def tutorial_client(target: Target) -> None:
+    """``socklab client VARIANT``, lines typed: the greeting, then each line's answer."""
+    from socklab.grading import tutorial
+
+    variant = target.variant
+    shown = tutorial.run_client([variant.name, "--host", target.host, "--port", str(target.port)],
+                                [*TYPED, "exit"], seconds=CLIENT_WAIT)
+    did = (f"ran `{shown.command}` and typed {len(TYPED)} lines "
+           f"({tutorial.typed_words(TYPED)}), then exit")
+    tutorial.ending(shown, did)
+    greeting = f"the greeting {variant.greeting!r}, then " if variant.greeting else ""
+    expected = variant.greeting.decode() + "".join(
+        variant.transform(line.encode()).decode("utf-8", "replace") for line in TYPED)
+    tutorial.showing(shown, did, f"{greeting}each line's answer (joined up, without the "
+                     "prompts and the newlines the client adds)", expected,
+                     tutorial.joined(shown.events))
+
+
 # --- concurrency ---------------------------------------------------------------------
 
 
@@ -490,6 +517,7 @@ CHECKS: dict[str, Callable[[Target], None]] = {
     "conformance.glued": glued,
     "conformance.split": split,
     "conformance.half-close": half_close,
+    "conformance.tutorial-client": tutorial_client,
     "concurrency.many-clients": many_clients,
     "concurrency.silent-client": silent_client,
     "concurrency.slow-client": slow_client,

@@ -533,6 +533,54 @@ def bad_request(target: Target) -> None:
         framed_expect(sent, framed_run(target, sock, command), b"still here\n")
 
 
+# --- the lab's clients ----------------------------------------------------------------
+
+SEQ = "".join(f"{i}\n" for i in range(1, 2001)).encode()  # what `seq 1 2000` prints
+# `socklab client exec --mode M -c C …`: each command with its stdout and stderr, and the
+# last one's exit status (the client's own). Not the naive port: its client shows one
+# recv(1024) per command, however the reply was cut (exercise 4's lesson), a cut the spec
+# leaves free.
+CLIENT_RUNS: tuple[tuple[str, tuple[tuple[str, bytes, bytes], ...], int], ...] = (
+    ("handshake", (("seq 1 2000", SEQ, b""), ("true", b"", b""),
+                   ("echo oops >&2; exit 3", b"", b"oops\n")), 3),
+    ("framed", (("echo hello; echo oops >&2; exit 3", b"hello\n", b"oops\n"),), 3),
+)
+CLIENT_WAIT = 20.0
+
+
+def client_expected(framing: str, outputs: tuple[tuple[str, bytes, bytes], ...],
+                    status: int) -> tuple[str, str]:
+    """What ``socklab client exec --mode FRAMING`` prints for these commands: (stdout, stderr).
+
+    Handshake: for each command ``message size N recv size N`` (the tutorial's client's
+    words), then its output (stdout, or stderr when stdout is empty). Framed (one
+    command): its stdout; on stderr, its stderr and ``[exit status S]``.
+    """
+    if framing == "handshake":
+        return "".join(f"message size {len(out or err)} recv size {len(out or err)}\n"
+                       f"{(out or err).decode()}" for _, out, err in outputs), ""
+    return ("".join(out.decode() for _, out, _ in outputs),
+            "".join(err.decode() for _, _, err in outputs) + f"[exit status {status}]\n")
+
+
+def tutorial_client(target: Target) -> None:
+    """``socklab client exec`` on the handshake and framed ports, each output shown whole."""
+    from socklab.grading import tutorial
+
+    for framing, outputs, status in CLIENT_RUNS:
+        args = ["exec", "--host", target.host, "--port", str(port_of(target, framing)),
+                "--mode", framing]
+        for command, _, _ in outputs:
+            args += ["-c", command]
+        shown = tutorial.run_client(args, seconds=CLIENT_WAIT)
+        stdout, stderr = client_expected(framing, outputs, status)
+        did = f"ran `{shown.command}` ({where(target, framing)})"
+        tutorial.ending(shown, did, status, stderr)
+        tutorial.showing(shown, did, "each command's output, whole" + (
+            ", after the size its Ready header announced" if framing == "handshake" else ""),
+            stdout, shown.stdout)
+
+
 # --- concurrency ---------------------------------------------------------------------
 
 # Margins of a second or two either way: a loaded machine slows a process start, not a sleep.
@@ -827,6 +875,7 @@ CHECKS: dict[str, Callable[[Target], None]] = {
     "conformance.big-output": big_output,
     "conformance.pipelined": pipelined,
     "conformance.bad-request": bad_request,
+    "conformance.tutorial-client": tutorial_client,
     "concurrency.parallel": parallel,
     "robustness.reset": resets,
     "robustness.vanish": vanish,

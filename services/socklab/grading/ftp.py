@@ -17,11 +17,14 @@ with ``name`` and ``size``, sorted by name.
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import hashlib
 import json
+import tempfile
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from socklab.grading import wire
@@ -405,6 +408,61 @@ def drain_refusals(session: Session, sent: str) -> None:
         expect_status(found, 400, f"{sent} (answered 400); then, unasked", "nothing more")
 
 
+# --- the lab's client ----------------------------------------------------------------
+
+# `socklab client ftp` at its prompt, in a directory of its own: a put of a file from a
+# subdirectory (its name without the directory goes to the server), the list, a get of it
+# (saved under its name where the client runs), then exit. One connection for all three.
+CLIENT_FILE = "grade-tutorial-client.bin"
+CLIENT_SIZE = 200_000
+CLIENT_TYPED = (f"put up/{CLIENT_FILE}", "ls", f"get {CLIENT_FILE}", "exit")
+CLIENT_WAIT = 20.0
+
+
+def put_answer(screen: str) -> Any:
+    """The answer the client printed after a put (a dict, as Python prints it); None if none."""
+    for line in screen.splitlines():
+        if line.startswith("{"):
+            with contextlib.suppress(ValueError, SyntaxError, MemoryError, RecursionError):
+                return ast.literal_eval(line)
+    return None
+
+
+def listed(screen: str, name: str, count: int) -> bool:
+    """Whether the client's ``ls`` printed ``name`` with its size, as it prints an entry."""
+    return f"{count:>12}  {name}" in screen.splitlines()
+
+
+def tutorial_client(target: Target) -> None:
+    """``socklab client ftp``, typed: put a file, ls, get it back; the client's view of each."""
+    from socklab.grading import tutorial
+
+    data = payload(CLIENT_SIZE, 23)
+    with tempfile.TemporaryDirectory(prefix="socklab-grade-") as where:
+        here = Path(where)
+        (here / "up").mkdir()
+        (here / "up" / CLIENT_FILE).write_bytes(data)
+        shown = tutorial.run_client(["ftp", "--host", target.host, "--port", str(target.port)],
+                                    CLIENT_TYPED, seconds=CLIENT_WAIT, cwd=here)
+        saved = here / CLIENT_FILE
+        back = saved.read_bytes() if saved.is_file() else None
+    did = (f"ran `{shown.command}` and typed {tutorial.typed_words(CLIENT_TYPED)} "
+           f"(a file of {size(CLIENT_SIZE)})")
+    tutorial.ending(shown, did)
+    after = [*tutorial.screens(shown.events), "", "", ""]
+    answer = put_answer(after[1])
+    if not isinstance(answer, dict) or answer.get("status") != 201:
+        raise Wrong(f"{did}; expected the put to end with status 201; the client printed "
+                    f"{after[1][:200]!r}")
+    if not listed(after[2], CLIENT_FILE, CLIENT_SIZE):
+        raise Wrong(f"{did}; expected ls to print {CLIENT_FILE} with its size "
+                    f"{CLIENT_SIZE}; it printed {after[2][:300]!r}")
+    if back != data:
+        came = "no file" if back is None else f"{size(len(back))}, not the bytes put"
+        raise Wrong(f"{did}; expected the get to save the {size(CLIENT_SIZE)} put; came "
+                    f"{came}. The client printed {after[3][:200]!r}")
+
+
 # --- concurrency ---------------------------------------------------------------------
 
 
@@ -657,6 +715,7 @@ CHECKS: dict[str, Callable[[Target], None]] = {
     "conformance.split": split,
     "conformance.glued": glued,
     "conformance.errors": errors,
+    "conformance.tutorial-client": tutorial_client,
     "concurrency.two-uploads": two_uploads,
     "concurrency.silent-client": silent_client,
     "robustness.cut-upload": cut_upload,

@@ -17,10 +17,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from types import MappingProxyType
 
-from socklab.grading.check import CATEGORIES, PAGES, STATUSES, Check
+from socklab.grading.check import CATEGORIES, PAGES, STATUSES, TUTORIAL_CLIENT_POINTS, Check
 from socklab.grading.spec_exec import EXEC_CHECKS
 from socklab.grading.spec_ftp import FTP_CHECKS
-from socklab.registry import VARIANTS
+from socklab.registry import ACK, VARIANTS
 
 __all__ = ["CATEGORIES", "GRADED", "PAGES", "SPECS", "STATUSES", "Check", "check", "checks",
            "performance_share"]
@@ -59,6 +59,13 @@ def _echo_checks(variant: str) -> tuple[Check, ...]:
               "after the client's shutdown(SHUT_WR): every byte owed, then EOF",
               "recv returning b'' means the peer will send nothing more, not that it "
               "reads nothing more: send what you owe, then close.", "halfclose"),
+        Check("conformance.tutorial-client", TUTORIAL_CLIENT_POINTS,
+              f"`socklab client {variant}`, lines typed on one connection: "
+              f"{'the greeting, then ' if v.greeting else ''}each line's answer",
+              f"The lab's client (`socklab client {variant}`, the tutorial's client that "
+              "never hangs) prints what comes on connect, then sends each line typed and "
+              "prints what comes back, on one connection until exit: serve a connection "
+              "until its client leaves, and answer each line as it arrives.", "echo"),
     ]
     if v.concurrent:
         checks += [
@@ -149,6 +156,13 @@ def _udp_checks() -> tuple[Check, ...]:
         Check("conformance.boundaries", 6, "one answer per datagram, 20 in a burst",
               "UDP keeps message boundaries: 20 datagrams are 20 recvfroms and 20 answers.",
               "udp"),
+        Check("conformance.tutorial-client", TUTORIAL_CLIENT_POINTS,
+              f"`socklab client udp`, lines typed: each gets ({ACK!r}, (the server's "
+              f"address, {VARIANTS['udp'].main_port})) printed",
+              "The lab's client sends each line typed as one datagram and prints what "
+              "recvfrom returns, the data and where it came from: answer each datagram "
+              "with sendto to the address it came from, from the socket it came in on.",
+              "udp", budget=45.0),
         Check("concurrency.many-clients", 8, "answers 50 clients on 50 source ports",
               "A UDP server has one socket for every client: the address tells them apart.",
               "udp"),

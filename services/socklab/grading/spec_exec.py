@@ -7,7 +7,7 @@ except ``performance.throughput``, which the host's grader measures. The
 
 from __future__ import annotations
 
-from socklab.grading.check import Check
+from socklab.grading.check import TUTORIAL_CLIENT_POINTS, Check
 from socklab.grading.verdict import size
 from socklab.registry import EXEC_OUTPUT_CAP, EXEC_TIMEOUT, VARIANTS
 
@@ -45,6 +45,12 @@ EXEC_CHECKS: tuple[Check, ...] = (
           "A bad request is the client's mistake, not the end of the connection: answer "
           "{\"error\": ..., \"exit_status\": null} with two empty frames, read the next.",
           "exec"),
+    Check("conformance.tutorial-client", TUTORIAL_CLIENT_POINTS,
+          f"`socklab client exec` --mode handshake ({HANDSHAKE}): seq 1 2000, true, an exit "
+          f"status; --mode framed ({FRAMED}): stdout, stderr and status apart",
+          "The tutorial's handshake client reads the Ready header with one recv(1024), sends "
+          "start, then reads exactly n bytes; the lab's framed client reads three frames. Send "
+          "a header alone, in one send, and nothing before start.", "exec", budget=60.0),
     Check("concurrency.parallel", 10,
           "two clients' sleep 3 run at once, and a third client's echo is not kept waiting",
           "A command takes as long as it takes: run each client's command while you serve "

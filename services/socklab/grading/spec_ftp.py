@@ -9,7 +9,7 @@ server process and one upload directory: ``security.links`` plants its links
 
 from __future__ import annotations
 
-from socklab.grading.check import Check
+from socklab.grading.check import TUTORIAL_CLIENT_POINTS, Check
 
 FTP_CHECKS: tuple[Check, ...] = (
     Check("conformance.banner", 3, "sends one banner line on connect, then waits for a request",
@@ -36,6 +36,13 @@ FTP_CHECKS: tuple[Check, ...] = (
           "Answer every request, even a wrong one: a 400 or 404 line, then read the next "
           "request. Bytes that cannot start a JSON object are a bad request, not a wait.",
           "ftp"),
+    Check("conformance.tutorial-client", TUTORIAL_CLIENT_POINTS,
+          "`socklab client ftp` at its prompt, on one connection: put a file, ls shows it, "
+          "get brings it back",
+          "The lab's client reads the banner line, then for each command sends one JSON "
+          "request and reads its answers (a put's 200 and 201, a list, a get's 200 and its "
+          "bytes) on the same connection: answer each request, then read the next.", "ftp",
+          budget=45.0),
     Check("concurrency.two-uploads", 8, "two clients upload 4 MiB each at the same time",
           "A server that serves one client until it leaves makes the second wait: a thread "
           "per client (socketserver.ThreadingTCPServer) or an event loop.", "blocking"),

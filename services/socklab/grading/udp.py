@@ -91,6 +91,34 @@ def boundaries(target: Target, count: int = 20) -> None:
                             f"{count} answers {ACK!r}; came {len(answers)} the last time")
 
 
+# What a learner types into `socklab client udp`; the client waits 5 s for each answer.
+TYPED = ("hello", "你好, socklab")
+CLIENT_WAIT = 5.0 * len(TYPED) + 3.0
+# Whole sessions typed before an answer is called missing (UDP may lose one).
+CLIENT_TRIES = 2
+
+
+def tutorial_client(target: Target) -> None:
+    """``socklab client udp``, lines typed: each answered ``(b'ok', (server, port))``."""
+    from socklab.grading import tutorial
+
+    answer = str((ACK, (socket.gethostbyname(target.host), target.port)))
+    expected = "".join(f"{answer}\n" for _ in TYPED)
+    for attempt in range(1, CLIENT_TRIES + 1):
+        shown = tutorial.run_client(["udp", "--host", target.host, "--port", str(target.port)],
+                                    [*TYPED, "exit"], seconds=CLIENT_WAIT)
+        got = "".join(tutorial.screens(shown.events, tutorial.UDP_PROMPT))
+        if got != expected and "(no answer" in got and attempt < CLIENT_TRIES:
+            continue  # a datagram or its answer lost on the way: type them all again
+        tries = f" ({attempt} times)" if attempt > 1 else ""
+        did = (f"ran `{shown.command}` and typed {len(TYPED)} lines "
+               f"({tutorial.typed_words(TYPED)}), then exit{tries}")
+        tutorial.ending(shown, did)
+        tutorial.showing(shown, did, "each datagram's answer and where it came from, one "
+                         "line per line typed", expected, got)
+        return
+
+
 def many_clients(target: Target, count: int = 50) -> None:
     socks = [_socket() for _ in range(count)]
     try:
@@ -139,6 +167,7 @@ CHECKS: dict[str, Callable[[Target], None]] = {
     "conformance.ack": ack,
     "conformance.sizes": sizes,
     "conformance.boundaries": boundaries,
+    "conformance.tutorial-client": tutorial_client,
     "concurrency.many-clients": many_clients,
     "robustness.fuzz": fuzz,
     "resources.fd-leak": churn,

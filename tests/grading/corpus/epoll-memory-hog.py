@@ -3,10 +3,10 @@
 # mistake: a memory hog: listens on 9000, then allocates (and touches) 8 MiB after 8 MiB
 #   until the kernel kills it; every start of it dies the same way
 # expect-fail: conformance.greeting conformance.echo conformance.bytes conformance.sizes
-#   conformance.glued conformance.split conformance.half-close concurrency.many-clients
-#   concurrency.silent-client concurrency.slow-client concurrency.one-thread
-#   concurrency.idle-thousands robustness.reset robustness.vanish robustness.slow-reader
-#   robustness.fuzz resources.fd-leak resources.memory resources.threads
+#   conformance.glued conformance.split conformance.half-close conformance.tutorial-client
+#   concurrency.many-clients concurrency.silent-client concurrency.slow-client
+#   concurrency.one-thread concurrency.idle-thousands robustness.reset robustness.vanish
+#   robustness.slow-reader robustness.fuzz resources.fd-leak resources.memory resources.threads
 """Eats memory until killed. In the lab the container's memory limit and the OOM killer
 end it; under a plain RLIMIT_AS it ends with MemoryError instead.
 """

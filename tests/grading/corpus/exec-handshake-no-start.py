@@ -5,7 +5,8 @@
 #   (sh: start: not found): the tutorial's client, reading the header with one recv, swallows
 #   the output's first bytes and waits for them forever; naive and framed as they should be,
 #   commands as runner
-# expect-fail: conformance.handshake conformance.big-output robustness.fuzz
+# expect-fail: conformance.handshake conformance.big-output conformance.tutorial-client
+#   robustness.fuzz
 """My exec-server for socklab: three ports, a thread per client, /bin/sh -c per command.
 
 9000 (naive): a banner line, then every chunk is a command and the reply is its

@@ -3,10 +3,10 @@
 # mistake: a fork bomb: listens on 9000, then every process forks in a loop for as long as
 #   the kernel lets it (and keeps trying when it does not); nobody ever accepts a client
 # expect-fail: conformance.greeting conformance.echo conformance.bytes conformance.sizes
-#   conformance.glued conformance.split conformance.half-close concurrency.many-clients
-#   concurrency.silent-client concurrency.slow-client concurrency.one-thread concurrency.fd-wall
-#   robustness.reset robustness.vanish robustness.slow-reader robustness.fuzz resources.fd-leak
-#   resources.memory resources.threads
+#   conformance.glued conformance.split conformance.half-close conformance.tutorial-client
+#   concurrency.many-clients concurrency.silent-client concurrency.slow-client
+#   concurrency.one-thread concurrency.fd-wall robustness.reset robustness.vanish
+#   robustness.slow-reader robustness.fuzz resources.fd-leak resources.memory resources.threads
 """A fork bomb that looks like a server: the port is open, the kernel completes every
 handshake, and then nothing. The grader must still end with a verdict and leave nothing
 behind; the lab's process limit is what stops the bomb.

@@ -3,10 +3,10 @@
 # mistake: listens on 127.0.0.1 only: it works from its own host, but the client hosts
 #   cannot reach it, so the grader never sees it ready
 # expect-fail: conformance.greeting conformance.echo conformance.bytes conformance.sizes
-#   conformance.glued conformance.split conformance.half-close concurrency.many-clients
-#   concurrency.silent-client concurrency.slow-client concurrency.one-thread concurrency.fd-wall
-#   robustness.reset robustness.vanish robustness.slow-reader robustness.fuzz resources.fd-leak
-#   resources.memory resources.threads
+#   conformance.glued conformance.split conformance.half-close conformance.tutorial-client
+#   concurrency.many-clients concurrency.silent-client concurrency.slow-client
+#   concurrency.one-thread concurrency.fd-wall robustness.reset robustness.vanish
+#   robustness.slow-reader robustness.fuzz resources.fd-leak resources.memory resources.threads
 """My select-server for socklab: says hello, then answers everything in upper case.
 
 One thread and one select() loop over the listening socket and every client.

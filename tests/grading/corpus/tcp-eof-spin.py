@@ -4,8 +4,8 @@
 #   client leaves, the server spins forever on its dead socket, never closes it and never
 #   accepts the next client
 # expect-fail: conformance.echo conformance.bytes conformance.sizes conformance.glued
-#   conformance.split conformance.half-close concurrency.sequential robustness.reset
-#   robustness.vanish robustness.slow-reader robustness.fuzz resources.fd-leak
+#   conformance.split conformance.half-close conformance.tutorial-client concurrency.sequential
+#   robustness.reset robustness.vanish robustness.slow-reader robustness.fuzz resources.fd-leak
 #   resources.memory resources.threads
 """tcp-server for socklab: blocking, one client at a time, upper-case echo."""
 

@@ -2,8 +2,9 @@
 # kind: hostile
 # mistake: sleeps 20 s before it binds its port, twice the grader's start window, then serves
 #   correctly: the grader must call it not ready instead of waiting longer, on every restart
-# expect-fail: conformance.ack conformance.sizes conformance.boundaries concurrency.many-clients
-#   robustness.fuzz resources.fd-leak resources.threads
+# expect-fail: conformance.ack conformance.sizes conformance.boundaries
+#   conformance.tutorial-client concurrency.many-clients robustness.fuzz resources.fd-leak
+#   resources.threads
 """udp-server for socklab that takes its time: 20 s of "warming up", then b"ok" to every
 datagram.
 """
