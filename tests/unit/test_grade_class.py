@@ -427,9 +427,9 @@ def test_category_points_sum_what_each_category_earned() -> None:
     grade = spec_grade("select", {"conformance.sizes": "failed", "robustness.fuzz": "timeout"},
                        ratio=0.6)
     assert classroom.category_points(grade) == {
-        "conformance": 37 - 8, "concurrency": 35, "robustness": 20 - 5, "resources": 13,
+        "conformance": 40 - 8, "concurrency": 35, "robustness": 20 - 5, "resources": 13,
         "security": 0, "performance": 3.0}
-    assert classroom.category_max(grade)["conformance"] == 37
+    assert classroom.category_max(grade)["conformance"] == 40
     assert classroom.category_max(grade)["security"] == 0
     assert classroom.category_points(spec_grade("exec"))["security"] == 20
 
@@ -439,7 +439,7 @@ def test_a_result_is_rescored_under_the_weights() -> None:
     grade = spec_grade("select", {"concurrency.fd-wall": "failed"}, sha256="s")
     result = classroom.learner_result(entry("alice", "s"), grade,
                                       LearnerState("s", True, "failed", 70.0), w)
-    assert result.status == "passed" and result.score == result.max_score == 100
+    assert result.status == "passed" and result.score == result.max_score == 103
     assert result.percent == 100.0 and result.seconds == 61.5
     assert result.has_report
 
@@ -499,13 +499,13 @@ def test_the_csv_has_one_row_per_learner_with_category_points() -> None:
     rows = parse_csv(classroom.csv_rows(results))
     assert [r["learner"] for r in rows] == ["alice", "bob", "carol"]
     alice, bob, carol = rows
-    assert alice == {"learner": "alice", "score": "100", "max_score": "110", "percent": "90.9",
-                     "conformance": "29", "concurrency": "35", "robustness": "20",
+    assert alice == {"learner": "alice", "score": "103", "max_score": "113", "percent": "91.2",
+                     "conformance": "32", "concurrency": "35", "robustness": "20",
                      "resources": "13", "security": "", "performance": "3",
                      "status": "failed", "seconds": "61.5"}
     assert bob == {**dict.fromkeys(classroom.CSV_HEADER, ""), "learner": "bob",
                    "status": "unfit"}
-    assert carol["performance"] == "5" and carol["score"] == "110"
+    assert carol["performance"] == "5" and carol["score"] == "113"
     assert carol["percent"] == "100.0" and carol["status"] == "passed"
 
 
@@ -585,7 +585,7 @@ def test_the_summary_sorts_learners_and_counts_statuses() -> None:
     assert [r.learner for r in summary.results] == ["Alice", "alice", "bob", "Carol"]
     assert summary.counts() == {"passed": 2, "failed": 1, "error": 0, "timeout": 0,
                                 "unfit": 0, "pending": 1}
-    assert summary.max_score == 110 and summary.category_max["concurrency"] == 35
+    assert summary.max_score == 113 and summary.category_max["concurrency"] == 35
     assert summary.median_percent == 100.0  # of 94.5, 100 and 100 (the mean: 98.2)
     assert [s.learner for s in summary.leaderboard] == ["alice"]
     assert [f.id for f in summary.most_failed] == []  # 1 of 3
@@ -621,7 +621,7 @@ def test_the_page_escapes_ids_messages_hints_and_titles() -> None:
     # zed's note; the CHECKS source.
     assert page.count(escaped) == 8
     assert f'<span class="note">{escaped}.bin is not executable</span>' in page
-    assert f"Points from {escaped}.toml, 107 in all; not counted: resources.threads." in page
+    assert f"Points from {escaped}.toml, 110 in all; not counted: resources.threads." in page
 
 
 def test_the_page_escapes_quotes_in_attributes() -> None:
@@ -669,8 +669,8 @@ def test_the_page_lists_every_learner_with_score_bars_and_status() -> None:
     rows = re.findall(r"<tr>(.*?)</tr>", table.split("<tbody>")[1], re.S)
     assert len(rows) == len(summary.results) == 5
     alice = next(r for r in rows if ">alice<" in r)
-    # 110 points but resources.threads' 3; a ratio of 1.1 earns all 5 of performance.
-    assert 'data-v="107.0">107 / 107<' in alice and 'data-v="100.0">100<' in alice
+    # 113 points but resources.threads' 3; a ratio of 1.1 earns all 5 of performance.
+    assert 'data-v="110.0">110 / 110<' in alice and 'data-v="100.0">100<' in alice
     bob = next(r for r in rows if ">bob<" in r)
     assert 'title="concurrency: 25 / 35"' in bob and 'style="width:71.4%"' in bob
     zed = next(r for r in rows if ">zed<" in r)

@@ -64,9 +64,9 @@ def test_the_default_is_the_specs_points(variant: str) -> None:
 
 
 def test_the_defaults_totals_per_category_are_the_specs() -> None:
-    # select: 37 conformance, 35 concurrency, 20 robustness, 13 resources, 5 performance.
+    # select: 40 conformance, 35 concurrency, 20 robustness, 13 resources, 5 performance.
     assert weights.default("select").category_max() == {
-        "conformance": 37, "concurrency": 35, "robustness": 20, "resources": 13,
+        "conformance": 40, "concurrency": 35, "robustness": 20, "resources": 13,
         "security": 0, "performance": 5}
     assert weights.default("exec").category_max()["security"] == 20
 
@@ -83,9 +83,9 @@ def test_the_example_resolves_ids_over_categories_and_exclude_last() -> None:
     assert w.points["security.not-root"] == 10  # not listed: the spec's points
     assert not w.measure_performance
     assert w.excluded == ("conformance.naive", "conformance.framed", "performance.throughput")
-    # 96 - 6 - 8 (excluded) - 5 (performance) + 4 (handshake 6 -> 10)
+    # 99 - 6 - 8 (excluded) - 5 (performance) + 4 (handshake 6 -> 10)
     # + robustness 5,5,5 -> 2.5,2.5,7: -3.
-    assert w.max_score == 96 - 6 - 8 - 5 + 4 - 3
+    assert w.max_score == 99 - 6 - 8 - 5 + 4 - 3
     assert w.changed()["conformance.handshake"] == (6, 10)
     assert list(w.points) == [c.id for c in spec.checks("exec")]
 
@@ -214,7 +214,7 @@ def test_rescoring_gives_each_check_its_weight_and_a_band_its_share() -> None:
     assert points["conformance.echo"] == (12, 12)
     assert points["conformance.sizes"] == (0, 2)
     assert points["performance.throughput"] == (6, 10)  # 60 % of 10
-    assert scored["max_score"] == 110 - 6 + 12 - 5 + 10 - 8 + 2
+    assert scored["max_score"] == 113 - 6 + 12 - 5 + 10 - 8 + 2
     assert scored["score"] == scored["max_score"] - 2 - 4
     assert scored["passed"] is False
     assert scored["weights"]["changed"] == {"conformance.echo": [6, 12],
@@ -228,7 +228,7 @@ def test_a_check_of_weight_zero_does_not_count_nor_fail_the_run() -> None:
     w = parse('exclude = ["concurrency.fd-wall"]', "select")
     scored = rescore(grade, w)
     assert scored["passed"] is True
-    assert scored["score"] == scored["max_score"] == 100
+    assert scored["score"] == scored["max_score"] == 103
     assert "concurrency.fd-wall" not in {c["id"] for c in scored["checks"]}
     assert scored["weights"]["excluded"] == ["concurrency.fd-wall"]
     assert scored["weights"]["changed"] == {}  # excluded, not changed
@@ -250,12 +250,12 @@ def test_a_counted_check_the_grade_lacks_counts_and_fails() -> None:
     grade = spec_grade("select")
     grade["checks"] = [c for c in grade["checks"] if c["id"] != "conformance.echo"]
     scored = rescore(grade, weights.default("select"))
-    assert scored["max_score"] == 110 and scored["score"] == 104
+    assert scored["max_score"] == 113 and scored["score"] == 107
     assert scored["passed"] is False
     grade = spec_grade("select")
     grade["checks"] = [c for c in grade["checks"] if c["id"] != "performance.throughput"]
     scored = rescore(grade, weights.default("select"))
-    assert scored["max_score"] == 110 and scored["passed"] is True
+    assert scored["max_score"] == 113 and scored["passed"] is True
 
 
 def test_a_grade_that_was_not_gradable_never_passes() -> None:
@@ -273,7 +273,7 @@ def test_a_check_the_weights_do_not_know_keeps_its_points() -> None:
     grade["checks"].append({**grade["checks"][0], "id": "conformance.legacy", "points": 2.0,
                             "max_points": 2})
     scored = rescore(grade, weights.default("udp"))
-    assert scored["max_score"] == 47 + 2 and scored["score"] == 49
+    assert scored["max_score"] == 50 + 2 and scored["score"] == 52
 
 
 def test_a_rescored_grade_keeps_the_graders_scores_and_rescores_as_if_from_them() -> None:
@@ -288,7 +288,7 @@ def test_a_rescored_grade_keeps_the_graders_scores_and_rescores_as_if_from_them(
     assert weights.original(json.loads(json.dumps(once))) == grade
     twice = rescore(once, second)
     assert twice == rescore(grade, second)
-    assert twice["score"] == 6 + 8 + 8 + 5 + 5 + 6  # naive failed; 30 % of 20
+    assert twice["score"] == 6 + 8 + 8 + 5 + 5 + 3 + 6  # naive failed; 30 % of 20
     assert weights.original(twice) == grade
     assert weights.original(grade) == grade
     # The verdict comes back too: failing only an excluded check passes, then fails again.
