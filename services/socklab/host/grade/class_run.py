@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import math
 import os
 import secrets
 import shutil
@@ -87,7 +88,7 @@ def eta_text(seconds_done: Sequence[float], left: int, jobs: int) -> str:
     remaining = per * waves
     if remaining < 90:
         return f"~{remaining:.0f} s left"
-    return f"~{remaining / 60:.0f} min left"
+    return f"~{math.ceil(remaining / 60)} min left"
 
 
 def progress_line(done: int, total: int, lost: int, learner: str, result: str,
