@@ -7,8 +7,6 @@ import html
 import io
 import json
 import re
-import shutil
-import subprocess
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -699,23 +697,3 @@ def test_the_page_of_a_class_with_nothing_graded_says_so() -> None:
     assert "No learner was graded yet." in page
     assert "No performance figure" in page
     assert "1 learners: 1 pending." in page
-
-
-def sort_in_node(values: list[str], ascending: bool) -> list[str]:
-    node = shutil.which("node")
-    if node is None:
-        pytest.skip("node is not installed: the sorting script is not run")
-    order = "true" if ascending else "false"
-    program = (class_page.SCRIPT + f"\nvar v = {json.dumps(values)};\n"
-               f"v.sort(function (a, b) {{ return compareCells(a, b, {order}); }});"
-               "\nconsole.log(JSON.stringify(v));\n")
-    result = subprocess.run([node, "-e", program], capture_output=True, text=True, timeout=30,
-                            check=True)
-    return json.loads(result.stdout)
-
-
-def test_the_sorting_script_sorts_numbers_as_numbers_and_empties_last() -> None:
-    values = ["10", "", "9.5", "100", "2"]
-    assert sort_in_node(values, True) == ["2", "9.5", "10", "100", ""]
-    assert sort_in_node(values, False) == ["100", "10", "9.5", "2", ""]
-    assert sort_in_node(["bob", "", "alice", "carol"], True) == ["alice", "bob", "carol", ""]
