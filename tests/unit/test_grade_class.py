@@ -696,4 +696,4 @@ def test_the_page_of_a_class_with_nothing_graded_says_so() -> None:
     page = class_page.index_html(classroom.summarize("udp", "c", results))
     assert "No learner was graded yet." in page
     assert "No performance figure" in page
-    assert "1 learners: 1 pending." in page
+    assert "1 learner: 1 pending." in page

@@ -220,7 +220,8 @@ def overview(summary: ClassSummary) -> str:
     counts = summary.counts()
     parts = [f"{n} {status}" for status, n in counts.items() if n]
     median = summary.median_percent
-    sentence = (f"{len(summary.results)} learners: {', '.join(parts) or 'none'}. "
+    count = len(summary.results)
+    sentence = (f"{count} learner{'' if count == 1 else 's'}: {', '.join(parts) or 'none'}. "
                 + (f"Median score of the graded: {number(median)} %. " if median is not None
                    else ""))
     points = (f"Points from {summary.weights_source}" if summary.weights_source
