@@ -22,7 +22,7 @@ this module runs them. One run:
    when every learner passed, 1 when one did not (failed, or not graded),
    2 when nothing could be graded.
 
-A progress line after each grading: done/total, how many lost points, and
+A progress line after each grading: done/total, how many did not pass, and
 an estimate of the time left (the mean time per grading so far, over the
 jobs). Ctrl-C (or SIGTERM) stops cleanly: no new grading starts, the
 running ones are told to stop (each writes what it graded and removes its
@@ -91,11 +91,11 @@ def eta_text(seconds_done: Sequence[float], left: int, jobs: int) -> str:
     return f"~{math.ceil(remaining / 60)} min left"
 
 
-def progress_line(done: int, total: int, lost: int, learner: str, result: str,
+def progress_line(done: int, total: int, failing: int, learner: str, result: str,
                   eta: str) -> str:
-    """One progress line after a grading ended: ``lost`` of the ``done`` lost points."""
+    """One progress line after a grading ended: ``failing`` of the ``done`` did not pass."""
     tail = f" · {eta}" if eta else ""
-    return f"[{done}/{total}] {learner}: {result} · {lost} of {done} lost points{tail}"
+    return f"[{done}/{total}] {learner}: {result} · {failing} of {done} not passed{tail}"
 
 
 def grader_command(args: argparse.Namespace, entry: classroom.Entry, out: Path,
@@ -224,7 +224,7 @@ class ClassRun:
 
     def grade_all(self, todo: Sequence[classroom.Entry]) -> None:
         """Every entry of ``todo`` graded, JOBS at once, a progress line after each."""
-        total, done, lost, took = len(todo), 0, 0, []
+        total, done, failing, took = len(todo), 0, 0, []
         with ThreadPoolExecutor(self.jobs, thread_name_prefix="grading") as pool:
             pending: set[Future[Ended]] = {pool.submit(self.grade_one, e) for e in todo}
             try:
@@ -239,9 +239,9 @@ class ClassRun:
                         done += 1
                         took.append(ended.seconds)
                         if result.status != "passed":
-                            lost += 1
+                            failing += 1
                         self.say(progress_line(
-                            done, total, lost, ended.entry.id, describe(result, ended),
+                            done, total, failing, ended.entry.id, describe(result, ended),
                             "" if self.stopping.is_set()
                             else eta_text(took, total - done, self.jobs)))
             except KeyboardInterrupt:
