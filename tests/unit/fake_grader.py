@@ -4,10 +4,12 @@ It takes the grader's arguments, reads what to pretend from a line of the
 submission (``# fake: fail=<id>,<id> sleep=<s> hang=1 crash=1 hold=1``; hold: 60 s unless
 $FAKE_GRADER_RELEASE is set), writes a
 grade.json and the reports as the grader does (``report.write_all``), and
-exits as the grader would. ``--performance-lock`` is held, with
-``file_lock``, while it "measures" (``measure=<s>``), and each turn is
-appended to ``<lock>.turns`` so a test can see whether two overlapped. On
-TERM it writes a partial grade and exits 1, as the grader does.
+exits as the grader would. Its "checks" (``checks=<s>``) take the run's
+turns as the grader's do (``Turns.check``), its "measurement"
+(``measure=<s>``) too (``Turns.measurement``), and each is appended to
+``<lock>.turns`` (``check|measure start end``) so that a test can see what
+overlapped. On TERM it writes a partial grade and exits 1, as the grader
+does.
 """
 
 from __future__ import annotations
@@ -26,8 +28,8 @@ from test_grade_class import spec_grade
 
 from socklab.host.grade import report
 from socklab.host.grade import weights as weighting
-from socklab.host.grade.__main__ import file_lock
 from socklab.host.grade.submission import content_hash
+from socklab.host.grade.turns import Turns
 
 
 def behaviour(path: Path) -> dict[str, str]:
@@ -76,12 +78,21 @@ def main() -> int:
         time.sleep(60)
     if fake.get("hang"):
         time.sleep(3600)
-    if not args.no_performance and args.performance_lock:
-        with file_lock(args.performance_lock, "fake grader: waiting"):
-            began = time.time()
-            time.sleep(float(fake.get("measure", "0.2")))
-            with open(args.performance_lock + ".turns", "a") as turns:
-                turns.write(f"{began} {time.time()}\n")
+    turns = Turns(args.performance_lock)
+
+    def turn(kind: str, seconds: float) -> None:
+        began = time.time()
+        time.sleep(seconds)
+        if args.performance_lock:
+            with open(args.performance_lock + ".turns", "a") as log:
+                log.write(f"{kind} {began} {time.time()}\n")
+
+    for _ in range(3):
+        with turns.check():
+            turn("check", float(fake.get("checks", "0.05")))
+    if not args.no_performance:
+        with turns.measurement("fake grader: waiting"):
+            turn("measure", float(fake.get("measure", "0.2")))
     write(partial=False)
     return 1 if failing else 0
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import itertools
 import json
 import os
 import signal
@@ -25,7 +24,8 @@ from pathlib import Path
 import pytest
 
 from socklab.host.grade import class_run, classroom, weights
-from socklab.host.grade.__main__ import file_lock, parser
+from socklab.host.grade.__main__ import parser
+from socklab.host.grade.turns import Turns
 
 FAKE = Path(__file__).parent / "fake_grader.py"
 
@@ -142,7 +142,7 @@ def test_checks_weights_reach_every_grading(tmp_path: Path) -> None:
     assert status == 0  # alice's one failure does not count under these weights
     grade = json.loads((tmp_path / "out" / "alice" / "grade.json").read_text())
     assert "conformance.echo" in grade["weights"]["excluded"]
-    assert not (tmp_path / "out" / ".performance.lock.turns").exists()  # never measured
+    assert "measure" not in {kind for kind, _, _ in read_turns(tmp_path / "out")}
     assert state(tmp_path / "out")["bob"]["omitted"] == ["performance.throughput"]
     # The same results, rescored without the file: reports rewritten, alice fails again.
     status, said = run_class(subs, tmp_path / "out")
@@ -151,14 +151,24 @@ def test_checks_weights_reach_every_grading(tmp_path: Path) -> None:
                for line in said)
 
 
-def test_performance_turns_never_overlap(tmp_path: Path) -> None:
-    subs = make_class(tmp_path / "subs", {f"l{i}": "measure=0.3" for i in range(4)})
+def read_turns(out: Path) -> list[tuple[str, float, float]]:
+    lines = (out / ".performance.lock.turns").read_text().splitlines()
+    return sorted(((kind, float(a), float(b)) for kind, a, b in map(str.split, lines)),
+                  key=lambda turn: turn[1])
+
+
+def test_a_measurement_overlaps_nothing_and_checks_overlap_each_other(tmp_path: Path) -> None:
+    subs = make_class(tmp_path / "subs", {f"l{i}": "measure=0.3 checks=0.2" for i in range(4)})
     assert run_class(subs, tmp_path / "out", "--jobs", "4")[0] == 0
-    turns = sorted(tuple(map(float, line.split())) for line in
-                   (tmp_path / "out" / ".performance.lock.turns").read_text().splitlines())
-    assert len(turns) == 4
-    for (_, end), (start, _) in itertools.pairwise(turns):
-        assert start >= end
+    turns = read_turns(tmp_path / "out")
+    measures = [t for t in turns if t[0] == "measure"]
+    assert len(measures) == 4 and len(turns) == 4 * 4
+    for kind, start, end in measures:
+        others = [t for t in turns if t != (kind, start, end)]
+        assert all(b <= start or a >= end for _, a, b in others), (start, end, others)
+    checks = [t for t in turns if t[0] == "check"]
+    assert any(a < d and c < b for i, (_, a, b) in enumerate(checks)
+               for _, c, d in checks[i + 1:]), "checks of different gradings never overlapped"
 
 
 def test_a_grading_past_its_limit_is_stopped_without_holding_the_others(
@@ -193,7 +203,10 @@ def test_a_run_stopped_midway_resumes_and_finishes(tmp_path: Path,
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         learners = state(out) if (out / "class-state.json").exists() else {}
-        if {"b1", "b2"} <= set(learners) and learners.get("a2", {}).get("finished"):
+        # ... and their graders are up (a TERM before that ends a process with no cleanup).
+        logs = [out / learner / "grading.log" for learner in ("b1", "b2")]
+        if ({"b1", "b2"} <= set(learners) and learners.get("a2", {}).get("finished")
+                and all(log.exists() and "fake grader" in log.read_text() for log in logs)):
             break
         time.sleep(0.1)
     else:
@@ -224,25 +237,40 @@ def test_a_run_stopped_midway_resumes_and_finishes(tmp_path: Path,
     assert all(row["status"] == "passed" for row in rows(out).values())
 
 
-def test_the_file_lock_lets_one_holder_at_a_time(tmp_path: Path) -> None:
-    lock, inside, most = str(tmp_path / "lock"), [0], [0]
+def test_a_measurement_waits_for_running_checks_and_later_ones_wait_for_it(
+        tmp_path: Path) -> None:
+    turns, events = Turns(tmp_path / "lock"), []
     guard = threading.Lock()
 
-    def hold() -> None:
-        with file_lock(lock, "waiting"):
-            with guard:
-                inside[0] += 1
-                most[0] = max(most[0], inside[0])
-            time.sleep(0.05)
-            with guard:
-                inside[0] -= 1
+    def log(what: str) -> None:
+        with guard:
+            events.append(what)
 
-    threads = [threading.Thread(target=hold) for _ in range(6)]
+    def check(name: str, delay: float) -> None:
+        time.sleep(delay)
+        with turns.check():
+            log(f"{name} in")
+            time.sleep(0.3)
+            log(f"{name} out")
+
+    def measure() -> None:
+        time.sleep(0.1)
+        with turns.measurement():
+            log("measure in")
+            time.sleep(0.3)
+            log("measure out")
+
+    threads = [threading.Thread(target=check, args=("early", 0.0)),
+               threading.Thread(target=measure),
+               threading.Thread(target=check, args=("late", 0.2))]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    assert most[0] == 1
+    assert events == ["early in", "early out", "measure in", "measure out", "late in",
+                      "late out"]
+    with Turns(None).check(), Turns(None).measurement():
+        pass  # a grading alone never waits
 
 
 @pytest.mark.parametrize(("cpus", "in_use", "jobs"), [

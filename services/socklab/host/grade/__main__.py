@@ -20,15 +20,12 @@ builds it and sets it).
 from __future__ import annotations
 
 import argparse
-import fcntl
 import os
 import secrets
 import signal
 import sys
 import time
 import traceback
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
@@ -36,6 +33,7 @@ from types import FrameType
 from socklab.grading import spec
 from socklab.host.grade import weights as weighting
 from socklab.host.grade.submission import SubmissionError, stage
+from socklab.host.grade.turns import Turns
 
 NO_GRADING = 2
 NO_IMAGE = ("no lab image: run it as make grade, or set SOCKLAB_IMAGE "
@@ -71,8 +69,8 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--no-performance", action="store_true",
                      help="skip the performance check (it earns points only)")
     run.add_argument("--performance-lock", default=None, metavar="FILE",
-                     help="hold this file's lock while measuring performance (a class run "
-                          "gives every grading the same file: one measures at a time)")
+                     help="a class run's lock file: checks take it shared, the performance "
+                          "check alone (socklab.host.grade.turns)")
     klass = commands.add_parser("class", help="grade a class: every submission of a directory")
     _common(klass, "each learner's grading")
     klass.add_argument("--submissions", required=True,
@@ -96,24 +94,6 @@ def fail(message: str) -> int:
 
 def _terminate(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt(f"signal {signum}")
-
-
-@contextmanager
-def file_lock(path: str | None, say: str) -> Iterator[None]:
-    """Hold an exclusive lock of ``path`` (none: nothing to hold); ``say`` while waiting."""
-    if path is None:
-        yield
-        return
-    with open(path, "a") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            print(say, file=sys.stderr, flush=True)
-            fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -165,9 +145,7 @@ def run(args: argparse.Namespace) -> int:
         lab, VARIANTS[args.variant], submission,
         time_limit=args.time_limit or grader.TIME_LIMIT,
         performance=not args.no_performance and weights.measure_performance,
-        performance_turn=lambda: file_lock(
-            args.performance_lock, "socklab grade: waiting for another grading of the class "
-            "to finish measuring performance (one at a time)"))
+        turns=Turns(args.performance_lock))
     interrupted, broken = False, False
     try:
         grading.run()

@@ -19,7 +19,6 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,6 +30,7 @@ from socklab.grading.run import reproduce
 from socklab.host.grade import procfs
 from socklab.host.grade.lab import REFERENCE_ALIAS, GradeLab
 from socklab.host.grade.submission import Submission
+from socklab.host.grade.turns import Turns
 from socklab.registry import Variant
 
 # How long a submission may take to listen on its ports, polled every 50 ms.
@@ -165,13 +165,11 @@ class Grading:
 
     def __init__(self, lab: GradeLab, variant: Variant, submission: Submission, *,
                  time_limit: float = TIME_LIMIT, progress: Progress = _stderr,
-                 performance: bool = True,
-                 performance_turn: Callable[[], AbstractContextManager[object]] = nullcontext,
-                 ) -> None:
-        """``performance_turn``: held while the performance check runs (a class run's
-        lock, so that no other of its gradings measures meanwhile)."""
+                 performance: bool = True, turns: Turns | None = None) -> None:
+        """``turns``: a class run's turns on the machine (its checks alongside the other
+        gradings' checks, its performance check alone); none for a grading alone."""
         self.lab, self.variant, self.submission = lab, variant, submission
-        self.performance_turn = performance_turn
+        self.turns = turns or Turns(None)
         self.checks = spec.checks(variant.name)
         self.deadline = time.monotonic() + time_limit
         self.time_limit = time_limit
@@ -399,8 +397,9 @@ class Grading:
         self.progress(f"socklab grade: starting {self.submission.given} as "
                       f"{self.variant.host} ({', '.join(map(str, self.variant.ports.values()))}"
                       f"/{self.variant.transport})")
-        self.lab.start_client()
-        ready = self.start_server()
+        with self.turns.check():  # starting containers is work for the machine too
+            self.lab.start_client()
+            ready = self.start_server()
         self.progress(f"  listening after {self.ready_seconds:.2f} s" if ready
                       else f"  not ready: {self.not_ready}")
         for index, check in enumerate(self.checks, 1):
@@ -417,16 +416,23 @@ class Grading:
                 elif self.not_ready or not self.lab.alive():
                     outcome = Outcome(check, "skipped", message="the server was not running")
                 else:
-                    with self.performance_turn():
+                    with self.turns.measurement(
+                            "socklab grade: waiting until no other grading of the class runs a "
+                            "check, to measure performance alone"):
                         outcome = self.measured(check, prefix)
-            elif not self.ensure_server():
-                outcome = Outcome(check, "failed", reproduce=reproduce(
-                    self.variant.name, check.id), message=self.not_ready)
             else:
-                outcome = self.run_check(check)
+                with self.turns.check():
+                    outcome = self.checked(check)
             self.outcomes.append(outcome)
             self.progress(f"{prefix} {outcome.status:8} {outcome.points:5.1f}/{check.points:<3}"
                           f" ({outcome.seconds:.1f} s)")
+
+    def checked(self, check: spec.Check) -> Outcome:
+        """``check`` run on a running server (a fresh one if the last check ended it)."""
+        if not self.ensure_server():
+            return Outcome(check, "failed", reproduce=reproduce(self.variant.name, check.id),
+                           message=self.not_ready)
+        return self.run_check(check)
 
     def measured(self, check: spec.Check, prefix: str) -> Outcome:
         self.progress(f"{prefix} measuring (3 runs each, against the reference)")
