@@ -373,3 +373,10 @@ def test_write_all_writes_every_file_as_rendered(tmp_path: Path) -> None:
     assert paths[3].read_text() == report.junit_xml(grade)
     assert json.loads(paths[4].read_text())["score"] == grade["score"]
     assert json.loads(paths[5].read_text())["score"] == pytest.approx(12 / 37)
+
+
+def test_a_grade_the_grader_could_not_finish_says_why_it_is_not_gradable() -> None:
+    from socklab.host.grade.report import not_gradable_reason
+
+    assert not_gradable_reason({"checks": [], "grader_error": "the grader failed: OSError: x"}) \
+        == "the grader failed: OSError: x"

@@ -146,19 +146,21 @@ def run(args: argparse.Namespace) -> int:
         time_limit=args.time_limit or grader.TIME_LIMIT,
         performance=not args.no_performance and weights.measure_performance,
         turns=Turns(args.performance_lock))
-    interrupted, broken = False, False
+    interrupted, broken = False, ""
     try:
         grading.run()
     except KeyboardInterrupt:
         interrupted = True
         print("socklab grade: stopped; writing what was graded so far", file=sys.stderr)
     except Exception:  # a fault of the grader, not of the submission: say so, keep the results
-        broken = True
+        broken = traceback.format_exc().strip().splitlines()[-1]
         traceback.print_exc()
         print("socklab grade: the grader failed (above); writing what was graded so far",
               file=sys.stderr)
     try:
         grade = grading.grade(started, time.monotonic() - clock, args.image, args.keep)
+        if broken:  # the submission was not graded: it must not count against the learner
+            grade.update(gradable=False, passed=False, grader_error=f"the grader failed: {broken}")
         if args.checks is not None:
             grade = weighting.rescore(grade, weights)
         out.mkdir(parents=True, exist_ok=True)

@@ -99,9 +99,12 @@ def cut(text: str, width: int = REASON_WIDTH) -> str:
 def not_gradable_reason(grade: Grade) -> str:
     """Why a run could not grade the server, from what the run recorded.
 
-    The first message of a check that did not pass says it best (the grader
-    writes the cause there); else the last line the server printed.
+    The grader's own failure, when it failed (``grader_error``); else the
+    first message of a check that did not pass (the grader writes the cause
+    there); else the last line the server printed.
     """
+    if grade.get("grader_error"):
+        return str(grade["grader_error"])
     for check in grade["checks"]:
         if check["status"] != "passed" and check.get("message"):
             return first_line(check["message"])
