@@ -10,7 +10,10 @@ measures the reference against itself, so every ratio should be 1: the
 spread of the ratios across the class is what a neighbour's load, or the
 machine's, does to a learner's figure. It prints each ratio, the median,
 and the largest distance from it (issue 13 asks: within 10% on a quiet
-machine). The lab image is ``$SOCKLAB_IMAGE``, as for ``make grade``.
+machine). The lab image is ``$SOCKLAB_IMAGE``, as for ``make grade``. The
+class view it writes lists every "learner" as ``pending``: what was graded
+is not the placeholder file in its place; the ratios come from each
+grade.json.
 """
 
 from __future__ import annotations
