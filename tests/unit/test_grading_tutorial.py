@@ -214,7 +214,8 @@ def test_the_echo_client_fails_a_server_that_answers_in_the_wrong_case(
     with pytest.raises(Wrong) as wrong:
         echo.tutorial_client(Target.of("select", "127.0.0.1"))
     message = str(wrong.value)
-    assert message.startswith("ran `socklab client select --host 127.0.0.1 --port 9000` and "
+    port = VARIANTS["select"].ports["echo"]
+    assert message.startswith(f"ran `socklab client select --host 127.0.0.1 --port {port}` and "
                               "typed 4 lines ('hello', ")
     assert "expected it to show the greeting b'hello', then each line's answer" in message
     assert "First difference at byte 5: expected b'HELLO" in message
@@ -247,7 +248,7 @@ def test_the_echo_client_forgives_answers_cut_anywhere(fake_client: Callable) ->
     echo.tutorial_client(Target.of("select", "127.0.0.1"))
 
 
-UDP_ANSWER = "(b'ok', ('127.0.0.1', 9999))"
+UDP_ANSWER = f"(b'ok', ('127.0.0.1', {VARIANTS['udp'].ports['datagram']}))"
 NO_ANSWER = "(no answer within 5 s: UDP does not retransmit)"
 
 
@@ -316,8 +317,10 @@ def test_the_exec_client_fails_a_handshake_that_sends_the_output_early(
         print("socklab client: Ready header longer than 64 bytes", file=sys.stderr)
         return 1
     fake_client(main)
-    with pytest.raises(Wrong, match=r"\(port 9001 \(handshake\)\); expected the client to end "
-                       "with exit status 3 and nothing on stderr; it ended with exit status 1"):
+    handshake = VARIANTS["exec"].ports["handshake"]
+    with pytest.raises(Wrong, match=rf"\(port {handshake} \(handshake\)\); expected the "
+                       "client to end with exit status 3 and nothing on stderr; it ended "
+                       "with exit status 1"):
         ex.tutorial_client(Target.of("exec", "127.0.0.1"))
 
 
@@ -358,7 +361,8 @@ def test_the_ftp_client_passes_a_correct_server_and_cleans_up(fake_client: Calla
     runs = fake_client(ftp_repl())
     here = os.getcwd()
     ftp_checks.tutorial_client(Target.of("ftp", "127.0.0.1"))
-    assert runs == [["client", "ftp", "--host", "127.0.0.1", "--port", "9000"]]
+    port = str(VARIANTS["ftp"].ports["ftp"])
+    assert runs == [["client", "ftp", "--host", "127.0.0.1", "--port", port]]
     assert os.getcwd() == here
 
 
