@@ -14,12 +14,20 @@ joins under another name only for that check. Everything carries the label
 The server's output goes to Docker's ``json-file`` log, capped at two files of
 1 MiB: a server that prints forever cannot fill the disk, and the tail (where
 a traceback is) is what is kept.
+
+The engine may be this machine's or a worker VM's (``ssh://``): the
+submission reaches the server as a volume filled through the engine's API
+(``put_archive``), never as a path of this machine, and the server's /proc
+is read here (``procfs``) or, on another engine's machine, by a reader
+container beside the server (``procwatch``).
 """
 
 from __future__ import annotations
 
 import contextlib
+import io
 import shutil
+import tarfile
 import time
 from pathlib import Path
 from typing import Any
@@ -30,6 +38,7 @@ import docker.errors
 from socklab.host import labhosts
 from socklab.host.containers import Completed, exec_in
 from socklab.host.grade import procfs
+from socklab.host.grade.procwatch import ProcWatch
 from socklab.host.grade.submission import MOUNT, STAGED_PREFIX, Submission
 from socklab.registry import CLIENTS, Variant
 
@@ -53,6 +62,31 @@ NO_WAY_OUT = {"com.docker.network.bridge.inhibit_ipv4": "true"}
 # The lab's own servers are in the image (/opt/socklab): an empty, read-only mount
 # over them keeps a submission from starting one and taking its marks.
 HIDE_LAB = "/opt/socklab:ro,size=4k,mode=0555"
+# How the server's /proc is read: from this machine, or by a reader container on the engine's.
+OBSERVE_HOST, OBSERVE_READER = "host", "reader"
+
+
+def is_local(engine: docker.DockerClient) -> bool:
+    """Whether ``engine`` runs on this machine (its processes are in this /proc)."""
+    url = str(engine.api.base_url)
+    return url.startswith(("http+docker://localhost", "http+docker://localunixsocket",
+                           "unix://"))
+
+
+def submission_archive(directory: Path) -> bytes:
+    """The staged submission as a tar: owned by root, modes as staging set them."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        for path in sorted(directory.rglob("*")):
+            info = tar.gettarinfo(str(path), arcname=str(path.relative_to(directory)))
+            info.uid = info.gid = 0
+            info.uname = info.gname = "root"
+            if info.isfile():
+                with open(path, "rb") as handle:
+                    tar.addfile(info, handle)
+            else:
+                tar.addfile(info)
+    return buffer.getvalue()
 
 
 class GradeLab:
@@ -60,8 +94,12 @@ class GradeLab:
 
     def __init__(self, engine: docker.DockerClient, image: str, run_id: str,
                  variant: Variant, submission: Submission,
-                 labels: dict[str, str] | None = None) -> None:
+                 labels: dict[str, str] | None = None, observe: str = "") -> None:
+        """``observe``: OBSERVE_HOST or OBSERVE_READER (default: host for this machine's
+        engine, a reader container for another's)."""
         self.engine, self.image, self.variant, self.submission = engine, image, variant, submission
+        self.observe = observe or (OBSERVE_HOST if is_local(engine) else OBSERVE_READER)
+        self.watches: dict[str, ProcWatch] = {}
         self.run_id = run_id
         self.prefix = f"socklab-grade-{run_id}"
         self.labels = {**(labels or {}), RUN_LABEL: run_id}
@@ -74,6 +112,7 @@ class GradeLab:
         self.client: Any = None
         self.reference: Any = None
         self.starts = 0
+        self.submission_volume: str | None = None  # shipped at the first start
 
     def __enter__(self) -> GradeLab:
         return self
@@ -82,6 +121,20 @@ class GradeLab:
         self.close()
 
     # --- the hosts -------------------------------------------------------------------
+
+    def _ship_submission(self, staged: Path) -> str:
+        """A volume holding the submission, filled through the engine's API (which works
+        the same for a remote engine): an unstarted container is its door."""
+        volume = labhosts.ensure_volume(self.engine, f"{self.prefix}-submission", self.labels)
+        door = self.engine.containers.create(
+            self.image, ["true"], name=f"{self.prefix}-stager", labels=self.labels,
+            network_mode="none", volumes={volume: {"bind": MOUNT, "mode": "rw"}})
+        try:
+            if not door.put_archive(MOUNT, submission_archive(staged)):
+                raise RuntimeError(f"the engine refused the submission's files ({volume})")
+        finally:
+            door.remove(force=True)
+        return volume
 
     def _create(self, service: str, alias: str, suffix: str,
                 binds: dict[str, dict[str, str]] | None = None, **overrides: Any) -> Any:
@@ -100,7 +153,18 @@ class GradeLab:
             host_extra={"nano_cpus": CPU_LIMIT_NS, "log_config": LOG_CONFIG}
             if service != CLIENTS[0] else None)
         container.start()
+        if self.observe == OBSERVE_READER and service != CLIENTS[0]:
+            self.watches[container.id] = ProcWatch(
+                self.engine, self.image, self.init_pid(container), self.variant.transport,
+                name=f"{self.prefix}-{suffix}-proc", labels=self.labels)
         return container
+
+    def _remove(self, container: Any) -> None:
+        watch = self.watches.pop(container.id, None)
+        if watch is not None:
+            watch.close()
+        with contextlib.suppress(docker.errors.APIError):
+            container.remove(force=True, v=True)
 
     def start_client(self) -> None:
         self.client = self._create(CLIENTS[0], CLIENTS[0], "client")
@@ -108,13 +172,14 @@ class GradeLab:
     def start_server(self) -> None:
         """The submission (a fresh container each time) under the variant's host name."""
         if self.server is not None:
-            with contextlib.suppress(docker.errors.APIError):
-                self.server.remove(force=True, v=True)
+            self._remove(self.server)
         self.starts += 1
         overrides: dict[str, Any] = {}
         if self.submission.staged is not None:
+            if self.submission_volume is None:
+                self.submission_volume = self._ship_submission(self.submission.staged)
             overrides = {"command": list(self.submission.argv), "working_dir": MOUNT,
-                         "binds": {str(self.submission.staged): {"bind": MOUNT, "mode": "ro"}},
+                         "binds": {self.submission_volume: {"bind": MOUNT, "mode": "ro"}},
                          "tmpfs": [*self.services[self.variant.host].get("tmpfs", []),
                                    HIDE_LAB]}
         self.server = self._create(self.variant.host, self.variant.host,
@@ -126,8 +191,7 @@ class GradeLab:
 
     def stop_reference(self) -> None:
         if self.reference is not None:
-            with contextlib.suppress(docker.errors.APIError):
-                self.reference.remove(force=True, v=True)
+            self._remove(self.reference)
             self.reference = None
 
     # --- looking at the server -------------------------------------------------------
@@ -144,17 +208,29 @@ class GradeLab:
         container.reload()
         return int(container.attrs["State"]["Pid"] or 0)
 
+    def _proc(self, container: Any) -> tuple[procfs.Reader, procfs.Counter]:
+        """Where ``container``'s /proc files are read now: here, or a fresh reading."""
+        watch = self.watches.get(container.id)
+        if watch is None:
+            return procfs.read_host_file, procfs.count_entries
+        snapshot = watch.snapshot()
+        return snapshot.read, snapshot.count
+
     def sample(self) -> procfs.Sample | None:
         pid = self.init_pid()
-        return procfs.sample(pid) if pid else None
+        return procfs.sample(pid, *self._proc(self.server)) if pid else None
 
     def listening(self, container: Any | None = None) -> list[procfs.Listening]:
         """Where the server listens on each of its variant's ports (empty when it is gone)."""
         container = container or self.server
-        pid = procfs.first_child(self.init_pid(container)) if self.init_pid(container) else None
+        init = self.init_pid(container)
+        if not init:
+            return []
+        read, _ = self._proc(container)
+        pid = procfs.first_child(init, read)
         if pid is None:
             return []
-        return [procfs.listening(pid, port, self.variant.transport)
+        return [procfs.listening(pid, port, self.variant.transport, read)
                 for port in self.variant.ports.values()]
 
     def wait_ready(self, window: float, container: Any | None = None) -> tuple[bool, str, float]:
@@ -197,6 +273,9 @@ class GradeLab:
         return f"docker exec -it {self.client.name} bash"
 
     def close(self) -> None:
+        for watch in self.watches.values():
+            watch.close()
+        self.watches.clear()
         sweep(self.engine, self.labels[RUN_LABEL])
 
 

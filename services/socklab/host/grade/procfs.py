@@ -7,14 +7,22 @@ holds and how much memory it has used (``/proc/PID/status``, ``/proc/PID/fd``).
 Reading from the host costs the container nothing and works when the
 server's ``pids`` limit is exhausted (a fork bomb leaves no room for an
 ``exec``). The parsers are pure and unit-tested.
+
+Every reader takes where its files come from (``read``, ``count``): this
+machine's /proc by default, or a snapshot of a remote engine's machine
+(socklab.host.grade.procwatch) when the lab runs on a worker VM.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 
-from socklab.host.containers import first_child, read_host_file, stat_value
+from socklab.host.containers import Reader, first_child, read_host_file, stat_value
+
+# How many entries a directory holds (a process's fd/), None when it is unreadable.
+Counter = Callable[[str], "int | None"]
 
 # TCP states in /proc/net/tcp: 0A is LISTEN. UDP sockets: 07 (CLOSE) when bound, unconnected.
 LISTEN = "0A"
@@ -74,12 +82,17 @@ class Listening:
         return bool(self.addresses) and not self.ready
 
 
-def listening(pid: int | str, port: int, transport: str) -> Listening:
+def net_tables(transport: str) -> tuple[str, str]:
+    return transport, transport + "6"
+
+
+def listening(pid: int | str, port: int, transport: str,
+              read: Reader = read_host_file) -> Listening:
     """Where process ``pid``'s network namespace listens (tcp) or is bound (udp) on ``port``."""
     state = LISTEN if transport == "tcp" else UDP_BOUND
     found: list[str] = []
-    for table in (transport, transport + "6"):
-        text = read_host_file(f"/proc/{pid}/net/{table}")
+    for table in net_tables(transport):
+        text = read(f"/proc/{pid}/net/{table}")
         if text:
             found += bound(text, port, state)
     return Listening(port, tuple(found))
@@ -96,17 +109,22 @@ class Sample:
     hwm: int
 
 
-def sample(init_pid: int) -> Sample | None:
-    """The server (tini's first child) of a container whose init is ``init_pid``; None if gone."""
-    pid = first_child(init_pid)
-    if pid is None:
-        return None
-    status = read_host_file(f"/proc/{pid}/status")
+def count_entries(path: str) -> int | None:
     try:
-        fds = len(os.listdir(f"/proc/{pid}/fd"))
+        return len(os.listdir(path))
     except OSError:
         return None
-    if status is None:
+
+
+def sample(init_pid: int, read: Reader = read_host_file,
+           count: Counter = count_entries) -> Sample | None:
+    """The server (tini's first child) of a container whose init is ``init_pid``; None if gone."""
+    pid = first_child(init_pid, read)
+    if pid is None:
+        return None
+    status = read(f"/proc/{pid}/status")
+    fds = count(f"/proc/{pid}/fd")
+    if status is None or fds is None:
         return None
     return Sample(int(pid), stat_value(status, "Threads"), fds,
                   stat_value(status, "VmRSS") * 1024, stat_value(status, "VmHWM") * 1024)
