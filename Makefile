@@ -47,6 +47,10 @@ CHECKS       ?=
 SUBMISSIONS  ?=
 JOBS         ?=
 FORCE        ?=
+# make grade-class ... SWARM=ssh://labadmin@<manager>: the gradings spread over the swarm's
+# workers; SSH_CONFIG: how to reach them (default: .vms/ssh_config when make vms wrote it)
+SWARM        ?=
+SSH_CONFIG   ?= $(if $(SWARM),$(wildcard .vms/ssh_config))
 
 # Compose v2 (docker compose) if present, else v1 (docker-compose).
 COMPOSE := $(shell if docker compose version >/dev/null 2>&1; then echo "docker compose"; \
@@ -150,14 +154,18 @@ grade-class: export SOCKLAB_GRADE_SUBMISSIONS := $(SUBMISSIONS)
 grade-class: export SOCKLAB_GRADE_OUT := $(OUT)
 grade-class: export SOCKLAB_GRADE_CHECKS := $(CHECKS)
 grade-class: export SOCKLAB_GRADE_JOBS := $(JOBS)
-grade-class: check-docker $(VENV_STAMP) ## grade a class: VARIANT=select SUBMISSIONS=dir [OUT=dir] [JOBS=n] [CHECKS=file] [FORCE=1]
-	@[ -n "$$SOCKLAB_GRADE_VARIANT" ] && [ -n "$$SOCKLAB_GRADE_SUBMISSIONS" ] || { echo "socklab: usage: make grade-class VARIANT=select SUBMISSIONS=dir [OUT=dir] [JOBS=n] [CHECKS=file] [FORCE=1]" >&2; exit 2; }
+grade-class: export SOCKLAB_GRADE_SWARM := $(SWARM)
+grade-class: export SOCKLAB_GRADE_SSH_CONFIG := $(SSH_CONFIG)
+grade-class: check-docker $(VENV_STAMP) ## grade a class: VARIANT=select SUBMISSIONS=dir [OUT=dir] [JOBS=n] [CHECKS=file] [FORCE=1] [SWARM=ssh://...]
+	@[ -n "$$SOCKLAB_GRADE_VARIANT" ] && [ -n "$$SOCKLAB_GRADE_SUBMISSIONS" ] || { echo "socklab: usage: make grade-class VARIANT=select SUBMISSIONS=dir [OUT=dir] [JOBS=n] [CHECKS=file] [FORCE=1] [SWARM=ssh://user@manager]" >&2; exit 2; }
 	@$(WITH_IMAGE) \
 	PYTHONPATH=services $(VENV)/bin/python -m socklab.host.grade class \
 	  --variant "$$SOCKLAB_GRADE_VARIANT" --submissions "$$SOCKLAB_GRADE_SUBMISSIONS" \
 	  $${SOCKLAB_GRADE_OUT:+--out "$$SOCKLAB_GRADE_OUT"} $(if $(FORCE),--force) \
 	  $${SOCKLAB_GRADE_JOBS:+--jobs "$$SOCKLAB_GRADE_JOBS"} \
-	  $${SOCKLAB_GRADE_CHECKS:+--checks "$$SOCKLAB_GRADE_CHECKS"}
+	  $${SOCKLAB_GRADE_CHECKS:+--checks "$$SOCKLAB_GRADE_CHECKS"} \
+	  $${SOCKLAB_GRADE_SWARM:+--swarm "$$SOCKLAB_GRADE_SWARM"} \
+	  $${SOCKLAB_GRADE_SSH_CONFIG:+--ssh-config "$$SOCKLAB_GRADE_SSH_CONFIG"}
 
 grade-clean: check-docker $(VENV_STAMP) ## remove grading labs left running (KEEP=1): all, or RUN=<run id>
 	@PYTHONPATH=services $(VENV)/bin/python -m socklab.host.grade sweep $(RUN)

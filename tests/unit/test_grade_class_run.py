@@ -31,13 +31,13 @@ FAKE = Path(__file__).parent / "fake_grader.py"
 
 
 def fake_command(args: argparse.Namespace, entry: classroom.Entry, out: Path, class_id: str,
-                 w: weights.Weights) -> list[str]:
-    real = class_run.grader_command(args, entry, out, class_id, w)
+                 w: weights.Weights, worker: class_run.Worker = class_run.LOCAL) -> list[str]:
+    real = class_run.grader_command(args, entry, out, class_id, w, worker)
     return [sys.executable, str(FAKE), *real[3:]]
 
 
-def no_engine(image: str) -> tuple[str, int]:
-    return "", 0
+def no_engine(args: argparse.Namespace, home: Path | None) -> tuple[str, list[class_run.Place]]:
+    return "", [class_run.Place(class_run.LOCAL, 2)]
 
 
 def make_class(root: Path, learners: dict[str, str]) -> Path:
@@ -130,7 +130,7 @@ def test_bad_input_is_refused_before_any_grading(tmp_path: Path) -> None:
     status, said = run_class(tmp_path / "missing", tmp_path / "out")
     assert status == 2 and "no such directory" in said[0]
     status = class_run.main(args_for(subs, tmp_path / "out"), said.append,
-                            engine=lambda image: ("the Docker engine is not reachable", 0),
+                            engine=lambda args, home: ("the Docker engine is not reachable", []),
                             command=fake_command)
     assert status == 2 and said[-1].endswith("not reachable")
 
@@ -313,3 +313,61 @@ def test_fairness_grades_the_reference_in_each_learners_place(tmp_path: Path) ->
     assert command[command.index("--submission") + 1] == "reference"
     assert "--no-performance" not in command
     assert fairness.spread([1.0, 0.95, 1.1]) == (1.0, pytest.approx(0.1))
+
+
+VM_A = class_run.Worker("vm-a", "ssh://labadmin@10.0.0.2", 2)
+VM_B = class_run.Worker("vm-b", "ssh://labadmin@10.0.0.3", 2)
+
+
+def test_jobs_are_shared_among_the_workers_in_turn() -> None:
+    places = [class_run.Place(VM_A, 2), class_run.Place(VM_B, 2)]
+    assert class_run.spread(places, None) == places
+    assert class_run.spread(places, 3) == [class_run.Place(VM_A, 2), class_run.Place(VM_B, 1)]
+    assert class_run.spread(places, 1) == [class_run.Place(VM_A, 1)]
+
+
+def test_a_swarm_grading_goes_to_its_worker_with_that_worker_s_lock(tmp_path: Path) -> None:
+    subs = make_class(tmp_path / "subs", {"alice": ""})
+    args = args_for(subs, tmp_path / "out", "--ssh-config", "vms.conf")
+    entry = classroom.discover(subs)[0]
+    w = weights.load(None, "select")
+    remote = class_run.grader_command(args, entry, tmp_path / "out", "RUN1", w, VM_A)
+    local = class_run.grader_command(args, entry, tmp_path / "out", "RUN1", w)
+    assert remote[remote.index("--engine") + 1] == VM_A.url
+    assert "--engine" not in local
+    assert remote[remote.index("--ssh-config") + 1] == str(Path("vms.conf").resolve())
+    locks = {c[c.index("--performance-lock") + 1] for c in (remote, local)}
+    assert len(locks) == 2 and all(lock.startswith(str(tmp_path / "out")) for lock in locks)
+
+
+def test_a_class_on_two_workers_uses_both_and_each_at_most_its_slots(tmp_path: Path) -> None:
+    subs = make_class(tmp_path / "subs", {f"l{n}": "sleep=0.5" for n in range(6)})
+    seen: list[str] = []
+    most: dict[str, int] = {}
+
+    def engines(args: argparse.Namespace, home: Path | None) -> tuple[str, list[class_run.Place]]:
+        return "", [class_run.Place(VM_A, 2), class_run.Place(VM_B, 1)]
+
+    def command(args: argparse.Namespace, entry: classroom.Entry, out: Path, class_id: str,
+                w: weights.Weights, worker: class_run.Worker = class_run.LOCAL) -> list[str]:
+        seen.append(worker.name)
+        return fake_command(args, entry, out, class_id, w, worker)
+
+    original = class_run.ClassRun.take_worker
+
+    def counting(self: class_run.ClassRun) -> class_run.Worker:
+        worker = original(self)
+        most[worker.name] = max(most.get(worker.name, 0), self.busy[worker.name])
+        return worker
+
+    said: list[str] = []
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(class_run.ClassRun, "take_worker", counting)
+        patch.setattr(class_run, "sweep_worker", lambda *a: 0)  # no engine: no address
+        status = class_run.main(args_for(subs, tmp_path / "out", "--swarm", "ssh://m"),
+                                said.append, engine=engines, command=command)
+    assert status == 0
+    assert sorted(set(seen)) == ["vm-a", "vm-b"] and len(seen) == 6
+    assert most["vm-a"] <= 2 and most["vm-b"] <= 1
+    assert any(line.startswith("[6/6]") and " on vm-" in line for line in said)
+    assert "on vm-a (2), vm-b (1)" in " ".join(said)

@@ -21,6 +21,7 @@ from socklab.host.grade.engines import (
     EngineError,
     Worker,
     known_hosts_files,
+    node_address,
     session_home,
     ssh_home,
     swarm_workers,
@@ -255,3 +256,29 @@ def test_workers_are_sorted_by_hostname_with_their_urls_and_cpus() -> None:
         Worker("vm-c", "ssh://deploy@10.1.0.3", 4),
     ]
     assert swarm_workers(manager, "ssh://10.1.0.9")[0].url == "ssh://10.1.0.1"
+
+
+def test_keyword_equals_value_is_read_and_a_broken_quote_is_an_engine_error() -> None:
+    assert known_hosts_files("UserKnownHostsFile=/a /b\n  UserKnownHostsFile = /c\n") == [
+        Path("/a"), Path("/b"), Path("/c")]
+    with pytest.raises(EngineError, match="UserKnownHostsFile"):
+        known_hosts_files('UserKnownHostsFile "/a\n')
+    assert known_hosts_files("ProxyCommand sh -c 'it's\n") == []  # not ours to parse
+
+
+def test_known_hosts_files_without_a_last_newline_stay_apart(home: Path, tmp_path: Path) -> None:
+    (tmp_path / "a").write_text("10.0.0.2 ssh-ed25519 AAAA")
+    (tmp_path / "b").write_text("10.0.0.3 ssh-ed25519 BBBB\n")
+    config = tmp_path / "config"
+    config.write_text(f"Host *\n  UserKnownHostsFile {tmp_path / 'a'} {tmp_path / 'b'}\n")
+    made = ssh_home(config, tmp_path / "home")
+    lines = (made / ".ssh" / "known_hosts").read_text().splitlines()
+    assert lines == ["10.0.0.2 ssh-ed25519 AAAA", "10.0.0.3 ssh-ed25519 BBBB"]
+
+
+def test_a_manager_is_reached_at_its_manager_address_and_ipv6_is_bracketed() -> None:
+    manager = node("vm-1", role="manager", addr="0.0.0.0").attrs
+    manager["ManagerStatus"] = {"Addr": "172.18.0.2:2377", "Leader": True}
+    assert node_address(manager) == "172.18.0.2"
+    assert node_address(node("vm-2", addr="172.18.0.3").attrs) == "172.18.0.3"
+    assert worker_url(MANAGER, "fd00::3") == "ssh://deploy@[fd00::3]"

@@ -52,6 +52,9 @@ def _common(command: argparse.ArgumentParser, each: str) -> None:
     command.add_argument("--label", action="append", default=[], metavar="KEY=VALUE",
                          help="one more label on everything the run creates (a test run's, "
                               "a class run's), so that its owner can sweep it")
+    command.add_argument("--ssh-config", default=None, metavar="FILE",
+                         help="the ssh_config that reaches the engines (make vms writes "
+                              ".vms/ssh_config); default: ~/.ssh/config")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -71,6 +74,12 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--performance-lock", default=None, metavar="FILE",
                      help="a class run's lock file: checks take it shared, the performance "
                           "check alone (socklab.host.grade.turns)")
+    run.add_argument("--engine", default=None, metavar="URL",
+                     help="grade on this Docker engine (ssh://user@address, a swarm worker); "
+                          "default: this machine's")
+    run.add_argument("--observe", choices=("host", "reader"), default="",
+                     help="how the server's /proc is read: from this machine (host), or by a "
+                          "reader container beside it (the default for another engine)")
     klass = commands.add_parser("class", help="grade a class: every submission of a directory")
     _common(klass, "each learner's grading")
     klass.add_argument("--submissions", required=True,
@@ -82,6 +91,9 @@ def parser() -> argparse.ArgumentParser:
                             "Docker has left)")
     klass.add_argument("--force", action="store_true",
                        help="grade every learner again, changed or not")
+    klass.add_argument("--swarm", default=None, metavar="URL",
+                       help="spread the gradings over this swarm's workers (the manager's "
+                            "engine, ssh://user@address); default: this machine")
     sweep = commands.add_parser("sweep", help="remove what grading runs left (KEEP=1 labs)")
     sweep.add_argument("run_id", nargs="?", default="")
     return top
@@ -114,22 +126,25 @@ def run(args: argparse.Namespace) -> int:
         import docker
         import docker.errors
 
-        from socklab.host.grade import grader, report
+        from socklab.host.grade import engines, grader, report
         from socklab.host.grade.lab import GradeLab
         from socklab.registry import VARIANTS
     except ImportError as error:
         submission.cleanup()
         return fail(f"{error}: run it as make grade (it uses the project's venv)")
+    where = args.engine or "this machine"
     try:
-        engine = docker.from_env()
+        with engines.session_home(args.ssh_config) as home:
+            engine = engines.connect(args.engine, home)
         engine.ping()
         engine.images.get(args.image)
     except docker.errors.ImageNotFound:
         submission.cleanup()
-        return fail(f"no image {args.image}: build it with make images")
-    except docker.errors.DockerException as error:
+        return fail(f"no image {args.image} on {where}: build it with make images "
+                    "(a worker VM gets it from make provision)")
+    except (docker.errors.DockerException, engines.EngineError, OSError) as error:
         submission.cleanup()
-        return fail(f"the Docker engine is not reachable: {error}")
+        return fail(f"the Docker engine of {where} is not reachable: {error}")
 
     started, clock = datetime.now(UTC), time.monotonic()
     out = Path(args.out) if args.out else grader.default_out(submission, started)
@@ -140,7 +155,8 @@ def run(args: argparse.Namespace) -> int:
     except ValueError:
         submission.cleanup()
         return fail(f"a --label is KEY=VALUE: {args.label}")
-    lab = GradeLab(engine, args.image, run_id, VARIANTS[args.variant], submission, labels)
+    lab = GradeLab(engine, args.image, run_id, VARIANTS[args.variant], submission, labels,
+                   observe=args.observe)
     grading = grader.Grading(
         lab, VARIANTS[args.variant], submission,
         time_limit=args.time_limit or grader.TIME_LIMIT,

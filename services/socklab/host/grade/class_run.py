@@ -18,6 +18,10 @@ this module runs them. One run:
    turns (a lock file in OUT): a neighbour measuring meanwhile would weigh
    on a learner's ratio. The state file records each start and end, so that
    a run stopped midway (Ctrl-C, a crash, a reboot) resumes where it was.
+   With ``--swarm URL`` the gradings go to the swarm's workers instead
+   (socklab.host.grade.engines): each one to the least busy worker's
+   engine, one per core there, its performance check taking turns with the
+   others of that worker (the lock is per worker: workers do not share CPUs).
 4. Write ``OUT/class.csv`` and ``OUT/index.html``, print a table; exit 0
    when every learner passed, 1 when one did not (failed, or not graded),
    2 when nothing could be graded.
@@ -54,6 +58,7 @@ from typing import Any
 from socklab.grading import spec
 from socklab.host.grade import class_page, classroom, grader
 from socklab.host.grade import weights as weighting
+from socklab.host.grade.engines import EngineError, Worker, connect, session_home, swarm_workers
 
 NO_GRADING = classroom.NO_GRADING
 # The label every grading lab of one class run carries (value: the class run's id).
@@ -98,14 +103,28 @@ def progress_line(done: int, total: int, failing: int, learner: str, result: str
     return f"[{done}/{total}] {learner}: {result} · {failing} of {done} not passed{tail}"
 
 
+LOCAL = Worker("this machine", None, os.cpu_count() or 1)
+
+
+def lock_path(out: Path, worker: Worker) -> Path:
+    """The performance lock of the gradings on ``worker`` (one per engine's CPUs)."""
+    name = PERFORMANCE_LOCK if worker.url is None else f"{PERFORMANCE_LOCK}.{worker.name}"
+    return (out / name).resolve()
+
+
 def grader_command(args: argparse.Namespace, entry: classroom.Entry, out: Path,
-                   class_id: str, weights: weighting.Weights) -> list[str]:
-    """The ``make grade`` command that grades one learner of the class."""
+                   class_id: str, weights: weighting.Weights,
+                   worker: Worker = LOCAL) -> list[str]:
+    """The ``make grade`` command that grades one learner of the class on ``worker``."""
     command = [sys.executable, "-m", "socklab.host.grade", "run",
                "--variant", args.variant, "--submission", str(entry.path.resolve()),
                "--out", str(out / entry.id), "--image", args.image,
                "--label", f"{CLASS_LABEL}={class_id}",
-               "--performance-lock", str((out / PERFORMANCE_LOCK).resolve())]
+               "--performance-lock", str(lock_path(out, worker))]
+    if worker.url is not None:
+        command += ["--engine", worker.url]
+    if args.ssh_config:
+        command += ["--ssh-config", str(Path(args.ssh_config).resolve())]
     command += [f"--label={label}" for label in args.label]
     if args.checks:
         command += ["--checks", str(Path(args.checks).resolve())]
@@ -116,8 +135,16 @@ def grader_command(args: argparse.Namespace, entry: classroom.Entry, out: Path,
     return command
 
 
-Command = Callable[[argparse.Namespace, classroom.Entry, Path, str, weighting.Weights],
-                   list[str]]
+Command = Callable[[argparse.Namespace, classroom.Entry, Path, str, weighting.Weights,
+                    Worker], list[str]]
+
+
+@dataclass(frozen=True)
+class Place:
+    """A worker and how many gradings it takes at once."""
+
+    worker: Worker
+    slots: int
 
 
 @dataclass
@@ -129,6 +156,7 @@ class Ended:
     seconds: float
     timed_out: bool = False
     stopped: bool = False  # the class run was stopped while it ran
+    worker: Worker = LOCAL
 
 
 class ClassRun:
@@ -136,9 +164,13 @@ class ClassRun:
 
     def __init__(self, args: argparse.Namespace, out: Path, weights: weighting.Weights,
                  entries: list[classroom.Entry], state: classroom.ClassState,
-                 jobs: int, say: Callable[[str], None], command: Command) -> None:
+                 places: Sequence[Place], say: Callable[[str], None], command: Command,
+                 ssh_home: Path | None = None) -> None:
         self.args, self.out, self.weights, self.command = args, out, weights, command
-        self.entries, self.state, self.jobs, self.say = entries, state, jobs, say
+        self.entries, self.state, self.say = entries, state, say
+        self.places, self.ssh_home = list(places), ssh_home
+        self.jobs = sum(place.slots for place in self.places)
+        self.busy = {place.worker.name: 0 for place in self.places}
         self.class_id = f"{datetime.now(UTC):%Y%m%d%H%M%S}-{secrets.token_hex(3)}"
         self.time_limit = args.time_limit or grader.TIME_LIMIT
         self.stopping = threading.Event()
@@ -147,16 +179,32 @@ class ClassRun:
 
     # -- one grading ----------------------------------------------------------------------
 
+    def take_worker(self) -> Worker:
+        """The least busy worker (by its share of slots in use); one of its slots taken."""
+        with self.lock:
+            place = min(self.places, key=lambda p: self.busy[p.worker.name] / p.slots)
+            self.busy[place.worker.name] += 1
+            return place.worker
+
     def grade_one(self, entry: classroom.Entry) -> Ended:
         """Grade ``entry`` in a process of its own; never raises for the submission's sake."""
-        started = time.monotonic()
         if self.stopping.is_set():
             return Ended(entry, None, 0.0, stopped=True)
+        worker = self.take_worker()
+        try:
+            ended = self._grade_on(entry, worker)
+        finally:
+            with self.lock:
+                self.busy[worker.name] -= 1
+        return ended
+
+    def _grade_on(self, entry: classroom.Entry, worker: Worker) -> Ended:
+        started = time.monotonic()
         target = self.out / entry.id
         # What is there is an earlier submission's: a result never mixes two gradings.
         shutil.rmtree(target, ignore_errors=True)
         target.mkdir(parents=True)
-        command = self.command(self.args, entry, self.out, self.class_id, self.weights)
+        command = self.command(self.args, entry, self.out, self.class_id, self.weights, worker)
         with self.lock:
             self.state = classroom.started(self.state, self.args.variant, entry,
                                            self.weights.left_out)
@@ -181,7 +229,7 @@ class ClassRun:
                 with self.lock:
                     self.processes.pop(entry.id, None)
         return Ended(entry, process.returncode, time.monotonic() - started, timed_out,
-                     stopped=self.stopping.is_set() and process.returncode != 0)
+                     stopped=self.stopping.is_set() and process.returncode != 0, worker=worker)
 
     @staticmethod
     def _stop(process: subprocess.Popen[bytes]) -> None:
@@ -240,8 +288,11 @@ class ClassRun:
                         took.append(ended.seconds)
                         if result.status != "passed":
                             failing += 1
+                        where = (f" on {ended.worker.name}" if len(self.places) > 1
+                                 or ended.worker.url else "")
                         self.say(progress_line(
-                            done, total, failing, ended.entry.id, describe(result, ended),
+                            done, total, failing, ended.entry.id + where,
+                            describe(result, ended),
                             "" if self.stopping.is_set()
                             else eta_text(took, total - done, self.jobs)))
             except KeyboardInterrupt:
@@ -276,17 +327,23 @@ class ClassRun:
         return results
 
     def sweep(self) -> int:
-        """Remove whatever this run's gradings left (there should be nothing)."""
-        try:
-            import docker
+        """Remove whatever this run's gradings left on every worker (there should be nothing)."""
+        removed = 0
+        for place in self.places:
+            try:
+                removed += sweep_worker(place.worker, self.class_id, self.ssh_home)
+            except Exception as error:  # the sweep must not hide the run's own outcome
+                self.say(f"socklab grade-class: could not sweep the run's labs on "
+                         f"{place.worker.name} ({error}); make grade-clean there removes "
+                         "every grading lab")
+        return removed
 
-            from socklab.host.grade.lab import sweep
 
-            return sweep(docker.from_env(), self.class_id, CLASS_LABEL)
-        except Exception as error:  # the sweep must not hide the run's own outcome
-            self.say(f"socklab grade-class: could not sweep the run's labs ({error}); "
-                     f"make grade-clean removes every grading lab")
-            return 0
+def sweep_worker(worker: Worker, class_id: str, home: Path | None) -> int:
+    """Remove what class run ``class_id`` left on ``worker``'s engine."""
+    from socklab.host.grade.lab import sweep
+
+    return sweep(connect(worker.url, home), class_id, CLASS_LABEL)
 
 
 def read_grade(directory: Path) -> dict[str, Any] | None:
@@ -357,27 +414,55 @@ def networks_in_use(engine: Any) -> int:
                and n.attrs.get("Driver") in ("bridge", "overlay"))
 
 
-def check_engine(image: str) -> tuple[str, int]:
-    """Why no grading can run ("" when one can), and how many networks are in use."""
+def check_engine(args: argparse.Namespace, home: Path | None) -> tuple[str, list[Place]]:
+    """Why no grading can run ("" when one can), and where gradings go, how many at once.
+
+    This machine's engine, or (``--swarm``) every worker's, each checked for
+    the image: a worker without it would fail every grading sent there.
+    """
     try:
         import docker
         import docker.errors
     except ImportError as error:
-        return f"{error}: run it as make grade-class (it uses the project's venv)", 0
+        return f"{error}: run it as make grade-class (it uses the project's venv)", []
+    places, where = [], "this machine"
     try:
-        engine = docker.from_env()
-        engine.ping()
-        engine.images.get(image)
-        return "", networks_in_use(engine)
+        workers = [LOCAL]
+        if args.swarm:
+            where = f"the swarm manager {args.swarm}"
+            workers = swarm_workers(connect(args.swarm, home), args.swarm)
+        for worker in workers:
+            where = worker.name
+            engine = connect(worker.url, home)
+            engine.ping()
+            engine.images.get(args.image)
+            cpus = worker.cpus if worker.url else os.cpu_count()
+            places.append(Place(worker, default_jobs(cpus, networks_in_use(engine))))
+        return "", places
     except docker.errors.ImageNotFound:
-        return f"no image {image}: build it with make images", 0
-    except docker.errors.DockerException as error:
-        return f"the Docker engine is not reachable: {error}", 0
+        return (f"no image {args.image} on {where}: build it with make images"
+                + (" (make provision ships it to the swarm's VMs)" if args.swarm else "")), []
+    except docker.errors.APIError as error:
+        return f"the Docker engine of {where} refused: {error.explanation or error}", []
+    except (docker.errors.DockerException, EngineError, OSError) as error:
+        return f"the Docker engine of {where} is not reachable: {error}", []
+
+
+def spread(places: list[Place], jobs: int | None) -> list[Place]:
+    """``places`` with ``jobs`` slots in all (when given), shared in turn among the workers."""
+    if jobs is None:
+        return places
+    slots = [0] * len(places)
+    for index in range(jobs):
+        slots[index % len(places)] += 1
+    return [Place(p.worker, n) for p, n in zip(places, slots, strict=True) if n]
+
+
+Engines = Callable[[argparse.Namespace, "Path | None"], tuple[str, list[Place]]]
 
 
 def main(args: argparse.Namespace, say: Callable[[str], None] = _say, *,
-         engine: Callable[[str], tuple[str, int]] = check_engine,
-         command: Command = grader_command) -> int:
+         engine: Engines = check_engine, command: Command = grader_command) -> int:
     """``python3 -m socklab.host.grade class``; the exit status.
 
     ``engine`` and ``command``: how the engine is checked and which command
@@ -403,10 +488,22 @@ def main(args: argparse.Namespace, say: Callable[[str], None] = _say, *,
         return fail(str(error))
     if not args.image:
         return fail("no lab image: run it as make grade-class, or set SOCKLAB_IMAGE")
-    problem, in_use = engine(args.image)
+    try:
+        with session_home(args.ssh_config) as home:
+            return _graded(args, say, engine, command, weights, entries, out, state, home)
+    except EngineError as error:
+        return fail(str(error))
+
+
+def _graded(args: argparse.Namespace, say: Callable[[str], None], engine: Engines,
+            command: Command, weights: weighting.Weights, entries: list[classroom.Entry],
+            out: Path, state: classroom.ClassState, home: Path | None) -> int:
+    problem, places = engine(args, home)
     if problem:
-        return fail(problem)
-    jobs = args.jobs or default_jobs(os.cpu_count(), in_use)
+        say(f"socklab grade-class: {problem}")
+        return NO_GRADING
+    places = spread(places, args.jobs)
+    jobs = sum(place.slots for place in places)
 
     decided = classroom.plan(entries, state, args.force, variant=args.variant,
                              counted=weights.counted)
@@ -425,9 +522,11 @@ def main(args: argparse.Namespace, say: Callable[[str], None] = _say, *,
             f"results kept in {out}/): {', '.join(decided.gone)}")
     todo = [d.entry for d in decided.grade]
     if todo:
-        say(f"socklab grade-class: grading {len(todo)}, {min(jobs, len(todo))} at once")
+        say(f"socklab grade-class: grading {len(todo)}, {min(jobs, len(todo))} at once"
+            + (" on " + ", ".join(f"{p.worker.name} ({p.slots})" for p in places)
+               if args.swarm else ""))
 
-    run = ClassRun(args, out, weights, entries, state, jobs, say, command)
+    run = ClassRun(args, out, weights, entries, state, places, say, command, home)
     previous = signal.signal(signal.SIGTERM, _terminate)
     interrupted = False
     try:

@@ -33,9 +33,10 @@ from socklab.host.grade import weights as weighting
 
 
 def reference_command(args: argparse.Namespace, entry: classroom.Entry, out: Path,
-                      class_id: str, weights: weighting.Weights) -> list[str]:
+                      class_id: str, weights: weighting.Weights,
+                      worker: class_run.Worker = class_run.LOCAL) -> list[str]:
     """make grade's command for the lab's own server, in the place of the learner's file."""
-    command = class_run.grader_command(args, entry, out, class_id, weights)
+    command = class_run.grader_command(args, entry, out, class_id, weights, worker)
     command[command.index("--submission") + 1] = "reference"
     return command
 
