@@ -116,3 +116,31 @@ def test_a_server_that_reaches_out_finds_no_route(lab_image: str, tmp_path: Path
     # And the server itself is graded as usual.
     assert failed(found) == set(), explain(found)
     assert status == 0
+
+
+def test_during_the_performance_check_each_name_answers_for_one_server(
+        lab_image: str, docker_client: docker.DockerClient) -> None:
+    """The variant's host name reaches the learner's server only, never the reference
+    started beside it: the engine answers a container's host name as a DNS alias too,
+    and a reference with the variant's host name took part of the learner's load."""
+    from socklab.host.grade.lab import REFERENCE_ALIAS, GradeLab
+    from socklab.host.grade.submission import stage
+    from socklab.registry import VARIANTS
+
+    variant = VARIANTS["select"]
+    run = os.environ["SOCKLAB_TEST_RUN"]
+    with GradeLab(docker_client, lab_image, f"{run}-names", variant, stage("reference"),
+                  {harness.RUN_LABEL: run}) as lab:
+        lab.start_client()
+        lab.start_server()
+        lab.start_reference()
+
+        def address(container: Any) -> str:
+            container.reload()
+            return str(next(iter(container.attrs["NetworkSettings"]["Networks"].values()))[
+                "IPAddress"])
+
+        for name, container in ((variant.host, lab.server), (REFERENCE_ALIAS, lab.reference)):
+            answer = lab.client_run(["getent", "ahostsv4", name], timeout=20).stdout
+            assert {line.split()[0] for line in answer.splitlines()} == {address(container)}, (
+                name, answer)

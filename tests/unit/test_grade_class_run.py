@@ -315,6 +315,14 @@ def test_fairness_grades_the_reference_in_each_learners_place(tmp_path: Path) ->
     assert fairness.spread([1.0, 0.95, 1.1]) == (1.0, pytest.approx(0.1))
 
 
+def test_fairness_runs_the_class_with_every_option_make_grade_class_has(tmp_path: Path) -> None:
+    from socklab.host.grade import fairness
+
+    args = fairness.class_args("epoll", str(tmp_path), tmp_path / "out", 2)
+    assert (args.variant, args.jobs, args.force, args.swarm) == ("epoll", 2, True, None)
+    assert vars(args).keys() == vars(args_for(tmp_path, tmp_path / "out")).keys()
+
+
 VM_A = class_run.Worker("vm-a", "ssh://labadmin@10.0.0.2", 2)
 VM_B = class_run.Worker("vm-b", "ssh://labadmin@10.0.0.3", 2)
 

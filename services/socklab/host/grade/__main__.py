@@ -157,11 +157,12 @@ def run(args: argparse.Namespace) -> int:
         return fail(f"a --label is KEY=VALUE: {args.label}")
     lab = GradeLab(engine, args.image, run_id, VARIANTS[args.variant], submission, labels,
                    observe=args.observe)
+    turns = Turns(args.performance_lock)
     grading = grader.Grading(
         lab, VARIANTS[args.variant], submission,
         time_limit=args.time_limit or grader.TIME_LIMIT,
         performance=not args.no_performance and weights.measure_performance,
-        turns=Turns(args.performance_lock))
+        turns=turns)
     interrupted, broken = False, ""
     try:
         grading.run()
@@ -190,7 +191,10 @@ def run(args: argparse.Namespace) -> int:
             # A second Ctrl-C (or make's TERM after ours) must not cut the cleanup short.
             signal.signal(signal.SIGINT, signal.SIG_IGN)
             signal.signal(signal.SIGTERM, signal.SIG_IGN)
-            lab.close()
+            # Removing containers and a network is work for the machine (the engine's, the
+            # kernel's): not while another grading of the class measures.
+            with turns.check():
+                lab.close()
             submission.cleanup()
     print(report.summary_table(grade))
     print(f"\nsocklab grade: results in {out}/ (report.md, grade.json, junit.xml, ...)",

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import sys
 import tempfile
@@ -28,6 +27,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from socklab.grading import spec
+from socklab.host.grade import __main__ as grade_cli
 from socklab.host.grade import class_run, classroom
 from socklab.host.grade import weights as weighting
 
@@ -39,6 +39,13 @@ def reference_command(args: argparse.Namespace, entry: classroom.Entry, out: Pat
     command = class_run.grader_command(args, entry, out, class_id, weights, worker)
     command[command.index("--submission") + 1] = "reference"
     return command
+
+
+def class_args(variant: str, submissions: str, out: Path, jobs: int | None) -> argparse.Namespace:
+    """make grade-class's arguments for the stand-in class, every learner graded again."""
+    argv = ["class", "--variant", variant, "--submissions", submissions, "--out", str(out),
+            "--force"] + (["--jobs", str(jobs)] if jobs else [])
+    return grade_cli.parser().parse_args(argv)
 
 
 def spread(ratios: list[float]) -> tuple[float, float]:
@@ -62,10 +69,7 @@ def main(argv: list[str] | None = None) -> int:
         for index in range(1, options.count + 1):
             Path(directory, f"reference-{index:02}.py").write_text(
                 "# graded as the lab's own server (socklab.host.grade.fairness)\n")
-        args = argparse.Namespace(
-            variant=options.variant, submissions=directory, out=str(out), jobs=options.jobs,
-            checks=None, force=True, image=os.environ.get("SOCKLAB_IMAGE"), time_limit=None,
-            label=[])
+        args = class_args(options.variant, directory, out, options.jobs)
         status = class_run.main(args, command=reference_command)
     if status == classroom.NO_GRADING:
         return status
