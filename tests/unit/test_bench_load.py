@@ -62,6 +62,22 @@ def test_echo_run_counts_requests_and_latencies(threaded_echo: int, size: int,
     assert started < opened and stopped > closed  # warm-up and tail around the window
 
 
+def test_only_the_window_is_counted_whatever_the_tail(threaded_echo: int) -> None:
+    """A run that went on 0.8 s past its 0.2 s window counts what the window saw, not
+    what the tail did (the counters once started again when the window closed: a run
+    with a 0.5 s tail reported a quarter of the true rate, 0.2 s a tenth)."""
+    def requests(tail: str) -> int:
+        args = load.parser().parse_args([
+            "echo", "--host", "127.0.0.1", "--port", str(threaded_echo), "--duration", "0.2",
+            "--warmup", "0.05", "--tail", tail, "--size", "64", "--processes", "1",
+            "--greeting", "5", "--upper"])
+        return int(load.echo_run(args)["requests"])
+
+    short, long = requests("0"), requests("0.8")
+    assert short > 0 and long > 0
+    assert long < 2 * short, (short, long)  # the tail counted: about 4 times as many
+
+
 def test_echo_run_refuses_a_wrong_echo(plain_echo: int) -> None:
     args = load.parser().parse_args(echo_args(plain_echo, "--size", "64", "--upper"))
     with pytest.raises(RuntimeError, match="wrong echo"):

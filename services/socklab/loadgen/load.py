@@ -121,7 +121,7 @@ def _echo_loop(conns: list[EchoConn], size: int, warmup: float, duration: float,
         _send_more(conn, poller, size)
     while True:
         now = time.monotonic()
-        if not recording and now >= window_open:
+        if not recording and not closed and now >= window_open:
             recording, cpu_start, done = True, time.process_time(), 0
             wait_start = run_queue_wait()
             histogram = Histogram()
