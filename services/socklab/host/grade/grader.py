@@ -53,7 +53,10 @@ CHECK_BROKE = "the check could not run on the client host"
 PERFORMANCE_ROUNDS = 3
 # One upload takes ~0.15 s at 64 MiB: too short to measure steadily (0.95-1.54 seen).
 FTP_LOAD_BYTES = 256 << 20
-PERFORMANCE_SECONDS = 2.0
+PERFORMANCE_SECONDS = 2.0  # one measured window
+# An echo run opens with a warm-up and has no tail (the benchmark's, which samples the
+# server's CPU on both sides of the window's edges).
+ECHO_WARMUP = 0.3
 
 
 @dataclass
@@ -320,7 +323,8 @@ class Grading:
                     str(v.main_port), "--duration", str(PERFORMANCE_SECONDS)]
         command = ["python3", "-m", "socklab.loadgen.load", "echo", "--host", host, "--port",
                    str(v.main_port), "--size", "1024", "--concurrency", str(self.clients),
-                   "--duration", str(PERFORMANCE_SECONDS), "--greeting", str(len(v.greeting))]
+                   "--duration", str(PERFORMANCE_SECONDS), "--warmup", str(ECHO_WARMUP),
+                   "--tail", "0", "--greeting", str(len(v.greeting))]
         return command + (["--upper"] if v.reply == "upper" else [])
 
     def measure(self, host: str) -> tuple[float, str]:
@@ -350,12 +354,6 @@ class Grading:
         outcome = Outcome(check, "passed",
                           reproduce=" ".join(self.load_command(self.variant.host)))
         started = time.monotonic()
-        self.lab.start_reference()
-        ready, why, _ = self.lab.wait_ready(START_WINDOW, self.lab.reference)
-        if not ready:
-            self.lab.stop_reference()
-            outcome.status, outcome.message = "skipped", f"the reference did not start: {why}"
-            return outcome
         mine, theirs, errors = [], [], []
         try:
             for round_ in range(PERFORMANCE_ROUNDS):
@@ -416,10 +414,7 @@ class Grading:
                 elif self.not_ready or not self.lab.alive():
                     outcome = Outcome(check, "skipped", message="the server was not running")
                 else:
-                    with self.turns.measurement(
-                            "socklab grade: waiting until no other grading of the class runs a "
-                            "check, to measure performance alone"):
-                        outcome = self.measured(check, prefix)
+                    outcome = self.measured(check, prefix)
             else:
                 with self.turns.check():
                     outcome = self.checked(check)
@@ -435,13 +430,26 @@ class Grading:
         return self.run_check(check)
 
     def measured(self, check: spec.Check, prefix: str) -> Outcome:
-        self.progress(f"{prefix} measuring (3 runs each, against the reference)")
-        # A fresh server, as fresh as the reference beside it: after the checks a server
-        # is larger (measured: exec's 25 -> 55 MiB, 15-25% slower).
-        self.fresh_for_performance = self.start_server()
-        if not self.fresh_for_performance:
-            return Outcome(check, "skipped", message=self.not_ready)
-        return self.run_performance(check)
+        """The performance check: both servers started among the other gradings' checks,
+        then measured alone (the starts need no quiet machine, the measurement does)."""
+        self.progress(f"{prefix} measuring ({PERFORMANCE_ROUNDS} runs each, against the "
+                      "reference)")
+        with self.turns.check():
+            # A fresh server, as fresh as the reference beside it: after the checks a
+            # server is larger (measured: exec's 25 -> 55 MiB, 15-25% slower).
+            self.fresh_for_performance = self.start_server()
+            if not self.fresh_for_performance:
+                return Outcome(check, "skipped", message=self.not_ready)
+            self.lab.start_reference()
+            ready, why, _ = self.lab.wait_ready(START_WINDOW, self.lab.reference)
+        if not ready:
+            self.lab.stop_reference()
+            return Outcome(check, "skipped", message=f"the reference did not start: {why}",
+                           reproduce=" ".join(self.load_command(self.variant.host)))
+        with self.turns.measurement(
+                "socklab grade: waiting until no other grading of the class runs a check, to "
+                "measure performance alone"):
+            return self.run_performance(check)
 
     @property
     def restarts(self) -> int:

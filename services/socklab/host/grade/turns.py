@@ -8,11 +8,13 @@ clients and servers on the same cores weigh on one side more than on the
 other. Measured on this project's 2-core machine, the lab's own select
 server graded 8 times as a class: its ratio against itself spread 18.5%
 from the median with two gradings at once and the performance checks merely
-taking turns among themselves, 5.8% one at a time.
+taking turns among themselves, 5.8% one at a time, 4.7% to 23.9% with these
+turns (what else weighs on it: docs/grading-class.md).
 
 So every grading of the run locks one file (``--performance-lock``):
 shared (``flock`` ``LOCK_SH``) for each check (with the server's restart
-before it, and the lab's start: creating containers is work too),
+before it, the lab's start and its removal: creating and removing
+containers is work too),
 exclusive (``LOCK_EX``) for the performance check. A second file, ``<lock>.turnstile``, keeps a
 measurement from waiting for ever behind a stream of checks: it is held by
 the measurement from the moment it asks, and each check passes through it
