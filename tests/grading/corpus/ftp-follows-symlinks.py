@@ -150,8 +150,13 @@ class FtpHandler(socketserver.BaseRequestHandler):
     def list(self):
         files = []
         for name in sorted(os.listdir(UPLOAD_DIR)):
-            info = os.lstat(os.path.join(UPLOAD_DIR, name))
-            if stat.S_ISREG(info.st_mode) and not name.startswith(PARTIAL):
+            if name.startswith(PARTIAL):
+                continue
+            try:
+                info = os.lstat(os.path.join(UPLOAD_DIR, name))
+            except FileNotFoundError:  # removed since listdir (another client's thread)
+                continue
+            if stat.S_ISREG(info.st_mode):
                 files.append({"name": name, "size": info.st_size})
         self.answer(200, files=files)
 
