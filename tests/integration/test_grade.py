@@ -144,3 +144,62 @@ def test_during_the_performance_check_each_name_answers_for_one_server(
             answer = lab.client_run(["getent", "ahostsv4", name], timeout=20).stdout
             assert {line.split()[0] for line in answer.splitlines()} == {address(container)}, (
                 name, answer)
+
+
+# A correct select-server that rests 2 ms after each reply: at most 500 replies a second,
+# whatever the machine; the lab's own server answers tens of thousands.
+RESTING = r"""
+import select, socket, time
+listener = socket.socket()
+listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+listener.bind(("", 9000))
+listener.listen(128)
+clients, pending = [], {}
+while True:
+    writable = [c for c in clients if pending[c]]
+    readable, ready, _ = select.select([listener, *clients], writable, [])
+    for sock in readable:
+        if sock is listener:
+            conn, _ = listener.accept()
+            clients.append(conn)
+            pending[conn] = b"hello"
+            continue
+        try:
+            data = sock.recv(65536)
+        except OSError:
+            data = b""
+        if not data:
+            clients.remove(sock)
+            del pending[sock]
+            sock.close()
+            continue
+        pending[sock] += data.upper()
+    for sock in ready:
+        if sock in pending:
+            try:
+                sent = sock.send(pending[sock])
+            except OSError:
+                sent = len(pending[sock])
+            pending[sock] = pending[sock][sent:]
+            time.sleep(0.002)
+"""
+
+
+def test_a_slow_server_is_measured_slow_beside_the_reference(lab_image: str,
+                                                             tmp_path: Path) -> None:
+    """The two servers share one run of the load generator, taking turns: the slow one's
+    rate is its own, capped by its rests, and the reference's is far above it."""
+    source = tmp_path / "resting.py"
+    source.write_text(RESTING)
+    checks = tmp_path / "checks.toml"
+    checks.write_text('only = ["performance.*"]\n')
+    _, found, stderr = grade(lab_image, "select", source, tmp_path / "out",
+                             "--checks", str(checks))
+    assert found, f"no grade.json:\n{stderr}"
+    perf = found["performance"]
+    assert perf and perf["method"] == "turns", perf
+    # 10 clients, a 1 KiB request in one or two segments, a 2 ms rest per send
+    assert 0 < perf["submission"] <= 500, perf
+    assert perf["reference"] > 10 * perf["submission"], perf
+    check = next(c for c in found["checks"] if c["id"] == "performance.throughput")
+    assert check["points"] == 0 and check["status"] == "passed", check

@@ -1,6 +1,7 @@
 """The load generator: runs on a client host and prints one JSON object of what it measured.
 
     python3 -m socklab.loadgen.load echo --host H --port P --size N --concurrency C ...
+    python3 -m socklab.loadgen.load echo --host H --versus R --port P --size N ...
     python3 -m socklab.loadgen.load hold --host H --port P --count K --state FILE
     python3 -m socklab.loadgen.load ftp --host H --port P --size N --runs R
     python3 -m socklab.loadgen.load exec --host H --mode framed --duration D --runs R
@@ -11,7 +12,18 @@ reads the whole reply, and sends the next. The connections are spread over a
 few processes, each an epoll loop over non-blocking sockets (no threads, no
 framework: the cheapest Python client, so the server saturates first). Each
 process reports its CPU time over the measured window, so a report can show
-the load generator was not the bottleneck. Times are ``time.monotonic``
+the load generator was not the bottleneck.
+
+With ``--versus R`` one run measures two servers of the same protocol side by
+side: each process holds ``C`` connections to each, and the load alternates
+between them in turns of ``--turn`` seconds, in the order A B B A (so a rate
+that drifts evenly weighs on both alike). Each turn's connections start
+together; one that finishes a request after its turn ended waits for its
+next turn. A side's rate is its requests over the time its connections were
+busy (from a turn's first send to the reply of the last request begun in the
+turn), so the turn's edges favour neither server. On a shared machine two
+rates measured seconds apart differ by a third; measured this way, their
+ratio moves little. Times are ``time.monotonic``
 (CLOCK_MONOTONIC, shared with the host: Docker gives containers no time
 namespace), so the host can line the window up with the server's CPU counter.
 
@@ -24,6 +36,7 @@ import argparse
 import contextlib
 import hashlib
 import json
+import math
 import multiprocessing
 import os
 import select
@@ -39,6 +52,7 @@ from socklab.loadgen.stats import Histogram
 from socklab.registry import VARIANTS
 
 RECV_BUFFER = 256 << 10
+READABLE = select.EPOLLIN | select.EPOLLHUP | select.EPOLLERR
 CONNECT_TIMEOUT = 10.0
 POLL_INTERVAL = 0.05
 # A connection waiting longer than this for its reply means a broken server, not a slow one.
@@ -71,10 +85,11 @@ def _open_echo(host: str, port: int, greeting: int) -> socket.socket:
 class EchoConn:
     """One closed-loop connection: the message in flight and how much of its reply came."""
 
-    __slots__ = ("checked", "expected", "received", "sent", "sock", "started", "view",
-                 "writing")
+    __slots__ = ("activated", "checked", "expected", "received", "sent", "side", "sock",
+                 "started", "turn", "view", "writing")
 
-    def __init__(self, sock: socket.socket, message: bytes, expected: bytes) -> None:
+    def __init__(self, sock: socket.socket, message: bytes, expected: bytes,
+                 side: int = 0) -> None:
         self.sock = sock
         self.view = memoryview(message)
         self.expected = expected
@@ -83,6 +98,9 @@ class EchoConn:
         self.started = 0.0
         self.checked = False
         self.writing = False  # registered for EPOLLOUT: part of the message is still unsent
+        self.side = side  # which server, in a run of two
+        self.turn = -1  # the turn its requests belong to; -1 while it waits for one
+        self.activated = 0.0  # when its turn's first request was sent
 
 
 def run_queue_wait() -> float:
@@ -134,20 +152,13 @@ def _echo_loop(conns: list[EchoConn], size: int, warmup: float, duration: float,
             conn = by_fd[fd]
             if events & select.EPOLLOUT:
                 _send_more(conn, poller, size)
-            if events & (select.EPOLLIN | select.EPOLLHUP | select.EPOLLERR):
-                n = conn.sock.recv_into(buf)
-                if n == 0:
-                    raise ConnectionError("the server closed the connection")
-                if not conn.checked:
-                    _check(conn, buf, n)
-                conn.received += n
-                if conn.received >= size:
-                    finished = time.monotonic()
-                    if recording:
-                        histogram.add(finished - conn.started)
-                        done += 1
-                    conn.received, conn.sent, conn.started = 0, 0, finished
-                    _send_more(conn, poller, size)
+            if events & READABLE and _receive(conn, buf, size):
+                finished = time.monotonic()
+                if recording:
+                    histogram.add(finished - conn.started)
+                    done += 1
+                conn.received, conn.sent, conn.started = 0, 0, finished
+                _send_more(conn, poller, size)
     stopped = time.monotonic()
     stalled = [time.monotonic() - c.started for c in conns]
     if max(stalled) > STALL_LIMIT:
@@ -156,6 +167,142 @@ def _echo_loop(conns: list[EchoConn], size: int, warmup: float, duration: float,
     return {"requests": done, "histogram": histogram.to_json(), "cpu_seconds": cpu,
             "wait_seconds": waited, "window": [window_open, window_close],
             "loaded": [start, stopped]}
+
+
+# The sides of a block's four turns: A B B A.
+ORDER = (0, 1, 1, 0)
+# After the last turn, how long requests still in flight may take to come back.
+DRAIN_LIMIT = 2.0
+
+
+class SideError(Exception):
+    """What went wrong, and on which of the two servers."""
+
+    def __init__(self, side: int, message: str) -> None:
+        super().__init__(message)
+        self.side = side
+
+
+class Turns:
+    """The turns of a run of two servers: which side each turn is, which are measured.
+
+    Turn ``t`` spans ``start + t * length`` to the next; the first ``warmup``
+    turns are not measured, then ``measured`` turns (whole A B B A blocks).
+    """
+
+    def __init__(self, start: float, length: float, warmup: int, measured: int) -> None:
+        self.start, self.length = start, length
+        self.warmup, self.end = warmup, warmup + measured
+
+    def at(self, now: float) -> int:
+        return int((now - self.start) / self.length)
+
+    def side(self, turn: int) -> int:
+        return ORDER[(turn - self.warmup) % len(ORDER)]
+
+    def measured(self, turn: int) -> bool:
+        return self.warmup <= turn < self.end
+
+    def edge(self, turn: int) -> float:
+        """When ``turn`` starts."""
+        return self.start + turn * self.length
+
+
+def _pair_loop(conns: list[EchoConn], size: int, turns: Turns) -> dict[str, Any]:
+    """Drive two servers' connections turn by turn; per measured turn, requests and busy time.
+
+    A connection's busy time in a turn runs from the turn's first send to the
+    reply of the last request it began in the turn: a reply that comes after
+    the turn ended is counted, and the time it took too.
+    """
+    poller = select.epoll()
+    by_fd = {c.sock.fileno(): c for c in conns}
+    buf = bytearray(RECV_BUFFER)
+    histograms = [Histogram(), Histogram()]
+    measured = turns.end - turns.warmup
+    requests, busy = [0] * measured, [0.0] * measured
+    waiting: list[list[EchoConn]] = [[], []]
+    for conn in conns:
+        poller.register(conn.sock.fileno(), select.EPOLLIN)
+        waiting[conn.side].append(conn)
+    active, current = 0, -1
+    cpu = [0.0, 0.0]
+    waited = [0.0, 0.0]
+
+    def begin(conn: EchoConn, turn: int, now: float) -> None:
+        conn.turn, conn.activated, conn.started, conn.sent = turn, now, now, 0
+        _send_more(conn, poller, size)
+
+    def end(conn: EchoConn, now: float) -> None:
+        if turns.measured(conn.turn):
+            busy[conn.turn - turns.warmup] += now - conn.activated
+        conn.turn = -1
+
+    while True:
+        now = time.monotonic()
+        turn = turns.at(now)
+        if turn != current:
+            for edge, slot in ((turns.warmup, 0), (turns.end, 1)):
+                if current < edge <= turn:
+                    cpu[slot], waited[slot] = time.process_time(), run_queue_wait()
+            current = turn
+            if turn < turns.end:
+                side = turns.side(turn)
+                for conn in waiting[side]:
+                    begin(conn, turn, now)
+                active += len(waiting[side])
+                waiting[side] = []
+        if turn >= turns.end and (not active or now > turns.edge(turns.end) + DRAIN_LIMIT):
+            break
+        timeout = min(POLL_INTERVAL, turns.edge(turn + 1) - now)
+        for fd, events in poller.poll(max(timeout, 0.0)):
+            conn = by_fd[fd]
+            try:
+                if conn.turn < 0:
+                    raise ConnectionError("the server sent bytes nobody asked for, or "
+                                          "closed the connection, between two requests")
+                if events & select.EPOLLOUT:
+                    _send_more(conn, poller, size)
+                if not (events & READABLE and _receive(conn, buf, size)):
+                    continue
+            except (OSError, ValueError) as error:
+                raise SideError(conn.side, f"{type(error).__name__}: {error}") from error
+            finished = time.monotonic()
+            if turns.measured(conn.turn):
+                histograms[conn.side].add(finished - conn.started)
+                requests[conn.turn - turns.warmup] += 1
+            conn.received = 0
+            turn_now = turns.at(finished)
+            if turn_now == conn.turn and turn_now < turns.end:
+                conn.started, conn.sent = finished, 0
+                _send_more(conn, poller, size)
+                continue
+            end(conn, finished)
+            if turn_now == current and turn_now < turns.end and turns.side(turn_now) == conn.side:
+                begin(conn, turn_now, finished)  # its side's next turn has already begun
+            else:
+                active -= 1
+                waiting[conn.side].append(conn)
+    stopped = time.monotonic()
+    for conn in conns:
+        if conn.turn >= 0:  # no reply by the end: busy all along
+            end(conn, stopped)
+    poller.close()
+    return {"requests": requests, "busy": busy,
+            "histograms": [h.to_json() for h in histograms],
+            "cpu_seconds": cpu[1] - cpu[0], "wait_seconds": waited[1] - waited[0],
+            "window": [turns.edge(turns.warmup), turns.edge(turns.end)]}
+
+
+def _receive(conn: EchoConn, buf: bytearray, size: int) -> bool:
+    """Read what came for ``conn``; True once its whole reply is in."""
+    n = conn.sock.recv_into(buf)
+    if n == 0:
+        raise ConnectionError("the server closed the connection")
+    if not conn.checked:
+        _check(conn, buf, n)
+    conn.received += n
+    return conn.received >= size
 
 
 def _send_more(conn: EchoConn, poller: select.epoll, size: int) -> None:
@@ -196,21 +343,27 @@ def _echo_worker(args: argparse.Namespace, count: int, barrier: Any, out: Connec
         out.send({"error": f"{type(error).__name__}: {error}"})
 
 
-def echo_run(args: argparse.Namespace) -> dict[str, Any]:
-    """One measured run: every process connects, then all start together."""
+def _fork(target: Any, args: argparse.Namespace) -> list[dict[str, Any]]:
+    """Run ``target`` in each process with its share of the connections; their results."""
     counts = split(args.concurrency, max(1, min(args.processes, args.concurrency)))
     context = multiprocessing.get_context("fork")
     barrier = context.Barrier(len(counts))
     pipes, workers = [], []
     for count in counts:
         parent, child = context.Pipe(duplex=False)
-        worker = context.Process(target=_echo_worker, args=(args, count, barrier, child))
+        worker = context.Process(target=target, args=(args, count, barrier, child))
         worker.start()
         pipes.append(parent)
         workers.append(worker)
     results = [pipe.recv() for pipe in pipes]
     for worker in workers:
         worker.join()
+    return results
+
+
+def echo_run(args: argparse.Namespace) -> dict[str, Any]:
+    """One measured run: every process connects, then all start together."""
+    results = _fork(_echo_worker, args)
     errors = [r["error"] for r in results if "error" in r]
     if errors:
         raise RuntimeError("; ".join(errors))
@@ -229,8 +382,82 @@ def echo_run(args: argparse.Namespace) -> dict[str, Any]:
                        min(r["loaded"][1] for r in results)]}
 
 
+def _pair_worker(args: argparse.Namespace, count: int, barrier: Any, out: Connection) -> None:
+    side = 0
+    try:
+        message = payload(args.size)
+        expected = message.upper() if args.upper else message
+        conns = []
+        for side, (host, port) in enumerate(pair_targets(args)):
+            conns += [EchoConn(_open_echo(host, port, args.greeting), message, expected, side)
+                      for _ in range(count)]
+        barrier.wait(timeout=60)
+        result = _pair_loop(conns, args.size, pair_turns(args, time.monotonic()))
+        for conn in conns:
+            conn.sock.close()
+        out.send(result)
+    except SideError as error:
+        out.send({"error": str(error), "side": error.side})
+    except BaseException as error:  # reported to the parent, which fails the run
+        out.send({"error": f"{type(error).__name__}: {error}", "side": side})
+
+
+def pair_targets(args: argparse.Namespace) -> list[tuple[str, int]]:
+    return [(args.host, args.port), (args.versus, args.versus_port or args.port)]
+
+
+def pair_turns(args: argparse.Namespace, start: float) -> Turns:
+    """Warm-up turns covering ``--warmup``, then whole blocks near ``--duration`` a side."""
+    warmup = math.ceil(args.warmup / args.turn - 1e-9)
+    blocks = max(1, round(2 * args.duration / (len(ORDER) * args.turn)))
+    return Turns(start, args.turn, warmup, blocks * len(ORDER))
+
+
+def side_rate(concurrency: int, requests: int, busy: float) -> float:
+    """Requests per second of ``concurrency`` connections, from their summed busy time."""
+    return concurrency * requests / busy if busy > 0 else 0.0
+
+
+def echo_pair(args: argparse.Namespace) -> dict[str, Any]:
+    """One run of two servers taking turns: each side's rate, their ratio, per block too."""
+    results = _fork(_pair_worker, args)
+    errors = [r for r in results if "error" in r]
+    if errors:
+        host, port = pair_targets(args)[errors[0]["side"]]
+        raise RuntimeError(f"{host} port {port}: {errors[0]['error']}")
+    turns = len(results[0]["requests"])
+    requests = [sum(r["requests"][t] for r in results) for t in range(turns)]
+    busy = [sum(r["busy"][t] for r in results) for t in range(turns)]
+    sides = []
+    for side, (host, port) in enumerate(pair_targets(args)):
+        mine = [t for t in range(turns) if ORDER[t % len(ORDER)] == side]
+        histogram = Histogram()
+        for r in results:
+            histogram.merge(Histogram.from_json(r["histograms"][side]))
+        done, seconds = sum(requests[t] for t in mine), sum(busy[t] for t in mine)
+        sides.append({"host": host, "port": port, "requests": done,
+                      "busy_seconds": seconds, "rps": side_rate(args.concurrency, done, seconds),
+                      "latency_ms": histogram.summary()})
+    blocks = []
+    for first in range(0, turns, len(ORDER)):
+        rates = [side_rate(args.concurrency,
+                           sum(requests[t] for t in range(first, first + len(ORDER))
+                               if ORDER[t - first] == side),
+                           sum(busy[t] for t in range(first, first + len(ORDER))
+                               if ORDER[t - first] == side)) for side in (0, 1)]
+        blocks.append(rates[0] / rates[1] if rates[1] else None)
+    window = args.turn * turns / 2
+    return {"sides": sides, "ratio": sides[0]["rps"] / sides[1]["rps"] if sides[1]["rps"]
+            else None, "block_ratios": blocks, "turn": args.turn, "turns": turns,
+            "client_cpu": [r["cpu_seconds"] / window / 2 for r in results],
+            "client_wait": [r["wait_seconds"] / window / 2 for r in results],
+            "window": [min(r["window"][0] for r in results),
+                       max(r["window"][1] for r in results)]}
+
+
 def run_echo(args: argparse.Namespace) -> dict[str, Any]:
-    return {"runs": [echo_run(args) for _ in range(args.runs)], "processes":
+    run = echo_pair if args.versus else echo_run
+    return {"runs": [run(args) for _ in range(args.runs)], "processes":
             min(args.processes, args.concurrency)}
 
 
@@ -406,6 +633,11 @@ def parser() -> argparse.ArgumentParser:
                       help="seconds the load runs on, unmeasured, after the window")
     echo.add_argument("--greeting", type=int, default=0, help="greeting bytes to read first")
     echo.add_argument("--upper", action="store_true", help="the server upper-cases")
+    echo.add_argument("--versus", metavar="HOST", help="a second server, measured in turns "
+                      "with the first: each side's rate and their ratio")
+    echo.add_argument("--versus-port", type=int, help="its port (default: --port)")
+    echo.add_argument("--turn", type=float, default=0.2,
+                      help="seconds of each turn, with --versus")
     hold.add_argument("--count", type=int, required=True)
     hold.add_argument("--state", required=True, help="JSON written once all are open")
     hold.add_argument("--max-seconds", type=float, default=900.0)

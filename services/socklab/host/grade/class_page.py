@@ -171,7 +171,8 @@ def leaderboard_part(summary: ClassSummary) -> list[str]:
         return [*out, '<p class="note">No performance figure: none was measured, or none '
                 "counted.</p>"]
     out += ['<p class="note">The ratio is the server\'s rate over the lab\'s own server\'s, '
-            "measured side by side (the median of three rounds).</p>",
+            "measured side by side (echo variants: in one run, the two servers taking turns; "
+            "the others: the median of three rounds).</p>",
             '<table id="leaderboard">', "<thead><tr><th>#</th><th>learner</th><th>ratio</th>"
             "<th>rate</th><th>the lab's own server</th></tr></thead>", "<tbody>"]
     for rank, standing in enumerate(summary.leaderboard, 1):

@@ -50,6 +50,12 @@ SETTLE = 3.0
 # What a check's result says when its client process gave no verdict.
 CHECK_BROKE = "the check could not run on the client host"
 
+# Echo variants: both servers in one run of the load generator, taking turns of TURN
+# seconds for PAIR_SECONDS each (after the warm-up). Measured one after the other, two
+# runs of the same server differ by up to a third on a shared machine.
+TURN = 0.2
+PAIR_SECONDS = 2.4
+# The other variants (one client, or an upload): rounds taking turns, the order swapped.
 PERFORMANCE_ROUNDS = 3
 # One upload takes ~0.15 s at 64 MiB: too short to measure steadily (0.95-1.54 seen).
 FTP_LOAD_BYTES = 256 << 20
@@ -310,7 +316,7 @@ class Grading:
         """Clients of the echo load: one where the spec serves one at a time (tcp)."""
         return 10 if self.variant.concurrent else 1
 
-    def load_command(self, host: str) -> list[str]:
+    def load_command(self, host: str, seconds: float = PERFORMANCE_SECONDS) -> list[str]:
         v = self.variant
         if v.name == "exec":
             return ["python3", "-m", "socklab.loadgen.load", "exec", "--host", host,
@@ -323,7 +329,7 @@ class Grading:
                     str(v.main_port), "--duration", str(PERFORMANCE_SECONDS)]
         command = ["python3", "-m", "socklab.loadgen.load", "echo", "--host", host, "--port",
                    str(v.main_port), "--size", "1024", "--concurrency", str(self.clients),
-                   "--duration", str(PERFORMANCE_SECONDS), "--warmup", str(ECHO_WARMUP),
+                   "--duration", str(seconds), "--warmup", str(ECHO_WARMUP),
                    "--tail", "0", "--greeting", str(len(v.greeting))]
         return command + (["--upper"] if v.reply == "upper" else [])
 
@@ -347,9 +353,28 @@ class Grading:
             return "MiB/s", f"one {FTP_LOAD_BYTES >> 20} MiB upload, sha256 checked"
         if self.variant.transport == "udp":
             return "datagrams/s", "64-byte datagrams, one client"
-        return "requests/s", f"1 KiB requests, {self.clients} clients"
+        clients = "one client" if self.clients == 1 else f"{self.clients} clients"
+        return "requests/s", f"1 KiB requests, {clients}"
+
+    @property
+    def paired(self) -> bool:
+        """Both servers measured in one run, in turns (the echo variants)."""
+        return self.variant.name not in ("exec", "ftp") and self.variant.transport == "tcp"
+
+    def pair_command(self) -> list[str]:
+        return [*self.load_command(self.variant.host, PAIR_SECONDS), "--versus",
+                REFERENCE_ALIAS, "--turn", str(TURN)]
+
+    def measure_pair(self) -> tuple[dict[str, Any] | None, str]:
+        """One run of both servers taking turns: its result, or what went wrong."""
+        result = self.lab.client_run(self.pair_command(), timeout=60)
+        if result.exit_code != 0:
+            return None, (result.stderr.strip() or result.stdout.strip())[-300:]
+        return json.loads(result.stdout.strip().splitlines()[-1])["runs"][0], ""
 
     def run_performance(self, check: spec.Check) -> Outcome:
+        if self.paired:
+            return self.run_paired(check)
         unit, load = self.performance_unit()
         outcome = Outcome(check, "passed",
                           reproduce=" ".join(self.load_command(self.variant.host)))
@@ -376,7 +401,7 @@ class Grading:
         outcome.points = band_points(check, ratio)
         self.perf = {"ratio": round(ratio, 3), "submission": round(own, 1),
                      "reference": round(ref, 1), "unit": unit, "load": load,
-                     "rounds": PERFORMANCE_ROUNDS}
+                     "method": "rounds", "rounds": PERFORMANCE_ROUNDS}
         outcome.details = {"submission_runs": mine, "reference_runs": theirs}
         share = spec.performance_share(ratio)
         outcome.message = (f"{own:,.0f} {unit} ({load}) against the lab's own server's "
@@ -386,6 +411,40 @@ class Grading:
         if errors:
             outcome.status = "failed"
             outcome.message += f". The load generator met errors: {errors[0]}"
+        return outcome
+
+    def run_paired(self, check: spec.Check) -> Outcome:
+        unit, load = self.performance_unit()
+        outcome = Outcome(check, "passed", reproduce=" ".join(self.pair_command()))
+        started = time.monotonic()
+        try:
+            run, error = self.measure_pair()
+        finally:
+            self.lab.stop_reference()
+        outcome.seconds = time.monotonic() - started
+        if run is None and error.startswith(f"{REFERENCE_ALIAS} "):
+            outcome.status = "skipped"
+            outcome.message = f"the lab's own server failed under the load: {error}"
+            return outcome
+        if run is None:
+            outcome.status, outcome.points = "failed", 0.0
+            outcome.message = f"the load generator met an error: {error}"
+            return outcome
+        mine, theirs = run["sides"]
+        ratio = run["ratio"] or 0.0
+        outcome.points = band_points(check, ratio)
+        self.perf = {"ratio": round(ratio, 3), "submission": round(mine["rps"], 1),
+                     "reference": round(theirs["rps"], 1), "unit": unit, "load": load,
+                     "method": "turns", "turns": run["turns"], "turn_seconds": TURN}
+        blocks = [round(b, 3) for b in run["block_ratios"] if b is not None]
+        outcome.details = {"submission": mine, "reference": theirs, "block_ratios": blocks,
+                           "client_cpu": run["client_cpu"]}
+        outcome.message = (
+            f"{mine['rps']:,.0f} {unit} ({load}) against the lab's own server's "
+            f"{theirs['rps']:,.0f}: ratio {ratio:.2f} (one run, the two servers taking "
+            f"turns of {TURN:g} s, {PAIR_SECONDS:g} s each; {len(blocks)} blocks' ratios "
+            f"{min(blocks, default=0):.2f}–{max(blocks, default=0):.2f}), "
+            f"{spec.performance_share(ratio):.0%} of the points")
         return outcome
 
     # The whole -----------------------------------------------------------------------
@@ -432,8 +491,9 @@ class Grading:
     def measured(self, check: spec.Check, prefix: str) -> Outcome:
         """The performance check: both servers started among the other gradings' checks,
         then measured alone (the starts need no quiet machine, the measurement does)."""
-        self.progress(f"{prefix} measuring ({PERFORMANCE_ROUNDS} runs each, against the "
-                      "reference)")
+        self.progress(f"{prefix} measuring against the reference (" + (
+            f"one run, turns of {TURN:g} s" if self.paired else
+            f"{PERFORMANCE_ROUNDS} runs each") + ")")
         with self.turns.check():
             # A fresh server, as fresh as the reference beside it: after the checks a
             # server is larger (measured: exec's 25 -> 55 MiB, 15-25% slower).
