@@ -62,7 +62,7 @@ DC = SOCKLAB_NETWORK=$(PROJECT) $(COMPOSE) -p $(PROJECT) -f $(COMPOSE_FILE) $(if
 # (The assignment, unlike a bare eval "$(...)", fails when the build fails.)
 WITH_IMAGE = image_env="$$($(HOSTPY) -m socklab.host.build images)"; eval "$$image_env"; export SOCKLAB_IMAGE;
 
-.PHONY: help up down shell ps logs test lint unit images clean check-docker check-compose check-lab
+.PHONY: help up down shell ps logs watch test lint unit images clean check-docker check-compose check-lab
 .PHONY: vms vms-down provision test-ansible bench grade grade-class grade-clean
 
 help: ## list the targets
@@ -103,6 +103,10 @@ ps: check-lab check-compose ## the lab's containers and the lab map
 
 logs: check-lab check-compose ## follow the servers' logs (one line per connection event)
 	$(DC) logs --follow --tail 50
+
+watch: check-lab check-docker ## the kernel's side of every host, live: [LAB=name] [WEB=1 [WATCH_PORT=8765]] [ONCE=1 [FORMAT=json]]
+	@$(HOSTPY) -m socklab.watch $(if $(LAB),--lab $(LAB)) $(if $(WEB),--web) \
+	  $(if $(WATCH_PORT),--port $(WATCH_PORT)) $(if $(ONCE),--once) $(if $(FORMAT),--format $(FORMAT))
 
 $(VENV_STAMP): pyproject.toml
 	@echo "socklab: creating the test environment in $(VENV)" >&2

@@ -1,0 +1,108 @@
+"""Every TCP socket of a network namespace, as ``ss`` lists them: the kernel's sock_diag.
+
+``/proc/net/tcp`` shows a listener's accept queue but not its limit (its
+``tx_queue`` column is 0 for a listener). The netlink family
+``NETLINK_SOCK_DIAG`` answers both, as ``ss -lnt`` prints them: for a
+listening socket ``rqueue`` is the number of connections waiting to be
+accepted and ``wqueue`` the queue's limit, min(backlog, somaxconn); for any
+other socket, the bytes not yet read and not yet acknowledged. One dump
+request per address family returns every socket of the namespace the
+netlink socket was made in (TIME_WAIT and half-open SYN_RECV ones too).
+
+Building the request and reading the answer are pure (``request``,
+``parse``); ``dump`` is the one function that talks to the kernel.
+"""
+
+from __future__ import annotations
+
+import socket
+import struct
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+NETLINK_SOCK_DIAG = 4
+SOCK_DIAG_BY_FAMILY = 20
+NLM_F_REQUEST = 0x1
+NLM_F_DUMP = 0x300  # NLM_F_ROOT | NLM_F_MATCH
+NLMSG_ERROR = 2
+NLMSG_DONE = 3
+ALL_STATES = 0xFFFFFFFF
+
+# struct nlmsghdr: length, type, flags, sequence, port id.
+HEADER = struct.Struct("=IHHII")
+# struct inet_diag_req_v2: family, protocol, extensions, pad, states, then the
+# inet_diag_sockid (ports, addresses, interface, cookie), left zero for a dump.
+REQUEST = struct.Struct("=BBBBI48x")
+# struct inet_diag_msg: family, state, timer, retransmits, sockid (source port
+# and destination port big-endian, 16-byte addresses, interface, cookie),
+# expires, rqueue, wqueue, uid, inode.
+MESSAGE = struct.Struct("=BBBB2s2s16s16sIQIIIII")
+
+# The kernel's TCP states (include/net/tcp_states.h), named as it names them.
+STATES = {1: "ESTABLISHED", 2: "SYN_SENT", 3: "SYN_RECV", 4: "FIN_WAIT1", 5: "FIN_WAIT2",
+          6: "TIME_WAIT", 7: "CLOSE", 8: "CLOSE_WAIT", 9: "LAST_ACK", 10: "LISTEN",
+          11: "CLOSING", 12: "SYN_RECV"}  # 12, NEW_SYN_RECV: a half-open connection
+
+
+@dataclass(frozen=True)
+class Socket:
+    """One TCP socket: its state, ports and the two queues as ``ss`` shows them."""
+
+    state: str
+    local_port: int
+    remote_port: int
+    rqueue: int
+    wqueue: int
+    family: int
+
+
+def request(family: int, sequence: int = 1) -> bytes:
+    """A dump request for every TCP socket of ``family`` (AF_INET or AF_INET6)."""
+    body = REQUEST.pack(family, socket.IPPROTO_TCP, 0, 0, ALL_STATES)
+    return HEADER.pack(HEADER.size + len(body), SOCK_DIAG_BY_FAMILY,
+                       NLM_F_REQUEST | NLM_F_DUMP, sequence, 0) + body
+
+
+class DiagError(OSError):
+    """The kernel refused the request (its negative errno)."""
+
+
+def parse(data: bytes) -> tuple[list[Socket], bool]:
+    """The sockets in one ``recv`` of the answer, and whether the dump is done."""
+    sockets, offset, done = [], 0, False
+    while offset + HEADER.size <= len(data):
+        length, kind, _, _, _ = HEADER.unpack_from(data, offset)
+        if length < HEADER.size:
+            break
+        if kind == NLMSG_DONE:
+            done = True
+        elif kind == NLMSG_ERROR:
+            (code,) = struct.unpack_from("=i", data, offset + HEADER.size)
+            raise DiagError(-code, f"sock_diag refused the dump: errno {-code}")
+        elif kind == SOCK_DIAG_BY_FAMILY:
+            fields = MESSAGE.unpack_from(data, offset + HEADER.size)
+            family, state, sport, dport, rqueue, wqueue = (
+                fields[0], fields[1], fields[4], fields[5], fields[11], fields[12])
+            sockets.append(Socket(STATES.get(state, str(state)), int.from_bytes(sport, "big"),
+                                  int.from_bytes(dport, "big"), rqueue, wqueue, family))
+        offset += (length + 3) & ~3
+    return sockets, done
+
+
+def dump(sock: socket.socket, family: int) -> Iterator[Socket]:
+    """Every TCP socket of ``family`` in ``sock``'s network namespace."""
+    sock.send(request(family))
+    while True:
+        sockets, done = parse(sock.recv(1 << 17))
+        yield from sockets
+        if done:
+            return
+
+
+def open_socket() -> socket.socket:
+    """A sock_diag socket of the caller's network namespace (it stays in it)."""
+    return socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_SOCK_DIAG)
+
+
+def all_sockets(sock: socket.socket) -> list[Socket]:
+    return [*dump(sock, socket.AF_INET), *dump(sock, socket.AF_INET6)]

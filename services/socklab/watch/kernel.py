@@ -1,0 +1,175 @@
+"""What one host's kernel says, as the watcher shows it: pure functions, no I/O.
+
+From the sockets of a network namespace (``socklab.watch.diag``), its
+counters (``/proc/<pid>/net/snmp`` and ``netstat``), its settings and its
+processes' ``/proc`` files, build one host's part of a snapshot (the schema
+is in docs/watch.md). Counters are totals since the namespace was made;
+``rates`` turns two readings into changes per second.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from socklab.watch.diag import Socket
+
+# The connection states shown, in the order a connection goes through them.
+STATES = ("SYN_SENT", "SYN_RECV", "ESTABLISHED", "FIN_WAIT1", "FIN_WAIT2", "TIME_WAIT",
+          "CLOSE_WAIT", "LAST_ACK", "CLOSING")
+# The counters shown, (file, section, name): netstat's TcpExt, snmp's Tcp and Udp.
+COUNTERS = (("netstat", "TcpExt", "ListenOverflows"), ("netstat", "TcpExt", "ListenDrops"),
+            ("snmp", "Tcp", "RetransSegs"), ("netstat", "TcpExt", "TCPTimeouts"),
+            ("netstat", "TcpExt", "TCPAbortOnOverflow"), ("snmp", "Udp", "InErrors"),
+            ("snmp", "Udp", "RcvbufErrors"))
+CLOCK_TICKS = 100  # USER_HZ: /proc/<pid>/stat counts CPU time in these
+
+
+def counter_name(section: str, name: str) -> str:
+    """``ListenOverflows``, but ``UdpInErrors`` where a name alone would be ambiguous."""
+    return f"{section}{name}" if section == "Udp" else name
+
+
+def parse_counters(text: str) -> dict[str, dict[str, int]]:
+    """``/proc/net/snmp`` or ``netstat``: pairs of lines, names then values, per section."""
+    sections: dict[str, dict[str, int]] = {}
+    lines = [line.split() for line in text.splitlines() if ":" in line]
+    for names, values in zip(lines[::2], lines[1::2], strict=False):
+        if not names or names[0] != values[0]:
+            continue
+        section = names[0].rstrip(":")
+        row = sections.setdefault(section, {})
+        for name, value in zip(names[1:], values[1:], strict=False):
+            try:
+                row[name] = int(value)
+            except ValueError:
+                continue
+    return sections
+
+
+def counters(files: Mapping[str, str | None]) -> dict[str, int]:
+    """The shown counters' totals from the ``snmp`` and ``netstat`` files' texts."""
+    parsed = {name: parse_counters(text or "") for name, text in files.items()}
+    return {counter_name(section, name): parsed.get(file, {}).get(section, {}).get(name, 0)
+            for file, section, name in COUNTERS}
+
+
+def rates(now: Mapping[str, int], before: Mapping[str, int] | None,
+          seconds: float) -> dict[str, float]:
+    """Change per second of each counter since ``before`` (0 without a reading before)."""
+    if not before or seconds <= 0:
+        return {name: 0.0 for name in now}
+    return {name: max(0, value - before.get(name, value)) / seconds
+            for name, value in now.items()}
+
+
+def listeners(sockets: Iterable[Socket]) -> list[dict[str, int]]:
+    """Each listening port: its accept queue now, the queue's limit, its half-open count.
+
+    A port listened on over IPv4 and IPv6 (two sockets) is listed once per socket.
+    """
+    sockets = list(sockets)
+    half_open = Counter(s.local_port for s in sockets if s.state == "SYN_RECV")
+    return sorted(({"port": s.local_port, "queued": s.rqueue, "limit": s.wqueue,
+                    "syn_recv": half_open.get(s.local_port, 0)}
+                   for s in sockets if s.state == "LISTEN"),
+                  key=lambda listener: listener["port"])
+
+
+def states(sockets: Iterable[Socket]) -> dict[str, int]:
+    """How many connections are in each state (every state named, zeros too)."""
+    counted = Counter(s.state for s in sockets)
+    return {state: counted.get(state, 0) for state in STATES}
+
+
+def port_range(setting: str | None) -> tuple[int, int] | None:
+    """``net.ipv4.ip_local_port_range`` ("32768\\t60999") as (first, last)."""
+    try:
+        first, last = (int(part) for part in (setting or "").split())
+    except ValueError:
+        return None
+    return first, last
+
+
+def ports_in_use(sockets: Iterable[Socket], span: tuple[int, int] | None) -> dict[str, Any]:
+    """Local ports of the ephemeral range held by a connection (any state but LISTEN)."""
+    if span is None:
+        return {"in_use": None, "first": None, "last": None, "size": None}
+    first, last = span
+    used = {s.local_port for s in sockets
+            if s.state != "LISTEN" and first <= s.local_port <= last}
+    return {"in_use": len(used), "first": first, "last": last, "size": last - first + 1}
+
+
+@dataclass(frozen=True)
+class Process:
+    """One process of a container, as its ``/proc/<pid>`` files say."""
+
+    pid: int
+    name: str
+    fds: int | None
+    nofile: int | None
+    threads: int | None
+    rss: int | None  # bytes
+    cpu_ticks: int  # user + system time, in CLOCK_TICKS
+
+
+def status_value(status: str, key: str) -> int | None:
+    """A number of ``/proc/<pid>/status`` (``VmRSS:   1234 kB`` in bytes)."""
+    for line in status.splitlines():
+        name, _, rest = line.partition(":")
+        if name == key:
+            parts = rest.split()
+            if not parts:
+                return None
+            value = int(parts[0])
+            return value * 1024 if parts[1:2] == ["kB"] else value
+    return None
+
+
+def nofile_limit(limits: str) -> int | None:
+    """The soft ``Max open files`` of ``/proc/<pid>/limits``."""
+    for line in limits.splitlines():
+        if line.startswith("Max open files"):
+            soft = line[len("Max open files"):].split()[0]
+            return None if soft == "unlimited" else int(soft)
+    return None
+
+
+def stat_fields(stat: str) -> tuple[str, int]:
+    """(name, user + system ticks) of ``/proc/<pid>/stat`` (the name may hold spaces)."""
+    name = stat[stat.index("(") + 1:stat.rindex(")")]
+    fields = stat[stat.rindex(")") + 2:].split()
+    return name, int(fields[11]) + int(fields[12])
+
+
+def main_process(processes: Iterable[Process]) -> Process | None:
+    """The process a host is about: the one holding the most descriptors (the server)."""
+    return max(processes, key=lambda p: (p.fds or 0, -p.pid), default=None)
+
+
+def host_view(*, role: str, sockets: list[Socket], sysctls: Mapping[str, str],
+              totals: dict[str, int], per_second: dict[str, float],
+              processes: list[Process], cpu: float | None,
+              events: list[str]) -> dict[str, Any]:
+    """One host's part of a snapshot."""
+    main = main_process(processes)
+    return {
+        "role": role,
+        "listeners": listeners(sockets),
+        "states": states(sockets),
+        "fds": main.fds if main else None,
+        "nofile": main.nofile if main else None,
+        "threads": main.threads if main else None,
+        "rss": main.rss if main else None,
+        "process": {"pid": main.pid, "name": main.name} if main else None,
+        "cpu": None if cpu is None else round(cpu, 3),
+        "ports": ports_in_use(sockets, port_range(sysctls.get("net/ipv4/ip_local_port_range"))),
+        "somaxconn": int(sysctls["net/core/somaxconn"])
+        if sysctls.get("net/core/somaxconn", "").isdigit() else None,
+        "counters": {name: {"total": totals[name], "per_second": round(per_second[name], 2)}
+                     for name in totals},
+        "events": events,
+    }
