@@ -104,8 +104,8 @@ ps: check-lab check-compose ## the lab's containers and the lab map
 logs: check-lab check-compose ## follow the servers' logs (one line per connection event)
 	$(DC) logs --follow --tail 50
 
-watch: check-lab check-docker ## the kernel's side of every host, live: [LAB=name] [WEB=1 [WATCH_PORT=8765]] [ONCE=1 [FORMAT=json]]
-	@$(HOSTPY) -m socklab.watch $(if $(LAB),--lab $(LAB)) $(if $(WEB),--web) \
+watch: check-lab check-docker ## the kernel's side of every host, live: [LAB=name | RUN=<grade run id>] [WEB=1 [WATCH_PORT=8765]] [ONCE=1 [FORMAT=json]]
+	@$(HOSTPY) -m socklab.watch $(if $(LAB),--lab $(LAB)) $(if $(RUN),--grade $(RUN)) $(if $(WEB),--web) \
 	  $(if $(WATCH_PORT),--port $(WATCH_PORT)) $(if $(ONCE),--once) $(if $(FORMAT),--format $(FORMAT))
 
 $(VENV_STAMP): pyproject.toml

@@ -222,3 +222,27 @@ def test_the_page_streams_snapshots_and_needs_nothing_from_elsewhere(
     assert seen[1]["time"] > seen[0]["time"] and "tcp-server" in seen[0]["hosts"]
     latest = json.loads(urllib.request.urlopen(base + "/snapshot.json", timeout=5).read())
     assert latest["lab"] == "default"
+
+
+@pytest.mark.parametrize(("argv", "filters", "name"), [
+    ([], {"network": ["socklab"]}, "default"),
+    (["--lab", "alice"], {"network": ["socklab-alice"]}, "alice"),
+    (["--grade", "20261204-abc"], {"label": ["socklab.grade=20261204-abc"]},
+     "grade 20261204-abc"),
+    (["--label", "a=1", "--label", "b"], {"label": ["a=1", "b"]}, "a=1,b"),
+])
+def test_which_containers_a_lab_is(argv: list[str], filters: dict[str, list[str]],
+                                   name: str) -> None:
+    from socklab.watch import __main__ as cli
+
+    assert cli.target(cli.parser().parse_args(argv)) == (filters, name)
+
+
+def test_bad_options_are_refused_before_anything_is_read(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from socklab.watch import __main__ as cli
+
+    assert cli.main(["--every", "0"]) == 2
+    assert "--every" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        cli.main(["--lab", "a", "--grade", "b"])

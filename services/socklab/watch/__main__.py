@@ -1,11 +1,12 @@
 """``make watch``: a live view of a lab's hosts, in the terminal, as a web page, or as JSON.
 
-    python3 -m socklab.watch [--lab NAME | --label KEY=VALUE ...]
+    python3 -m socklab.watch [--lab NAME | --grade RUN | --label KEY=VALUE ...]
         [--web [--port 8765]] [--once [--format text|json]] [--every 0.5]
 
-Without ``--lab`` it watches the default lab (Compose project ``socklab``);
-``--lab alice`` the lab of ``make up LAB=alice``; ``--label`` any containers
-carrying the labels (the test suite's own hosts). It must be able to enter
+Without ``--lab`` it watches the default lab (every container on the network
+``socklab``); ``--lab alice`` the lab of ``make up LAB=alice``; ``--grade
+RUN`` the lab a ``make grade KEEP=1`` left running; ``--label``
+any containers carrying the labels (the test suite's own hosts). It must be able to enter
 the hosts' network namespaces: root on the machine, or a container with
 ``--pid host --cap-add SYS_ADMIN --cap-add SYS_PTRACE --cap-add
 DAC_READ_SEARCH`` and the engine's socket (docs/watch.md). Exit status: 0,
@@ -28,7 +29,7 @@ from socklab.watch.collect import Collector
 from socklab.watch.engine import Engine, EngineError
 
 DEFAULT_PROJECT = "socklab"
-COMPOSE_PROJECT = "com.docker.compose.project"
+GRADE_LABEL = "socklab.grade"  # on every container of a grading's lab: its run id
 DEFAULT_PORT = 8765
 # --once: two readings this far apart, so that counters and CPU have a rate.
 ONCE_GAP = 0.5
@@ -40,6 +41,8 @@ def parser() -> argparse.ArgumentParser:
     which = top.add_mutually_exclusive_group()
     which.add_argument("--lab", default="", help="the lab of make up LAB=NAME (default: "
                        "the default lab)")
+    which.add_argument("--grade", metavar="RUN", help="the lab of a make grade KEEP=1 run "
+                       "(its run id)")
     which.add_argument("--label", action="append", default=[], metavar="KEY=VALUE",
                        help="watch the running containers carrying this label (repeatable)")
     top.add_argument("--web", action="store_true", help="serve the view on 127.0.0.1")
@@ -51,12 +54,19 @@ def parser() -> argparse.ArgumentParser:
     return top
 
 
-def target(args: argparse.Namespace) -> tuple[list[str], str]:
-    """(labels to select containers by, the name the view gives the lab)."""
+def target(args: argparse.Namespace) -> tuple[dict[str, list[str]], str]:
+    """(the engine's filters that select the hosts, the name the view gives the lab).
+
+    A lab is every container on its network (named as its Compose project):
+    its own hosts, and those a learner starts beside them with ``docker run
+    --network socklab`` (exercises 1 and 2).
+    """
     if args.label:
-        return args.label, ",".join(args.label)
-    project = f"{DEFAULT_PROJECT}-{args.lab}" if args.lab else DEFAULT_PROJECT
-    return [f"{COMPOSE_PROJECT}={project}"], args.lab or "default"
+        return {"label": args.label}, ",".join(args.label)
+    if args.grade:
+        return {"label": [f"{GRADE_LABEL}={args.grade}"]}, f"grade {args.grade}"
+    network = f"{DEFAULT_PROJECT}-{args.lab}" if args.lab else DEFAULT_PROJECT
+    return {"network": [network]}, args.lab or "default"
 
 
 def check(collector: Collector) -> str | None:
@@ -90,9 +100,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.every <= 0 or not 0 < args.port < 65536:
         print("socklab watch: --every must be > 0 and --port in 1-65535", file=sys.stderr)
         return 2
-    labels, lab = target(args)
+    filters, lab = target(args)
     try:
-        collector = Collector(Engine(), labels, lab, follow_logs=not args.once)
+        collector = Collector(Engine(), filters, lab, follow_logs=not args.once)
     except EngineError as error:
         print(f"socklab watch: {error}", file=sys.stderr)
         return 2
@@ -108,8 +118,8 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps(snapshot, indent=2) if args.format == "json"
                   else view.render(snapshot, 200))
             if not snapshot["hosts"]:
-                print(f"socklab watch: no running container with {' '.join(labels)}",
-                      file=sys.stderr)
+                print(f"socklab watch: no running container matches {filters}: is the lab "
+                      "up? (make up, make ps)", file=sys.stderr)
                 return 1
             return 0
         if args.web:

@@ -103,11 +103,11 @@ class Host:
 
 
 class Collector:
-    """Snapshots of the hosts of the containers carrying ``labels``."""
+    """Snapshots of the hosts of the running containers matching ``filters``."""
 
-    def __init__(self, engine: Engine, labels: list[str], lab: str,
+    def __init__(self, engine: Engine, filters: dict[str, list[str]], lab: str,
                  follow_logs: bool = True, clock: Callable[[], float] = time.monotonic) -> None:
-        self.engine, self.labels, self.lab = engine, labels, lab
+        self.engine, self.filters, self.lab = engine, filters, lab
         self.follow_logs, self.clock = follow_logs, clock
         self.hosts: dict[str, Host] = {}
         self.discovered_at = -DISCOVER_EVERY
@@ -117,7 +117,7 @@ class Collector:
     def discover(self) -> None:
         """Read the container list; enter the namespace of each host new or recreated."""
         try:
-            listed = self.engine.containers(self.labels)
+            listed = self.engine.containers(self.filters)
         except EngineError as error:
             self.problem = str(error)
             return
@@ -134,6 +134,8 @@ class Collector:
             except (EngineError, OSError) as error:
                 self.problem = f"{summary.get('Names', [cid])[0].lstrip('/')}: {error}"
                 continue
+            if host.name in seen:  # two containers of one host name: the second by its own
+                host.name = host.container
             seen[host.name] = host
         for name, host in self.hosts.items():
             if name not in seen or seen[name] is not host:
@@ -149,10 +151,10 @@ class Collector:
         details = self.engine.inspect(cid)
         pid = int(details["State"]["Pid"])
         labels = summary.get("Labels") or {}
-        role = labels.get("socklab.role", "")
+        role = labels.get("socklab.role", "host")
         host = Host(details["Config"]["Hostname"], cid, details["Name"].lstrip("/"),
                     role, netns.enter(pid))
-        if self.follow_logs and role == "server":
+        if self.follow_logs and role != "client":
             threading.Thread(target=self._follow, args=(host,), daemon=True,
                              name=f"log-{host.name}").start()
         return host

@@ -2,7 +2,7 @@
 
 Standard library only: the watcher also runs from a container of the lab
 image on a lab VM (``--pid host``, the engine's socket mounted), which has no
-Docker SDK. It lists a lab's containers by label, reads each one's PID and
+Docker SDK. It lists a lab's containers (by network or label), reads each one's PID and
 host name once, and follows the servers' logs (one open stream each).
 """
 
@@ -80,9 +80,9 @@ class Engine:
         finally:
             connection.close()
 
-    def containers(self, labels: list[str]) -> list[dict[str, Any]]:
-        """Running containers carrying every label of ``labels`` (``key=value`` or ``key``)."""
-        query = urllib.parse.quote(json.dumps({"label": labels, "status": ["running"]}))
+    def containers(self, filters: dict[str, list[str]]) -> list[dict[str, Any]]:
+        """Running containers matching ``filters`` (the API's: ``label``, ``network``, …)."""
+        query = urllib.parse.quote(json.dumps({**filters, "status": ["running"]}))
         return list(self.get(f"/containers/json?filters={query}"))
 
     def inspect(self, container_id: str) -> dict[str, Any]:

@@ -39,7 +39,7 @@ def host_lines(name: str, host: dict[str, Any], events: int = 3) -> list[str]:
              if count or state in ("ESTABLISHED", "TIME_WAIT")]
     lines.append("  tcp  " + "  ".join(shown))
     ports = host.get("ports") or {}
-    if host.get("role") == "client" and ports.get("size"):
+    if host.get("role") != "server" and ports.get("size"):
         lines.append(f"  local ports {ports['in_use']:,}/{ports['size']:,} "
                      f"({ports['first']}-{ports['last']})")
     moving = [f"{name} +{c['per_second']:g}/s" for name, c in host.get("counters", {}).items()
