@@ -3,9 +3,10 @@
 Debian's ``chromium --headless`` is started in a session of its own and
 driven over ``--remote-debugging-pipe`` (JSON messages ended by a NUL byte on
 its fds 3 and 4): no port, so parallel xdist workers cannot collide, and
-nothing listens. No host name resolves in it (``--host-resolver-rules``):
-whatever a page asks of the network never leaves the machine, and the
-request is still seen. A :class:`Tab` opens a page, evaluates JavaScript in
+nothing listens. No host name resolves in it (``--host-resolver-rules``)
+but 127.0.0.1, where a test serves a page (make watch's): whatever a page
+asks of the network never leaves the machine, and the request is still
+seen. A :class:`Tab` opens a page, evaluates JavaScript in
 it (the DOM after its scripts ran), clicks as a mouse does, and lists what
 the browser logged (console, uncaught exceptions, CSP violations) and every
 request made. :func:`kept_on_failure` keeps a failed page's screenshot, DOM
@@ -54,7 +55,7 @@ FLAGS = (
     "--disable-dev-shm-usage",
     # No name resolves: whatever the page asked of the network could never leave the machine
     # (and the request is still seen, and fails the test).
-    "--host-resolver-rules=MAP * ~NOTFOUND",
+    "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
     f"--window-size={VIEWPORT['width']},{VIEWPORT['height']}")
 
 

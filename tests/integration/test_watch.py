@@ -13,7 +13,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -168,7 +167,7 @@ def test_from_a_container_of_the_lab_image_as_on_a_lab_vm(
 
 def test_the_page_in_a_real_browser_lists_the_hosts_and_moves_with_a_probe(
         lab: TestLab, tmp_path: Path) -> None:
-    from chromium_devtools import kept_on_failure, start
+    from chromium_devtools import Tab, kept_on_failure, start
 
     server, client = lab.hosts_up(VARIANTS["epoll"].host, CLIENTS[0])
     argv = [sys.executable, "-m", "socklab.watch", "--web", "--port", "0"]
@@ -183,7 +182,7 @@ def test_the_page_in_a_real_browser_lists_the_hosts_and_moves_with_a_probe(
         line = watcher.stderr.readline()
         url = line.split()[2]
         assert url.startswith("http://127.0.0.1:"), line
-        tab = chromium.open()
+        tab = Tab(chromium).open()
         with kept_on_failure(tab, tmp_path):
             tab.goto(url)
 
@@ -206,7 +205,6 @@ def test_the_page_in_a_real_browser_lists_the_hosts_and_moves_with_a_probe(
             assert before is not None and before < 200
             assert tab.evaluate("document.querySelectorAll('canvas').length") >= 2
             assert tab.problems() == []
-            time.sleep(0.1)
     finally:
         if held:
             release(client, held)

@@ -57,7 +57,10 @@ def test_the_kernel_reports_a_listeners_queue_and_its_limit() -> None:
         clients = [socket.create_connection(("127.0.0.1", port)) for _ in range(2)]
         time.sleep(0.1)
         with diag.open_socket() as sock:
-            found = kernel.listeners(diag.all_sockets(sock))
+            every = diag.all_sockets(sock)
+            found = kernel.listeners(every)
+        assert [s.local_address for s in every if s.local_port == port and
+                s.state == "LISTEN"] == ["127.0.0.1"]
         for client in clients:
             client.close()
     mine = [entry for entry in found if entry["port"] == port]
@@ -92,12 +95,14 @@ def sock(state: str, port: int, remote: int = 0, rq: int = 0, wq: int = 0) -> di
 
 
 def test_states_listeners_and_ports_in_use() -> None:
-    sockets = [sock("LISTEN", 9000, rq=6, wq=6), sock("SYN_RECV", 9000, 41000),
+    dns = diag.Socket("LISTEN", 37001, 0, 0, 4096, socket.AF_INET, "127.0.0.11")
+    sockets = [dns, sock("LISTEN", 9000, rq=6, wq=6), sock("SYN_RECV", 9000, 41000),
                sock("SYN_RECV", 9000, 41001), sock("ESTABLISHED", 9000, 41002),
                sock("TIME_WAIT", 40000, 9000), sock("TIME_WAIT", 40001, 9000),
                sock("ESTABLISHED", 40001, 9001), sock("LISTEN", 40002)]
-    assert kernel.listeners(sockets)[0] == {"port": 9000, "queued": 6, "limit": 6,
-                                            "syn_recv": 2}
+    assert kernel.listeners(sockets) == [  # not the engine's DNS
+        {"port": 9000, "queued": 6, "limit": 6, "syn_recv": 2},
+        {"port": 40002, "queued": 0, "limit": 0, "syn_recv": 0}]
     states = kernel.states(sockets)
     assert list(states) == list(kernel.STATES)
     assert (states["TIME_WAIT"], states["SYN_RECV"], states["CLOSING"]) == (2, 2, 0)
@@ -246,3 +251,11 @@ def test_bad_options_are_refused_before_anything_is_read(
     assert "--every" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         cli.main(["--lab", "a", "--grade", "b"])
+
+
+def test_the_ipv6_dump_is_skipped_only_where_no_ipv6_socket_can_be() -> None:
+    idle = "TCP: inuse 2 orphan 0 tw 0 alloc 3 mem 0\n", "TCP6: inuse 0\nUDP6: inuse 0\n"
+    assert not kernel.may_hold_ipv6(*idle)
+    assert kernel.may_hold_ipv6(idle[0], "TCP6: inuse 1\n")
+    assert kernel.may_hold_ipv6("TCP: inuse 2 orphan 0 tw 4 alloc 3 mem 0\n", idle[1])
+    assert kernel.may_hold_ipv6(None, idle[1])  # unreadable: look

@@ -46,7 +46,8 @@ def parser() -> argparse.ArgumentParser:
     which.add_argument("--label", action="append", default=[], metavar="KEY=VALUE",
                        help="watch the running containers carrying this label (repeatable)")
     top.add_argument("--web", action="store_true", help="serve the view on 127.0.0.1")
-    top.add_argument("--port", type=int, default=DEFAULT_PORT, help="the web page's port")
+    top.add_argument("--port", type=int, default=DEFAULT_PORT,
+                     help="the web page's port on 127.0.0.1 (0: any free one, announced)")
     top.add_argument("--once", action="store_true", help="one snapshot on stdout, then exit")
     top.add_argument("--format", choices=("text", "json"), default="text",
                      help="--once: text or JSON (the schema: docs/watch.md)")
@@ -97,8 +98,8 @@ def terminal(collector: Collector, every: float) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    if args.every <= 0 or not 0 < args.port < 65536:
-        print("socklab watch: --every must be > 0 and --port in 1-65535", file=sys.stderr)
+    if args.every <= 0 or not 0 <= args.port < 65536:
+        print("socklab watch: --every must be > 0 and --port in 0-65535", file=sys.stderr)
         return 2
     filters, lab = target(args)
     try:

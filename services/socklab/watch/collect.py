@@ -5,7 +5,8 @@ from the engine, a sock_diag socket made in its network namespace and its
 settings (``socklab.watch.netns``), and, for a server, a thread following
 its log. Every few seconds: the lab's container list (one API call) and
 which processes belong to each container (``/proc/*/cgroup`` name it).
-Every snapshot: one sock_diag dump per host and address family, its
+Every snapshot: one sock_diag dump per host and address family (IPv6 only
+where ``sockstat6`` says there may be such sockets), its
 ``/proc/<pid>/net/snmp`` and ``netstat``, and its processes' ``stat``,
 ``status``, ``limits`` and descriptor counts. No ``docker exec``, no new
 process.
@@ -167,8 +168,10 @@ class Collector:
 
     def read_host(self, host: Host, now: float) -> dict[str, Any]:
         pid = host.namespace.pid
+        ipv6 = kernel.may_hold_ipv6(read_text(f"/proc/{pid}/net/sockstat"),
+                                    read_text(f"/proc/{pid}/net/sockstat6"))
         try:
-            sockets = diag.all_sockets(host.namespace.diag)
+            sockets = diag.all_sockets(host.namespace.diag, ipv6)
         except OSError as error:
             return {"role": host.role, "container": host.container,
                     "problem": f"sock_diag: {error}"}

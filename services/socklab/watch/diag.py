@@ -54,6 +54,15 @@ class Socket:
     rqueue: int
     wqueue: int
     family: int
+    local_address: str = ""
+
+
+def address(family: int, raw: bytes) -> str:
+    """The socket's address as text (the kernel fills 4 of the 16 bytes for IPv4)."""
+    try:
+        return socket.inet_ntop(family, raw[:4] if family == socket.AF_INET else raw)
+    except (OSError, ValueError):
+        return ""
 
 
 def request(family: int, sequence: int = 1) -> bytes:
@@ -81,10 +90,11 @@ def parse(data: bytes) -> tuple[list[Socket], bool]:
             raise DiagError(-code, f"sock_diag refused the dump: errno {-code}")
         elif kind == SOCK_DIAG_BY_FAMILY:
             fields = MESSAGE.unpack_from(data, offset + HEADER.size)
-            family, state, sport, dport, rqueue, wqueue = (
-                fields[0], fields[1], fields[4], fields[5], fields[11], fields[12])
+            family, state, sport, dport, source, rqueue, wqueue = (
+                fields[0], fields[1], fields[4], fields[5], fields[6], fields[11], fields[12])
             sockets.append(Socket(STATES.get(state, str(state)), int.from_bytes(sport, "big"),
-                                  int.from_bytes(dport, "big"), rqueue, wqueue, family))
+                                  int.from_bytes(dport, "big"), rqueue, wqueue, family,
+                                  address(family, source)))
         offset += (length + 3) & ~3
     return sockets, done
 
@@ -104,5 +114,7 @@ def open_socket() -> socket.socket:
     return socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_SOCK_DIAG)
 
 
-def all_sockets(sock: socket.socket) -> list[Socket]:
-    return [*dump(sock, socket.AF_INET), *dump(sock, socket.AF_INET6)]
+def all_sockets(sock: socket.socket, ipv6: bool = True) -> list[Socket]:
+    """Every TCP socket of the namespace (IPv4 only when ``ipv6`` is False)."""
+    families = (socket.AF_INET, socket.AF_INET6) if ipv6 else (socket.AF_INET,)
+    return [s for family in families for s in dump(sock, family)]
