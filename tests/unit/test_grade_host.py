@@ -165,3 +165,24 @@ def test_the_performance_ratio_is_the_median_of_side_by_side_rounds() -> None:
     assert grader.performance_ratio([9000, 3000, 9100], [9000, 9000, 9100]) == 1.0
     assert grader.performance_ratio([4500, 4600, 4400], [9000, 9200, 8800]) == 0.5
     assert grader.performance_ratio([100.0], [0.0]) == 0.0
+
+
+def test_the_submission_travels_as_a_tar_owned_by_root_with_its_modes(tmp_path: Path) -> None:
+    import io
+    import tarfile
+
+    from socklab.host.grade.lab import submission_archive
+
+    (tmp_path / "server").write_text("#!/bin/sh\n")
+    (tmp_path / "server").chmod(0o755)
+    (tmp_path / "lib").mkdir()
+    (tmp_path / "lib" / "util.py").write_text("X = 1\n")
+    (tmp_path / "lib" / "util.py").chmod(0o644)
+    (tmp_path / "link").symlink_to("server")
+    with tarfile.open(fileobj=io.BytesIO(submission_archive(tmp_path))) as tar:
+        members = {m.name: m for m in tar.getmembers()}
+        assert tar.extractfile("lib/util.py").read() == b"X = 1\n"  # type: ignore[union-attr]
+    assert sorted(members) == ["lib", "lib/util.py", "link", "server"]
+    assert {(m.uid, m.gid, m.uname) for m in members.values()} == {(0, 0, "root")}
+    assert members["server"].mode & 0o777 == 0o755 and members["lib/util.py"].mode == 0o644
+    assert members["link"].issym() and members["link"].linkname == "server"

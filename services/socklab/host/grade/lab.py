@@ -73,19 +73,18 @@ def is_local(engine: docker.DockerClient) -> bool:
                            "unix://"))
 
 
+def _owned_by_root(info: tarfile.TarInfo) -> tarfile.TarInfo:
+    info.uid = info.gid = 0
+    info.uname = info.gname = "root"
+    return info
+
+
 def submission_archive(directory: Path) -> bytes:
     """The staged submission as a tar: owned by root, modes as staging set them."""
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w") as tar:
-        for path in sorted(directory.rglob("*")):
-            info = tar.gettarinfo(str(path), arcname=str(path.relative_to(directory)))
-            info.uid = info.gid = 0
-            info.uname = info.gname = "root"
-            if info.isfile():
-                with open(path, "rb") as handle:
-                    tar.addfile(info, handle)
-            else:
-                tar.addfile(info)
+        for path in sorted(directory.iterdir()):
+            tar.add(path, arcname=path.name, filter=_owned_by_root)
     return buffer.getvalue()
 
 
