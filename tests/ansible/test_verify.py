@@ -213,3 +213,27 @@ def test_lab_network_comes_from_the_engine_address_pool(
         network = client.networks.get(PROJECT)
         subnets = [ipaddress.ip_network(c["Subnet"]) for c in network.attrs["IPAM"]["Config"]]
         assert subnets and all(any(s.subnet_of(p) for p in pools) for s in subnets), subnets
+
+
+def test_make_watch_runs_on_a_vm_from_the_lab_image(shells: list[Shell], lab_tag: str,
+                                                    remote_engines: list[docker.DockerClient]
+                                                    ) -> None:
+    """docs/watch.md's command for a lab VM, run there by its login user (no socklab
+    installed, only the image): every host of the VM's lab, read from the VM's kernel."""
+    compose = yaml.safe_load((ROOT / "compose" / "lab.yml").read_text())["services"]
+    shell, engine = shells[0], remote_engines[0]
+    wait_until(lambda: len(_lab_states(engine)) == len(compose), HEALTH_WAIT, interval=2.0)
+    command = shlex.join([
+        "docker", "run", "--rm", "--pid", "host", "--cap-drop", "ALL", "--cap-add", "SYS_ADMIN",
+        "--cap-add", "SYS_PTRACE", "--cap-add", "DAC_READ_SEARCH",
+        "-v", "/var/run/docker.sock:/var/run/docker.sock:ro", "--network", "none", lab_tag,
+        "python3", "-m", "socklab.watch", "--once", "--format", "json"])
+    status, out, err = shell.run(command)
+    assert status == 0, f"{command} on {shell.vm.name}: {status}\n{err}{out}"
+    hosts = json.loads(out)["hosts"]
+    assert set(hosts) == {spec.get("hostname", name) for name, spec in compose.items()}
+    tcp = hosts[VARIANTS["tcp"].host]
+    assert [(entry["port"], entry["limit"]) for entry in tcp["listeners"]] == [
+        (VARIANTS["tcp"].main_port, 5)]  # listen(5), read from the VM's kernel
+    assert hosts[CLIENT]["role"] == "client" and hosts[CLIENT]["ports"]["size"]
+    assert all(view["fds"] for view in hosts.values()), hosts

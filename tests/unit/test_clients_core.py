@@ -281,3 +281,12 @@ def test_clients_exec_repl_wrong_token_exits_non_zero(exec_server, monkeypatch, 
 def test_clients_exec_repl_bad_token_file_exits_2(tmp_path, capsys) -> None:
     assert exec_repl("127.0.0.1", 9, "framed", ["ls"], str(tmp_path / "missing")) == 2
     assert "cannot read the token" in capsys.readouterr().err
+
+
+def test_clients_ftp_ls_of_an_empty_directory_says_so(ftp_client: FtpClient,
+                                                      capsys: pytest.CaptureFixture[str]
+                                                      ) -> None:
+    from socklab.clients import interactive
+
+    assert interactive._ftp_action(ftp_client, "ls", [], None) == 0
+    assert "no file on the server yet" in capsys.readouterr().out

@@ -102,3 +102,15 @@ def test_sort_states_waits_for_unhealthy_and_starting_hosts_and_fails_stopped_on
     pending, failed = hostctl.sort_states(states)
     assert pending == ["twisted-server", "udp-server"]
     assert failed == ["exec-server", "ftp-server"]
+
+
+def test_other_labs_say_which_run_and_which_are_stopped_with_their_uploads() -> None:
+    """The default lab down (its uploads volume kept) is not listed as a lab to look at
+    with make ps: it is stopped, and make up starts it again."""
+    lines = hostctl.other_labs_lines("socklab-x", ["socklab", "socklab-bob", "socklab-x"],
+                                     ["socklab-bob", "socklab-x"])
+    assert lines == ["Other labs running on this machine: bob (make ps LAB=name)",
+                     "Stopped here, their uploads kept: the default lab (make up)"]
+    assert hostctl.other_labs_lines("socklab", ["socklab", "socklab-carol"], ["socklab"]) == [
+        "Stopped here, their uploads kept: carol (make up LAB=carol)"]
+    assert hostctl.other_labs_lines("socklab", ["socklab"], ["socklab"]) == []

@@ -239,6 +239,7 @@ def test_ftp_check_filename_accepts(name: str) -> None:
 
 @pytest.mark.parametrize("name", [
     "", ".", "..", "a/b", "/etc/passwd", "../up", "a\x00b", "x" * 256, "é" * 128,
+    "..\\..\\win", "a\\b",
     PARTIAL_PREFIX + "abc", "\udcff", None, 5, b"a.txt", ["a"],
 ])
 def test_ftp_check_filename_refuses(name: object) -> None:

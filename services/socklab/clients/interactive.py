@@ -170,9 +170,15 @@ def _ftp_action(client: FtpClient, action: str, names: list[str], output: str | 
     if action == "get":
         return max((_ftp_get(client, name, output) for name in names), default=0)
     answer = client.list()
-    for entry in answer.get("files", []):
+    files = answer.get("files", [])
+    for entry in files:
         print(f"{entry['size']:>12}  {entry['name']}")
-    return 0 if answer["status"] == 200 else 1
+    if answer["status"] != 200:
+        print(answer)
+        return 1
+    if not files:
+        print("(no file on the server yet: put one)")
+    return 0
 
 
 def _ftp_put(client: FtpClient, path: Path) -> int:

@@ -90,18 +90,42 @@ def lab_containers(project: str) -> list[dict[str, Any]]:
     return sorted(containers.inspect(*ids), key=service_name)
 
 
+LAB_FIELDS = f'{{{{.Label "{COMPOSE_PROJECT_LABEL}"}}}}|{{{{.Label "{TEST_RUN_LABEL}"}}}}'
+
+
 def lab_projects() -> list[str]:
     """The Compose projects of the learner labs on this machine (test labs excluded).
 
     From their containers, and from their uploads volumes: a lab stopped with
     ``make down LAB=…`` has no container left, but keeps its volume.
     """
-    fields = f'{{{{.Label "{COMPOSE_PROJECT_LABEL}"}}}}|{{{{.Label "{TEST_RUN_LABEL}"}}}}'
     lines = []
     for command in (["ps", "-a", "--filter", "label=socklab.role"],
                     ["volume", "ls", "--filter", "label=socklab.lab"]):
-        lines += containers.docker_lines(*command, "--format", fields)
+        lines += containers.docker_lines(*command, "--format", LAB_FIELDS)
     return projects_of(lines)
+
+
+def running_projects() -> list[str]:
+    """The learner labs with a running container."""
+    return projects_of(containers.docker_lines("ps", "--filter", "label=socklab.role",
+                                               "--format", LAB_FIELDS))
+
+
+def other_labs_lines(project: str, known: list[str], running: list[str]) -> list[str]:
+    """What ``make ps`` and ``make up`` say of the labs other than ``project``: those
+    running, and those stopped with their uploads kept (each with the command that
+    starts it again)."""
+    lines = []
+    up = [lab_of(p) or "the default lab" for p in running if p != project]
+    if up:
+        lines.append(f"Other labs running on this machine: {', '.join(up)} "
+                     "(make ps LAB=name)")
+    stopped = [f"{lab_of(p) or 'the default lab'} (make up{lab_hint(p)})"
+               for p in known if p != project and p not in running]
+    if stopped:
+        lines.append(f"Stopped here, their uploads kept: {', '.join(stopped)}")
+    return lines
 
 
 def projects_of(lines: list[str]) -> list[str]:
@@ -169,9 +193,9 @@ def published(container: dict[str, Any]) -> str:
 
 def print_map(project: str) -> int:
     hosts = lab_containers(project)
-    others = [lab_of(p) or "(the default lab)" for p in lab_projects() if p != project]
+    others = other_labs_lines(project, lab_projects(), running_projects())
     if others:
-        print(f"Other labs on this machine: {', '.join(others)} (make ps LAB=name)\n")
+        print("\n".join(others) + "\n")
     if not hosts:
         print(f"socklab: the lab {project!r} is not running (make up{lab_hint(project)})",
               file=sys.stderr)

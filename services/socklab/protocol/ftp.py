@@ -270,7 +270,8 @@ def check_filename(name: object) -> str:
     """Return ``name`` if it is a plain file name; else raise a 400 ``RequestRefused``."""
     if not isinstance(name, str) or not name:
         raise RequestRefused(BAD_REQUEST, "filename must be a non-empty string")
-    if "/" in name or "\x00" in name or name in (".", ".."):
+    # A backslash is a Windows path's separator: "..\\..\\win" is not a plain name either.
+    if "/" in name or "\\" in name or "\x00" in name or name in (".", ".."):
         raise RequestRefused(BAD_REQUEST, f"filename {name!r} is not a plain file name")
     if name.startswith(PARTIAL_PREFIX):
         raise RequestRefused(BAD_REQUEST, f"names starting with {PARTIAL_PREFIX!r} are reserved")
