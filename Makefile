@@ -62,7 +62,7 @@ DC = SOCKLAB_NETWORK=$(PROJECT) $(COMPOSE) -p $(PROJECT) -f $(COMPOSE_FILE) $(if
 # (The assignment, unlike a bare eval "$(...)", fails when the build fails.)
 WITH_IMAGE = image_env="$$($(HOSTPY) -m socklab.host.build images)"; eval "$$image_env"; export SOCKLAB_IMAGE;
 
-.PHONY: help up down shell ps logs watch test lint unit images clean check-docker check-compose check-lab
+.PHONY: help up down shell ps logs watch test test-suite lint unit images clean check-docker check-compose check-lab
 .PHONY: vms vms-down provision test-ansible bench grade grade-class grade-clean
 
 help: ## list the targets
@@ -122,14 +122,19 @@ lint: $(VENV_STAMP) ## ruff over the package and the tests
 unit: $(VENV_STAMP) ## the unit tests only (no Docker)
 	$(VENV)/bin/pytest -n auto tests/unit $(PYTEST_ARGS)
 
-test: check-docker $(VENV_STAMP) lint test-ansible ## everything: lint, Ansible tests, unit and integration tests, then bench QUICK=1
+test: check-docker $(VENV_STAMP) ## everything: lint, Ansible tests, unit and integration tests, then bench QUICK=1; the time of each part at the end
+	@# The benchmark's smoke check: it must run and write its results; no figure is asserted.
+	@$(VENV)/bin/python tests/parts.py "lint=$(MAKE) --no-print-directory lint" \
+	  "ansible=$(MAKE) --no-print-directory test-ansible" \
+	  "suite=$(MAKE) --no-print-directory test-suite" \
+	  "bench smoke=$(MAKE) --no-print-directory bench QUICK=1"
+
+test-suite: check-docker $(VENV_STAMP) ## the unit and integration tests (make test's main part)
 	@$(WITH_IMAGE) \
 	run="$$(date +%Y%m%d%H%M%S)-$$$$"; \
 	trap 'PYTHONPATH=tests $(VENV)/bin/python -m integration.harness sweep "$$run"' EXIT INT TERM; \
 	echo "socklab: test run $$run with $$SOCKLAB_IMAGE" >&2; \
 	SOCKLAB_TEST_RUN="$$run" PYTHONPATH=services:tests $(VENV)/bin/pytest -n auto --dist loadgroup $(PYTEST_ARGS)
-	@# The benchmark's smoke check: it must run and write its results; no figure is asserted.
-	@$(MAKE) --no-print-directory bench QUICK=1
 
 bench: check-docker $(VENV_STAMP) ## every variant vs references across the network: results/bench-<time>/ (QUICK=1: smoke check)
 	@$(WITH_IMAGE) \

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -37,9 +40,36 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
 _FIGURES: list[str] = []
 
 
+# make test's parts within the suite (tests/parts.py prints them): by test file.
+_SPANS: dict[str, dict[str, float]] = {}
+SUITE_PARTS = Path(__file__).resolve().parent.parent / "test-reports" / "suite-parts.json"
+
+
+def suite_part(nodeid: str) -> str:
+    """Which part of make test a test belongs to, by its file."""
+    path = nodeid.split("::")[0]
+    if path.startswith("tests/unit/") or path.startswith("unit/"):
+        return "unit"
+    if "/test_grade" in path:
+        return "grading"
+    if path.endswith("/test_watch.py"):
+        return "watch"
+    if "/ansible/" in path or path.startswith("ansible/"):
+        return "ansible"
+    return "integration"
+
+
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     if report.when == "call":
         _FIGURES.extend(str(value) for key, value in report.user_properties if key == "figures")
+    if report.start and report.stop:
+        span = _SPANS.setdefault(suite_part(report.nodeid),
+                                 {"first": report.start, "last": report.stop, "seconds": 0.0,
+                                  "tests": 0})
+        span["first"] = min(span["first"], report.start)
+        span["last"] = max(span["last"], report.stop)
+        span["seconds"] += report.stop - report.start
+        span["tests"] += report.when == "call"
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
@@ -47,6 +77,13 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         terminalreporter.section("socklab figures")
         for line in sorted(_FIGURES):
             terminalreporter.write_line(line)
+    if _SPANS and not hasattr(terminalreporter.config, "workerinput"):
+        parts = {name: {"span": round(s["last"] - s["first"], 1),
+                        "seconds": round(s["seconds"], 1), "tests": int(s["tests"])}
+                 for name, s in sorted(_SPANS.items())}
+        with contextlib.suppress(OSError):
+            SUITE_PARTS.parent.mkdir(exist_ok=True)
+            SUITE_PARTS.write_text(json.dumps(parts, indent=1) + "\n")
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
