@@ -52,9 +52,12 @@ FORCE        ?=
 SWARM        ?=
 SSH_CONFIG   ?= $(if $(SWARM),$(wildcard .vms/ssh_config))
 
-# Compose v2 (docker compose) if present, else v1 (docker-compose).
+# Compose v2 (docker compose) if present, else v1 (docker-compose); COMPOSE=... (on the
+# command line or in the environment) picks one by hand.
+ifeq ($(origin COMPOSE),undefined)
 COMPOSE := $(shell if docker compose version >/dev/null 2>&1; then echo "docker compose"; \
              elif command -v docker-compose >/dev/null 2>&1; then echo docker-compose; fi)
+endif
 # compose/lab.yml names the lab's network from SOCKLAB_NETWORK: one network per lab.
 DC = SOCKLAB_NETWORK=$(PROJECT) $(COMPOSE) -p $(PROJECT) -f $(COMPOSE_FILE) $(if $(PUBLISH),-f compose/publish.yml)
 
@@ -217,5 +220,5 @@ clean: ## remove everything the project created: labs, test leftovers, images, v
 	-@docker volume ls -q --filter label=socklab.bench-run | xargs -r docker volume rm >/dev/null
 	-@$(HOSTPY) -m socklab.host.vms down >/dev/null 2>&1
 	-@docker images --format '{{.Repository}}:{{.Tag}}' | grep -E '^socklab-(lab|base|vm):' | xargs -r docker rmi
-	rm -rf $(VENV) .pytest_cache .ruff_cache test-reports .image-build.lock services/*.egg-info .vms
+	rm -rf $(VENV) .pytest_cache .ruff_cache test-reports .image-build.lock services/*.egg-info .vms .tools
 	find services tests -name __pycache__ -type d -prune -exec rm -rf {} +

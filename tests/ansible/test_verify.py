@@ -224,7 +224,8 @@ def test_make_watch_runs_on_a_vm_from_the_lab_image(shells: list[Shell], lab_tag
     shell, engine = shells[0], remote_engines[0]
     wait_until(lambda: len(_lab_states(engine)) == len(compose), HEALTH_WAIT, interval=2.0)
     command = shlex.join([
-        "docker", "run", "--rm", "--pid", "host", "--cap-drop", "ALL", "--cap-add", "SYS_ADMIN",
+        "docker", "run", "--rm", "--pull", "never", "--pid", "host", "--cap-drop", "ALL",
+        "--cap-add", "SYS_ADMIN",
         "--cap-add", "SYS_PTRACE", "--cap-add", "DAC_READ_SEARCH",
         "-v", "/var/run/docker.sock:/var/run/docker.sock:ro", "--network", "none", lab_tag,
         "python3", "-m", "socklab.watch", "--once", "--format", "json"])
