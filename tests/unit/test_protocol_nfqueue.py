@@ -6,7 +6,7 @@ import struct
 
 import pytest
 
-from socklab.protocol import nfqueue
+from socklab.protocol import netlink, nfqueue
 from socklab.protocol.errors import RemoteProtocolError
 
 
@@ -18,11 +18,11 @@ def packet_message(packet_id: int, queue: int = 0) -> bytes:
 
 def test_nfqueue_message_length_and_type() -> None:
     raw = nfqueue.verdict(5, 42)
-    length, kind, flags, _seq, _pid = nfqueue.NLMSG_HEADER.unpack_from(raw)
+    length, kind, flags, _seq, _pid = netlink.HEADER.unpack_from(raw)
     assert length == len(raw) and len(raw) % 4 == 0
-    assert kind == (3 << 8) | 1 and flags == nfqueue.NLM_F_REQUEST
+    assert kind == (3 << 8) | 1 and flags == netlink.NLM_F_REQUEST
     assert raw[-8:] == struct.pack("!II", nfqueue.NF_ACCEPT, 42)
-    assert struct.unpack_from("!H", raw, nfqueue.NLMSG_HEADER.size + 2)[0] == 5  # queue, BE
+    assert struct.unpack_from("!H", raw, netlink.HEADER.size + 2)[0] == 5  # queue, BE
 
 
 def test_nfqueue_attribute_is_padded_to_four_bytes() -> None:
@@ -43,7 +43,7 @@ def test_nfqueue_packet_ids_from_one_datagram(ids: list[int]) -> None:
 
 
 def test_nfqueue_netlink_error_raises_oserror() -> None:
-    error = nfqueue.NLMSG_HEADER.pack(36, nfqueue.NLMSG_ERROR, 0, 0, 0) + struct.pack(
+    error = netlink.HEADER.pack(36, netlink.NLMSG_ERROR, 0, 0, 0) + struct.pack(
         "=i", -1) + bytes(16)
     with pytest.raises(OSError):
         nfqueue.packet_ids(error)
@@ -51,4 +51,4 @@ def test_nfqueue_netlink_error_raises_oserror() -> None:
 
 def test_nfqueue_truncated_length_is_refused() -> None:
     with pytest.raises(RemoteProtocolError):
-        nfqueue.packet_ids(nfqueue.NLMSG_HEADER.pack(4, 0x300, 0, 0, 0))
+        nfqueue.packet_ids(netlink.HEADER.pack(4, 0x300, 0, 0, 0))

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from socklab.protocol import netlink
 from socklab.watch import collect, diag, engine, kernel, view, web
 
 
@@ -22,20 +23,19 @@ def diag_message(state: int, sport: int, rqueue: int, wqueue: int, dport: int = 
     body = diag.MESSAGE.pack(socket.AF_INET, state, 0, 0, sport.to_bytes(2, "big"),
                              dport.to_bytes(2, "big"), bytes(16), bytes(16), 0, 0, 0,
                              rqueue, wqueue, 0, 0)
-    return diag.HEADER.pack(diag.HEADER.size + len(body), diag.SOCK_DIAG_BY_FAMILY, 2, 1,
-                            0) + body
+    return netlink.message(diag.SOCK_DIAG_BY_FAMILY, 2, body, 1)
 
 
 def test_a_dump_request_asks_for_every_tcp_socket_of_one_family() -> None:
     data = diag.request(socket.AF_INET6)
-    length, kind, flags, _, _ = diag.HEADER.unpack_from(data)
+    length, kind, flags, _, _ = netlink.HEADER.unpack_from(data)
     assert (length, kind, flags) == (len(data), 20, 0x301) and len(data) == 16 + 56
-    family, protocol, _, _, states = diag.REQUEST.unpack_from(data, diag.HEADER.size)
+    family, protocol, _, _, states = diag.REQUEST.unpack_from(data, netlink.HEADER.size)
     assert (family, protocol, states) == (socket.AF_INET6, socket.IPPROTO_TCP, 0xFFFFFFFF)
 
 
 def test_an_answer_is_read_as_sockets_until_done() -> None:
-    done = diag.HEADER.pack(20, diag.NLMSG_DONE, 2, 1, 0) + bytes(4)
+    done = netlink.message(netlink.NLMSG_DONE, 2, bytes(4), 1)
     sockets, finished = diag.parse(diag_message(10, 9000, 5, 6) +
                                    diag_message(12, 9000, 0, 0, 40000))
     assert not finished
@@ -43,8 +43,8 @@ def test_an_answer_is_read_as_sockets_until_done() -> None:
         ("LISTEN", 9000, 5, 6), ("SYN_RECV", 9000, 0, 0)]
     assert sockets[1].remote_port == 40000
     assert diag.parse(done) == ([], True)
-    error = diag.HEADER.pack(36, diag.NLMSG_ERROR, 0, 1, 0) + struct.pack("=i", -1) + bytes(16)
-    with pytest.raises(diag.DiagError, match="errno 1"):
+    error = netlink.message(netlink.NLMSG_ERROR, 0, struct.pack("=i", -1) + bytes(16))
+    with pytest.raises(netlink.NetlinkError, match="errno 1"):
         diag.parse(error)
 
 

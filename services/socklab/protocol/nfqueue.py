@@ -15,6 +15,7 @@ from __future__ import annotations
 import socket
 import struct
 
+from socklab.protocol import netlink
 from socklab.protocol.errors import RemoteProtocolError
 
 NETLINK_NETFILTER = 12
@@ -30,10 +31,7 @@ NFQA_PACKET_HDR = 1
 NFQA_VERDICT_HDR = 2
 NFQNL_COPY_META = 1  # we need the packet's id, not its bytes
 NF_ACCEPT = 1
-NLM_F_REQUEST = 1
-NLMSG_ERROR = 2
 
-NLMSG_HEADER = struct.Struct("=IHHII")
 NFGENMSG = struct.Struct("!BBH")
 ATTRIBUTE = struct.Struct("=HH")
 
@@ -49,9 +47,8 @@ def attribute(kind: int, value: bytes) -> bytes:
 
 def message(kind: int, queue: int, attributes: bytes, sequence: int = 0) -> bytes:
     body = NFGENMSG.pack(socket.AF_UNSPEC, 0, queue) + attributes
-    msg_type = (NFNL_SUBSYS_QUEUE << 8) | kind
-    return NLMSG_HEADER.pack(NLMSG_HEADER.size + len(body), msg_type, NLM_F_REQUEST,
-                             sequence, 0) + body
+    return netlink.message((NFNL_SUBSYS_QUEUE << 8) | kind, netlink.NLM_F_REQUEST, body,
+                           sequence)
 
 
 def bind(queue: int) -> bytes:
@@ -84,20 +81,11 @@ def _attributes(data: bytes) -> dict[int, bytes]:
 
 def packet_ids(datagram: bytes) -> list[int]:
     """The ids of the queued packets in one netlink datagram; errors raise."""
-    ids, offset = [], 0
-    while offset + NLMSG_HEADER.size <= len(datagram):
-        length, kind, _flags, _seq, _pid = NLMSG_HEADER.unpack_from(datagram, offset)
-        if length < NLMSG_HEADER.size:
-            raise RemoteProtocolError(f"netlink message of length {length}")
-        payload = datagram[offset + NLMSG_HEADER.size : offset + length]
-        if kind == NLMSG_ERROR:
-            (code,) = struct.unpack_from("=i", payload)
-            if code:
-                raise OSError(-code, f"netlink: {code}")
-        elif kind == (NFNL_SUBSYS_QUEUE << 8) | NFQNL_MSG_PACKET:
+    ids = []
+    for kind, payload in netlink.messages(datagram):
+        if kind == (NFNL_SUBSYS_QUEUE << 8) | NFQNL_MSG_PACKET:
             header = _attributes(payload[NFGENMSG.size :]).get(NFQA_PACKET_HDR)
             if header is None:
                 raise RemoteProtocolError("queued packet without a packet header")
             ids.append(struct.unpack_from("!I", header)[0])
-        offset += _align(length)
     return ids

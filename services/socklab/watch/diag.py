@@ -20,16 +20,11 @@ import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from socklab.protocol import netlink
+
 NETLINK_SOCK_DIAG = 4
 SOCK_DIAG_BY_FAMILY = 20
-NLM_F_REQUEST = 0x1
-NLM_F_DUMP = 0x300  # NLM_F_ROOT | NLM_F_MATCH
-NLMSG_ERROR = 2
-NLMSG_DONE = 3
 ALL_STATES = 0xFFFFFFFF
-
-# struct nlmsghdr: length, type, flags, sequence, port id.
-HEADER = struct.Struct("=IHHII")
 # struct inet_diag_req_v2: family, protocol, extensions, pad, states, then the
 # inet_diag_sockid (ports, addresses, interface, cookie), left zero for a dump.
 REQUEST = struct.Struct("=BBBBI48x")
@@ -68,34 +63,24 @@ def address(family: int, raw: bytes) -> str:
 def request(family: int, sequence: int = 1) -> bytes:
     """A dump request for every TCP socket of ``family`` (AF_INET or AF_INET6)."""
     body = REQUEST.pack(family, socket.IPPROTO_TCP, 0, 0, ALL_STATES)
-    return HEADER.pack(HEADER.size + len(body), SOCK_DIAG_BY_FAMILY,
-                       NLM_F_REQUEST | NLM_F_DUMP, sequence, 0) + body
-
-
-class DiagError(OSError):
-    """The kernel refused the request (its negative errno)."""
+    return netlink.message(SOCK_DIAG_BY_FAMILY, netlink.NLM_F_REQUEST | netlink.NLM_F_DUMP,
+                           body, sequence)
 
 
 def parse(data: bytes) -> tuple[list[Socket], bool]:
-    """The sockets in one ``recv`` of the answer, and whether the dump is done."""
-    sockets, offset, done = [], 0, False
-    while offset + HEADER.size <= len(data):
-        length, kind, _, _, _ = HEADER.unpack_from(data, offset)
-        if length < HEADER.size:
-            break
-        if kind == NLMSG_DONE:
+    """The sockets in one ``recv`` of the answer, and whether the dump is done; an
+    error answer raises ``NetlinkError``."""
+    sockets, done = [], False
+    for kind, payload in netlink.messages(data):
+        if kind == netlink.NLMSG_DONE:
             done = True
-        elif kind == NLMSG_ERROR:
-            (code,) = struct.unpack_from("=i", data, offset + HEADER.size)
-            raise DiagError(-code, f"sock_diag refused the dump: errno {-code}")
         elif kind == SOCK_DIAG_BY_FAMILY:
-            fields = MESSAGE.unpack_from(data, offset + HEADER.size)
+            fields = MESSAGE.unpack_from(payload)
             family, state, sport, dport, source, rqueue, wqueue = (
                 fields[0], fields[1], fields[4], fields[5], fields[6], fields[11], fields[12])
             sockets.append(Socket(STATES.get(state, str(state)), int.from_bytes(sport, "big"),
                                   int.from_bytes(dport, "big"), rqueue, wqueue, family,
                                   address(family, source)))
-        offset += (length + 3) & ~3
     return sockets, done
 
 
