@@ -114,3 +114,36 @@ def test_other_labs_say_which_run_and_which_are_stopped_with_their_uploads() -> 
     assert hostctl.other_labs_lines("socklab", ["socklab", "socklab-carol"], ["socklab"]) == [
         "Stopped here, their uploads kept: carol (make up LAB=carol)"]
     assert hostctl.other_labs_lines("socklab", ["socklab"], ["socklab"]) == []
+
+
+def test_the_ports_a_health_check_looks_for() -> None:
+    def container(test: list[str] | None) -> dict:
+        return {"Config": {"Healthcheck": {"Test": test} if test else None}, "State": {}}
+
+    assert hostctl.health_ports(container(["CMD", "socklab-listening", "9000"])) == (
+        [9000], "tcp")
+    assert hostctl.health_ports(container(["CMD", "socklab-listening", "9999", "udp"])) == (
+        [9999], "udp")
+    assert hostctl.health_ports(container(["CMD-SHELL", "true"])) is None
+    assert hostctl.health_ports(container(None)) is None
+
+
+def test_a_starting_server_already_listening_counts_as_up(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """make up need not wait for the first health check (5 s): the host sees the port."""
+    def host(name: str, health: str, pid: int) -> dict:
+        return {"Name": f"/socklab_{name}_1", "State": {"Status": "running", "Pid": pid,
+                                                        "Health": {"Status": health}},
+                "Config": {"Labels": {"com.docker.compose.service": name},
+                           "Healthcheck": {"Test": ["CMD", "socklab-listening", "9000"]}}}
+
+    listening = {101: ("0.0.0.0",), 102: ()}
+    monkeypatch.setattr(hostctl.procfs, "listening",
+                        lambda pid, port, transport: hostctl.procfs.Listening(
+                            port, listening[pid]))
+    states = hostctl.lab_states([host("tcp-server", "starting", 101),
+                                 host("select-server", "starting", 102),
+                                 host("epoll-server", "healthy", 103)])
+    assert states == {"tcp-server": hostctl.LISTENING, "select-server": "starting",
+                      "epoll-server": "healthy"}
+    assert hostctl.sort_states(states) == (["select-server"], [])
