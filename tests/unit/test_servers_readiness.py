@@ -220,3 +220,48 @@ def test_readiness_select_refuses_descriptor_past_fd_setsize(log) -> None:
             assert server.connections == {} and high.fileno() == -1
             theirs.settimeout(IO_TIMEOUT)
             assert theirs.recv(1) == b""  # refused: closed, not served
+
+
+class CountingSocket:
+    """A socket whose recv() calls are recorded: the bytes each returned, or EAGAIN."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.recvs: list[int | str] = []
+
+    def recv(self, size: int) -> bytes:
+        try:
+            data = self.sock.recv(size)
+        except BlockingIOError:
+            self.recvs.append("EAGAIN")
+            raise
+        self.recvs.append(len(data))
+        return data
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.sock, name)
+
+
+@pytest.mark.parametrize("poller", list(POLLERS))
+def test_readiness_reads_to_eagain_only_where_edge_triggered_needs_it(poller: str,
+                                                                       log) -> None:
+    """A level-triggered poller reports data that comes later again: after a recv that
+    emptied the queue (it returned less than it asked for), no recv() to meet EAGAIN."""
+    with open_listener("127.0.0.1", 0) as listener:
+        made = POLLERS[poller]()
+        server = ReadinessServer(listener, functools.partial(UpperEcho, HELLO), made, log)
+        ours, theirs = socket.socketpair()
+        counted = CountingSocket(ours)
+        with theirs:
+            server.adopt(counted, "peer")  # type: ignore[arg-type]
+            theirs.settimeout(IO_TIMEOUT)
+            assert recv_exact(theirs, len(HELLO)) == HELLO
+            counted.recvs.clear()
+            theirs.sendall(b"x" * 1024)
+            server.serve_once()
+            assert recv_exact(theirs, 1024) == b"X" * 1024
+            expected = [1024, "EAGAIN"] if made.edge_triggered else [1024]
+            assert counted.recvs == expected
+            server.close()
+        if isinstance(made, EpollPoller):
+            made.epoll.close()

@@ -5,11 +5,15 @@ loop then reads and writes each of them until the kernel says EAGAIN. The
 select and epoll variants differ only in the poller, the way CPython's
 ``EpollSelector`` differs from ``PollSelector`` by a few attributes.
 
-Every socket is non-blocking. On readiness the loop reads until EAGAIN and
-writes until EAGAIN, which is what edge-triggered epoll requires and is
-harmless for level-triggered pollers. A client that does not read its replies
-makes its output buffer grow only up to ``ECHO_OUTPUT_CAP``; past that the loop
-stops reading from it until it catches up (back-pressure, not dropping).
+Every socket is non-blocking. On readiness the loop writes until EAGAIN and
+reads until the kernel's receive queue is empty: with edge-triggered epoll,
+until EAGAIN (no new event would come for data left behind); with a
+level-triggered poller, until a recv() returns less than it asked for (the
+queue was emptied, and whatever comes next is reported again), which saves
+the recv() that only meets EAGAIN, one per request of a closed-loop client.
+A client that does not read its replies makes its output buffer grow only up
+to ``ECHO_OUTPUT_CAP``; past that the loop stops reading from it until it
+catches up (back-pressure, not dropping).
 """
 
 from __future__ import annotations
@@ -36,6 +40,9 @@ from socklab.sessions import SessionFactory
 # Bytes one connection may read in one turn before the loop serves the others:
 # a client streaming at full speed must not starve the rest (16 recvs).
 READ_BUDGET = 1 << 20
+
+# What one recv() found: nothing (or EOF), less than it asked for, or all it asked for.
+BLOCKED, SHORT, FULL = 0, 1, 2
 
 # How often the loop looks for idle connections: an idle client is dropped
 # between idle_timeout and idle_timeout + this many seconds.
@@ -257,7 +264,15 @@ class ReadinessServer:
                 if budget <= 0:
                     self.unfinished.add(conn.sock.fileno())  # the others' turn first
                     break
-                if conn.eof or conn.session.finished or not self._read(conn):
+                if conn.eof or conn.session.finished:
+                    break
+                got = self._read(conn)
+                if got == BLOCKED:
+                    break
+                if got == SHORT and not self.poller.edge_triggered:
+                    # The receive queue was empty when recv() returned: a level-triggered
+                    # poller reports what comes next, so no recv() to meet EAGAIN.
+                    self._flush(conn)
                     break
                 budget -= RECV_SIZE
         except OSError as error:
@@ -270,20 +285,21 @@ class ReadinessServer:
             return
         self._update_interest(conn)
 
-    def _read(self, conn: PolledConnection) -> bool:
-        """One recv; False when it would block."""
+    def _read(self, conn: PolledConnection) -> int:
+        """One recv: FULL (there may be more), SHORT (the queue was emptied), or BLOCKED
+        (nothing to read, or the end of the client's stream)."""
         try:
             data = conn.sock.recv(RECV_SIZE)
         except BlockingIOError:
-            return False
+            return BLOCKED
         if not data:
             conn.eof = True  # half-close: finish sending what we owe, then close
-            return False
+            return BLOCKED
         conn.bytes_in += len(data)
         conn.last_active = time.monotonic()
         for chunk in conn.session.feed(data):
             conn.out += chunk
-        return True
+        return FULL if len(data) == RECV_SIZE else SHORT
 
     def _flush(self, conn: PolledConnection) -> None:
         while conn.out:
