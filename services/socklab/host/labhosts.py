@@ -73,10 +73,17 @@ def create(engine: docker.DockerClient, image: str, spec: dict[str, Any], *, nam
            alias: str, network: str, labels: dict[str, str],
            binds: dict[str, dict[str, str]], health_interval_ns: int,
            health_timeout_ns: int, host_extra: dict[str, Any] | None = None) -> Any:
-    """A container (not started) of service ``spec``, named ``alias`` on ``network``."""
+    """A container (not started) of service ``spec``, named ``alias`` on ``network``.
+
+    Its host name is ``alias`` too, whatever the service's: the engine answers a
+    container's host name as one more DNS alias on its network, so a spare copy
+    keeping the service's host name (the benchmark's reference servers in
+    epoll-server's definition, a test's spare tcp-server) would answer for the
+    service as well, and take part of the load meant for it.
+    """
     api = engine.api
     created = api.create_container(
-        image, command=spec.get("command"), hostname=spec.get("hostname", alias),
+        image, command=spec.get("command"), hostname=alias,
         user=spec.get("user", ""), name=name, working_dir=spec.get("working_dir"),
         labels={**spec.get("labels", {}), **labels}, environment=spec.get("environment"),
         volumes=[b["bind"] for b in binds.values()],

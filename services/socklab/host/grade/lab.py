@@ -185,12 +185,10 @@ class GradeLab:
                                    f"server-{self.starts}", **overrides)
 
     def start_reference(self) -> None:
-        # Its own host name too: the engine answers a container's host name as one more
-        # DNS alias (seen on Docker 20.10), and with the variant's host name the
-        # reference would answer for the learner's server, taking part of its load.
+        # Its host name is its alias (labhosts.create): with the variant's host name the
+        # reference would answer for the learner's server too, taking part of its load.
         if self.reference is None:
-            self.reference = self._create(self.variant.host, REFERENCE_ALIAS, "reference",
-                                          hostname=REFERENCE_ALIAS)
+            self.reference = self._create(self.variant.host, REFERENCE_ALIAS, "reference")
 
     def stop_reference(self) -> None:
         if self.reference is not None:
