@@ -158,3 +158,20 @@ def test_progress_line_estimates_what_is_left() -> None:
     assert line.startswith(f"[{'#' * 14}{'-' * 14}] 5/10 idle  30s, ~30s left")
     assert line.endswith("(load 1.2)") or line.endswith("(load 1.3)")
     assert format_seconds(125) == "2m05s"
+
+
+def test_compare_marks_the_ratios_that_moved_more_than_ten_percent() -> None:
+    from socklab.host.bench import compare
+
+    a = results()
+    b = results(echo=[echo_cell("epoll", [9000, 9500, 9000]), echo_cell("asyncio", [8000] * 3),
+                      echo_cell("uvloop", [15000] * 3)])
+    b["targets"] = report.targets(b)  # a run writes its targets; an older one has none
+    lines = compare.compare(a, b)
+    moved = [line for line in lines if "moved more than" in line and "<-" in line]
+    by_name = {line.split("  ")[0]: line for line in lines}
+    assert "epoll ÷ uvloop" in by_name and "<-" in by_name["epoll ÷ uvloop"]  # 0.50 -> 0.60
+    assert "<-" not in by_name["epoll ÷ asyncio"]  # 1.25 -> 1.19: within 10%
+    assert "epoll requests/s" in by_name and "<-" not in by_name["epoll requests/s"]
+    assert lines[-1].startswith(f"{len(moved)} ratio")
+    assert compare.figures(a)["epoll 1 KiB c=10 requests/s ÷ uvloop"] == pytest.approx(0.5)

@@ -3,6 +3,7 @@
     python -m socklab.host.bench run [--quick] [--out results] [--image TAG]
     python -m socklab.host.bench report results/bench-<timestamp>   # report.md and plots again
     python -m socklab.host.bench sweep RUN_ID|all                   # what a killed run left
+    python -m socklab.host.bench compare RUN_A RUN_B                # what changed between two
     python -m socklab.host.bench profile epoll --size 1024 --concurrency 10   # py-spy a server
 """
 
@@ -47,6 +48,9 @@ def main(argv: list[str] | None = None) -> int:
     prof.add_argument("--seconds", type=float, default=8.0)
     prof.add_argument("--image", help="lab image (default: $SOCKLAB_IMAGE, else build)")
     prof.add_argument("--out", default="results", help="where the raw stacks go")
+    comparing = commands.add_parser("compare", help="what changed between two runs")
+    comparing.add_argument("first", help="a run's directory (or its results.json)")
+    comparing.add_argument("second")
     sweep = commands.add_parser("sweep", help="remove a bench run's containers and network")
     sweep.add_argument("run_id", help="a run id, or 'all'")
     args = top.parse_args(argv)
@@ -74,6 +78,16 @@ def main(argv: list[str] | None = None) -> int:
         results = json.loads((directory / "results.json").read_text())
         (directory / "report.md").write_text(render.render(results,
                                                            plots.write_all(results, directory)))
+        return 0
+    if args.command == "compare":
+        from socklab.host.bench.compare import compare, load_run
+
+        try:
+            first, second = load_run(args.first), load_run(args.second)
+        except (OSError, ValueError) as error:
+            print(f"socklab bench compare: {error}", file=sys.stderr)
+            return 2
+        print("\n".join(compare(first, second)))
         return 0
     if args.command == "profile":
         from socklab.host.bench.profile import profile

@@ -145,6 +145,7 @@ def run(params: Params, image: str, out_root: Path, run_id: str | None = None) -
             results["seconds"] = round(time.monotonic() - began, 1)
             results["load_average_after"] = list(os.getloadavg())
             results["load_average_seen"] = _load_seen(progress.loads)
+            results["targets"] = report.targets(results)
             (out / "results.json").write_text(json.dumps(results, indent=1))
     progress.finish(f"all steps in {results['seconds']:.0f} s")
     (out / "report.md").write_text(report.render(results, plots.write_all(results, out)))
