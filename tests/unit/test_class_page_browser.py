@@ -30,9 +30,9 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 import pytest
-from chromium_devtools import Chromium, Tab, kept_on_failure, start
 from test_grade_class import spec_grade
 
+from chromium_devtools import Chromium, Tab, kept_on_failure, start
 from socklab.grading import spec
 from socklab.host.grade import class_page, classroom, report, weights
 
