@@ -222,3 +222,11 @@ def test_a_server_that_stops_answering_rates_zero_and_the_run_ends(
     assert run["sides"][1]["busy_seconds"] > 0 and run["sides"][0]["rps"] > 0
     assert run["ratio"] is None  # no rate to divide by
     assert time.monotonic() - started < 0.1 + 0.8 + load.DRAIN_LIMIT + 2
+
+
+def test_bench_servers_and_clients_are_pinned_apart() -> None:
+    from socklab.host.bench.lab import pinned_cpus
+
+    assert (pinned_cpus("server", 2), pinned_cpus("client", 2)) == ("0", "1")
+    assert pinned_cpus("client", 8) == "1-7"
+    assert pinned_cpus("server", 1) is None and pinned_cpus("", 4) is None

@@ -150,6 +150,16 @@ def sampling_cpu(host: BenchHost) -> Iterator[dict[str, list[tuple[float, float]
         sample_once()
 
 
+def pinned_cpus(role: str, count: int | None = None) -> str | None:
+    """The CPUs a bench host runs on: servers on CPU 0, clients (the load generator,
+    the idle connections' holder) on the others, so that a server's figures are its
+    own and not shared with its load; None (unpinned) on a machine of one CPU."""
+    count = count if count is not None else (os.cpu_count() or 1)
+    if count < 2 or role not in ("server", "client"):
+        return None
+    return "0" if role == "server" else ("1" if count == 2 else f"1-{count - 1}")
+
+
 class BenchLab:
     """A bench run's network and hosts; a context manager that removes them all."""
 
@@ -178,10 +188,12 @@ class BenchLab:
             spec["command"] = command
         binds = {self._volume(alias, name): {"bind": path, "mode": "rw"}
                  for name, path in (v.split(":")[:2] for v in spec.get("volumes", []))}
+        cpus = pinned_cpus(spec.get("labels", {}).get("socklab.role", ""))
         container = labhosts.create(
             self.client, self.image, spec, name=f"{self.prefix}-{alias}", alias=alias,
             network=self.network.name, labels=self.labels, binds=binds,
-            health_interval_ns=HEALTH_INTERVAL_NS, health_timeout_ns=5_000_000_000)
+            health_interval_ns=HEALTH_INTERVAL_NS, health_timeout_ns=5_000_000_000,
+            host_extra={"cpuset_cpus": cpus} if cpus else None)
         host = BenchHost(container, alias)
         try:
             container.start()

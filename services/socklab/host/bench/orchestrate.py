@@ -23,7 +23,7 @@ from typing import Any
 
 from socklab.host.bench import workloads
 from socklab.host.bench.grid import Params, count_steps
-from socklab.host.bench.lab import BenchHost, BenchLab
+from socklab.host.bench.lab import BenchHost, BenchLab, pinned_cpus
 from socklab.host.bench.progress import Progress
 
 VERSIONS_SCRIPT = (
@@ -128,6 +128,7 @@ def run(params: Params, image: str, out_root: Path, run_id: str | None = None) -
     results: dict[str, Any] = {
         "started": datetime.now(UTC).isoformat(timespec="seconds"), "image": image,
         "run_id": run_id, "machine": machine(), "params": params.to_json(),
+        "pinning": {"server": pinned_cpus("server"), "client": pinned_cpus("client")},
         "load_average_before": list(os.getloadavg()), "errors": []}
     progress = Progress(count_steps(params))
     began = time.monotonic()

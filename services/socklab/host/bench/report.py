@@ -259,8 +259,16 @@ def header_lines(results: Mapping[str, Any]) -> list[str]:
         f"- Every cell ran {p['runs']} times (uploads {p['ftp_runs']}): median (min–max). Echo "
         f"runs: {p['warmup']} s warm-up, then {p['duration']} s measured; up to "
         f"{p['max_processes']} load-generator processes on client-1.",
+        pinning_line(results.get("pinning")),
         f"- Whole run: {results.get('seconds', 0):.0f} s.",
     ]
+
+
+def pinning_line(pinning: Mapping[str, Any] | None) -> str:
+    if not pinning or not pinning.get("server"):
+        return "- Servers and clients unpinned: they share every CPU."
+    return (f"- Servers pinned to CPU {pinning['server']}, the clients (load generator, idle "
+            f"connections) to CPU {pinning['client']}: a server's CPU figure is its own.")
 
 
 def render(results: Mapping[str, Any], plots: list[str]) -> str:
