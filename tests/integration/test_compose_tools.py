@@ -24,6 +24,7 @@ import docker
 import pytest
 
 from integration import harness
+from socklab.registry import CLIENTS, VARIANTS
 
 pytestmark = pytest.mark.integration
 
@@ -75,9 +76,9 @@ def test_make_up_ps_down_with_each_compose_tool(tool: str, lab_image: str,
 
         ps = make("ps", lab, env)
         assert ps.returncode == 0, ps.stderr
-        assert "tcp-server" in ps.stdout and "client-1" in ps.stdout
+        assert VARIANTS["tcp"].host in ps.stdout and CLIENTS[0] in ps.stdout
 
-        client = next(c for c in made if c.labels["com.docker.compose.service"] == "client-1")
+        client = next(c for c in made if c.labels["com.docker.compose.service"] == CLIENTS[0])
         check = client.exec_run(["python3", "-m", "socklab.clients.scripted", "echo",
                                  json.dumps({"variant": "tcp"})])
         assert check.exit_code == 0 and json.loads(check.output)["intact"], check.output

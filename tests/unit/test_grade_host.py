@@ -186,3 +186,13 @@ def test_the_submission_travels_as_a_tar_owned_by_root_with_its_modes(tmp_path: 
     assert {(m.uid, m.gid, m.uname) for m in members.values()} == {(0, 0, "root")}
     assert members["server"].mode & 0o777 == 0o755 and members["lib/util.py"].mode == 0o644
     assert members["link"].issym() and members["link"].linkname == "server"
+
+
+def test_a_load_generator_error_is_blamed_on_the_server_it_names() -> None:
+    from socklab.host.grade.lab import REFERENCE_ALIAS
+
+    assert grader.reference_failed(
+        f"socklab.loadgen.load echo: {REFERENCE_ALIAS} port 9000: ConnectionError: closed")
+    assert not grader.reference_failed(
+        "socklab.loadgen.load echo: select-server port 9000: ValueError: wrong echo")
+    assert not grader.reference_failed("socklab.loadgen.load echo: BrokenBarrierError: ")

@@ -259,3 +259,73 @@ def test_the_ipv6_dump_is_skipped_only_where_no_ipv6_socket_can_be() -> None:
     assert kernel.may_hold_ipv6(idle[0], "TCP6: inuse 1\n")
     assert kernel.may_hold_ipv6("TCP: inuse 2 orphan 0 tw 4 alloc 3 mem 0\n", idle[1])
     assert kernel.may_hold_ipv6(None, idle[1])  # unreadable: look
+
+
+class FakeSocket:
+    def __init__(self) -> None:
+        self.closed = False
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class FakeEngine:
+    """The engine's container list and inspections, as a dict of id -> (host name, pid)."""
+
+    def __init__(self, containers: dict[str, tuple[str, int]]) -> None:
+        self.containers_now = containers
+
+    def containers(self, filters: dict[str, list[str]]) -> list[dict[str, Any]]:
+        return [{"Id": cid, "Names": [f"/c-{cid}"], "Labels": {"socklab.role": "server"}}
+                for cid in self.containers_now]
+
+    def inspect(self, cid: str) -> dict[str, Any]:
+        name, pid = self.containers_now[cid]
+        return {"State": {"Pid": pid}, "Config": {"Hostname": name}, "Name": f"/c-{cid}"}
+
+
+@pytest.fixture
+def entered(monkeypatch: pytest.MonkeyPatch) -> tuple[list[Any], set[int]]:
+    """Every namespace the collector entered; the PIDs alive in theirs."""
+    made: list[Any] = []
+    alive: set[int] = set()
+
+    def enter(pid: int) -> Any:
+        namespace = collect.netns.Namespace(pid, FakeSocket(), {}, inode=pid)  # type: ignore[arg-type]
+        made.append(namespace)
+        return namespace
+
+    monkeypatch.setattr(collect.netns, "enter", enter)
+    monkeypatch.setattr(collect.netns, "still_in", lambda ns: ns.pid in alive)
+    monkeypatch.setattr(collect, "container_pids", lambda ids: {i: [] for i in ids})
+    return made, alive
+
+
+def test_two_containers_of_one_host_name_are_both_shown_and_entered_once(
+        entered: tuple[list[Any], set[int]]) -> None:
+    made, alive = entered
+    alive.update({10, 20})
+    engine = FakeEngine({"b": ("server", 20), "a": ("server", 10)})
+    collector = collect.Collector(engine, {}, "x", follow_logs=False)  # type: ignore[arg-type]
+    for _ in range(3):
+        collector.discover()
+    assert sorted(collector.hosts) == ["c-a", "server"]
+    assert len(made) == 2 and not any(n.diag.closed for n in made)
+
+
+def test_a_restarted_container_is_entered_again_and_its_old_socket_closed(
+        entered: tuple[list[Any], set[int]]) -> None:
+    made, alive = entered
+    alive.add(10)
+    engine = FakeEngine({"a": ("tcp-server", 10)})
+    collector = collect.Collector(engine, {}, "x", follow_logs=False)  # type: ignore[arg-type]
+    collector.discover()
+    engine.containers_now["a"] = ("tcp-server", 11)  # same container id, a new process
+    alive.discard(10)
+    alive.add(11)
+    collector.discover()
+    assert [n.pid for n in made] == [10, 11] and made[0].diag.closed
+    assert collector.hosts["tcp-server"].namespace.pid == 11
+    engine.containers_now.clear()  # the container is gone
+    collector.discover()
+    assert collector.hosts == {} and made[1].diag.closed

@@ -283,11 +283,12 @@ def _pair_loop(conns: list[EchoConn], size: int, turns: Turns) -> dict[str, Any]
             else:
                 active -= 1
                 waiting[conn.side].append(conn)
-    stopped = time.monotonic()
-    for conn in conns:
-        if conn.turn >= 0:  # no reply by the end: busy all along
-            end(conn, stopped)
     poller.close()
+    stuck = [conn for conn in conns if conn.turn >= 0]
+    if stuck:  # a request still unanswered DRAIN_LIMIT after the last turn ended
+        raise SideError(stuck[0].side, f"{len(stuck)} of its connections got no reply to a "
+                        f"request within {DRAIN_LIMIT:.0f} s after the last turn: the server "
+                        "stopped answering")
     return {"requests": requests, "busy": busy,
             "histograms": [h.to_json() for h in histograms],
             "cpu_seconds": cpu[1] - cpu[0], "wait_seconds": waited[1] - waited[0],
@@ -383,14 +384,16 @@ def echo_run(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _pair_worker(args: argparse.Namespace, count: int, barrier: Any, out: Connection) -> None:
-    side = 0
     try:
         message = payload(args.size)
         expected = message.upper() if args.upper else message
         conns = []
         for side, (host, port) in enumerate(pair_targets(args)):
-            conns += [EchoConn(_open_echo(host, port, args.greeting), message, expected, side)
-                      for _ in range(count)]
+            try:
+                conns += [EchoConn(_open_echo(host, port, args.greeting), message, expected,
+                                   side) for _ in range(count)]
+            except (OSError, ValueError) as error:
+                raise SideError(side, f"{type(error).__name__}: {error}") from error
         barrier.wait(timeout=60)
         result = _pair_loop(conns, args.size, pair_turns(args, time.monotonic()))
         for conn in conns:
@@ -399,7 +402,7 @@ def _pair_worker(args: argparse.Namespace, count: int, barrier: Any, out: Connec
     except SideError as error:
         out.send({"error": str(error), "side": error.side})
     except BaseException as error:  # reported to the parent, which fails the run
-        out.send({"error": f"{type(error).__name__}: {error}", "side": side})
+        out.send({"error": f"{type(error).__name__}: {error}", "side": None})
 
 
 def pair_targets(args: argparse.Namespace) -> list[tuple[str, int]]:
@@ -421,8 +424,10 @@ def side_rate(concurrency: int, requests: int, busy: float) -> float:
 def echo_pair(args: argparse.Namespace) -> dict[str, Any]:
     """One run of two servers taking turns: each side's rate, their ratio, per block too."""
     results = _fork(_pair_worker, args)
-    errors = [r for r in results if "error" in r]
-    if errors:
+    errors = sorted((r for r in results if "error" in r), key=lambda r: r["side"] is None)
+    if errors:  # one that names its server first: another worker's then only echoes it
+        if errors[0]["side"] is None:
+            raise RuntimeError(errors[0]["error"])
         host, port = pair_targets(args)[errors[0]["side"]]
         raise RuntimeError(f"{host} port {port}: {errors[0]['error']}")
     turns = len(results[0]["requests"])

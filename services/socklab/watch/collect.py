@@ -101,6 +101,13 @@ class Host:
     ticks: int | None = None
     read_at: float = 0.0
     problem: str | None = None
+    stopped: bool = False
+
+    def stop(self) -> None:
+        """The watcher no longer reads this host: its socket closed, its log left."""
+        self.stopped = True
+        with contextlib.suppress(OSError):
+            self.namespace.diag.close()
 
 
 class Collector:
@@ -116,32 +123,38 @@ class Collector:
         self.problem: str | None = None
 
     def discover(self) -> None:
-        """Read the container list; enter the namespace of each host new or recreated."""
+        """Read the container list; enter the namespace of each host new or restarted.
+
+        A container keeps its ID when it restarts (``restart: unless-stopped``)
+        but not its process or network namespace: a known host whose
+        namespace is no longer its process's is entered again. Two
+        containers of one host name: the second is listed by its container
+        name.
+        """
         try:
             listed = self.engine.containers(self.filters)
         except EngineError as error:
             self.problem = str(error)
             return
         self.problem = None
-        seen = {}
+        known = {h.container_id: h for h in self.hosts.values()}
+        seen: dict[str, Host] = {}
         for summary in listed:
             cid = summary["Id"]
-            known = next((h for h in self.hosts.values() if h.container_id == cid), None)
-            if known is not None:
-                seen[known.name] = known
-                continue
-            try:
-                host = self._enter(cid, summary)
-            except (EngineError, OSError) as error:
-                self.problem = f"{summary.get('Names', [cid])[0].lstrip('/')}: {error}"
-                continue
-            if host.name in seen:  # two containers of one host name: the second by its own
+            host = known.get(cid)
+            if host is None or not netns.still_in(host.namespace):
+                try:
+                    host = self._enter(cid, summary)
+                except (EngineError, OSError) as error:
+                    self.problem = f"{summary.get('Names', [cid])[0].lstrip('/')}: {error}"
+                    continue
+            if host.name in seen and seen[host.name] is not host:
                 host.name = host.container
             seen[host.name] = host
-        for name, host in self.hosts.items():
-            if name not in seen or seen[name] is not host:
-                with contextlib.suppress(OSError):
-                    host.namespace.diag.close()
+        kept = {id(h) for h in seen.values()}
+        for host in self.hosts.values():
+            if id(host) not in kept:
+                host.stop()
         pids = container_pids(h.container_id for h in seen.values())
         for host in seen.values():
             host.pids = pids.get(host.container_id, [])
@@ -163,6 +176,8 @@ class Collector:
     def _follow(self, host: Host) -> None:
         with contextlib.suppress(EngineError, OSError):
             for line in self.engine.log_lines(host.container_id, tail=200):
+                if host.stopped:  # replaced (its container restarted) or gone
+                    return
                 if is_event(line):
                     host.events.append(line)
 
@@ -203,5 +218,4 @@ class Collector:
 
     def close(self) -> None:
         for host in self.hosts.values():
-            with contextlib.suppress(OSError):
-                host.namespace.diag.close()
+            host.stop()

@@ -64,7 +64,7 @@ class Engine:
         try:
             connection.request("GET", API + url)
             response = connection.getresponse()
-        except OSError as error:
+        except (OSError, http.client.HTTPException) as error:
             connection.close()
             raise EngineError(f"the Docker engine at {self.path}: {error}") from error
         if response.status != 200:
@@ -77,6 +77,8 @@ class Engine:
         connection, response = self._open(url, self.timeout)
         try:
             return json.loads(response.read())
+        except (OSError, http.client.HTTPException, ValueError) as error:
+            raise EngineError(f"GET {url}: {type(error).__name__}: {error}") from error
         finally:
             connection.close()
 

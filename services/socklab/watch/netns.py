@@ -34,6 +34,20 @@ class Namespace:
     pid: int
     diag: socket.socket
     sysctls: dict[str, str]
+    inode: int = 0  # of /proc/<pid>/ns/net when entered: which namespace it is
+
+
+def namespace_inode(pid: int) -> int | None:
+    try:
+        return os.stat(f"/proc/{pid}/ns/net").st_ino
+    except OSError:
+        return None
+
+
+def still_in(namespace: Namespace) -> bool:
+    """Whether ``namespace.pid`` still runs in the namespace its socket was made in (a
+    restarted container has a new process in a new one; the old PID may be reused)."""
+    return namespace_inode(namespace.pid) == namespace.inode
 
 
 def _setns(fd: int) -> None:
@@ -59,12 +73,13 @@ def enter(pid: int) -> Namespace:
         try:
             fd = os.open(f"/proc/{pid}/ns/net", os.O_RDONLY)
             try:
+                inode = os.fstat(fd).st_ino
                 _setns(fd)
             finally:
                 os.close(fd)
             made.append(Namespace(pid, diag.open_socket(),
                                   {name: value for name in SYSCTLS
-                                   if (value := read_sysctl(name)) is not None}))
+                                   if (value := read_sysctl(name)) is not None}, inode))
         except BaseException as error:  # raised again in the caller's thread
             made.append(error)
 

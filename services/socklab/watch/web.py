@@ -35,8 +35,11 @@ class Feed:
             self.condition.notify_all()
 
     def next_after(self, serial: int, timeout: float) -> tuple[int, dict[str, Any] | None]:
+        """The snapshot after ``serial``, or None when none came within ``timeout`` (the
+        last one is not sent twice: the page would chart it twice)."""
         with self.condition:
-            self.condition.wait_for(lambda: self.serial > serial, timeout)
+            if not self.condition.wait_for(lambda: self.serial > serial, timeout):
+                return serial, None
             return self.serial, self.latest
 
 

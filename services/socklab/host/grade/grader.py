@@ -155,6 +155,12 @@ def performance_ratio(mine: list[float], theirs: list[float]) -> float:
     return statistics.median(ratios) if ratios else 0.0
 
 
+def reference_failed(error: str) -> bool:
+    """Whether the load generator's error names the lab's own server, not the learner's
+    (``socklab.loadgen.load echo: reference port 9000: …``)."""
+    return error.partition(": ")[2].startswith(f"{REFERENCE_ALIAS} port ")
+
+
 def score(outcomes: list[Outcome]) -> tuple[float, int]:
     return (round(sum(o.points for o in outcomes), 2), sum(o.check.points for o in outcomes))
 
@@ -422,7 +428,7 @@ class Grading:
         finally:
             self.lab.stop_reference()
         outcome.seconds = time.monotonic() - started
-        if run is None and error.startswith(f"{REFERENCE_ALIAS} "):
+        if run is None and reference_failed(error):
             outcome.status = "skipped"
             outcome.message = f"the lab's own server failed under the load: {error}"
             return outcome
