@@ -23,14 +23,10 @@ import hashlib
 import os
 import stat
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
 from socklab.protocol.ftp import CONFLICT, PARTIAL_PREFIX, RequestRefused, check_filename
-
-# Read size when serving a download: big enough to keep a 10 Gbit/s bridge busy.
-READ_CHUNK = 1 << 20
 
 
 def check_replaceable(path: Path) -> None:
@@ -153,12 +149,6 @@ class UploadDir:
                 continue
             files.append({"name": entry.name, "size": entry.stat(follow_symlinks=False).st_size})
         return files
-
-
-def read_chunks(file: BinaryIO) -> Iterator[bytes]:
-    """Yield a file's bytes in READ_CHUNK pieces (the caller closes the file)."""
-    while chunk := file.read(READ_CHUNK):
-        yield chunk
 
 
 def _fsync_directory(directory: Path) -> None:

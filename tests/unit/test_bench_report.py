@@ -52,9 +52,15 @@ def results(**overrides: Any) -> dict[str, Any]:
         "idle": [idle_point("epoll", 100, 0.10), idle_point("epoll", 10_000, 0.105)],
         "iperf3": {"runs": [], "summary": summarize([{"mib_s": 1000.0, "gbit_s": 8.4}],
                                                     ("mib_s", "gbit_s"))},
+        "iperf3_reverse": {"runs": [], "summary": summarize([{"mib_s": 2000.0, "gbit_s": 16.8}],
+                                                            ("mib_s", "gbit_s"))},
         "ftp": [{"size": 1 << 30, "verified": True, "runs": [],
                  "summary": summarize([{"mib_s": 400.0, "seconds": 2.56, "server_cpu": 1.0}],
-                                      ("mib_s", "seconds", "server_cpu"))}],
+                                      ("mib_s", "seconds", "server_cpu")),
+                 "downloads": [], "downloads_verified": True,
+                 "download_summary": summarize(
+                     [{"mib_s": 1500.0, "seconds": 0.683, "server_cpu": 0.3}],
+                     ("mib_s", "seconds", "server_cpu"))}],
         "memory": [], "exec": [], "udp": []}
     return {**base, **overrides}
 
@@ -82,10 +88,14 @@ def test_targets_say_met_not_met_and_unmeasured() -> None:
     assert by_goal["≥ 0.80"]["met"] is False  # epoll 0.5 × uvloop
     assert by_goal["≥ 0.50"]["value"] == pytest.approx(0.4)  # 400 of 1000 MiB/s
     assert by_goal["≥ 0.50"]["met"] is False
+    assert by_goal["≥ 0.70"]["value"] == pytest.approx(0.75)  # 1500 of 2000 MiB/s the -R way
+    assert by_goal["≥ 0.70"]["met"] is True
     assert by_goal["≤ 1.10"]["value"] == pytest.approx(1.05)
     assert by_goal["≤ 1.10"]["met"] is True
     empty = report.targets(results(echo=[], ftp=[], idle=[], iperf3=None))
-    assert [t["met"] for t in empty] == [None, None, None, None]
+    assert [t["met"] for t in empty] == [None] * 5
+    no_reverse = {t["target"]: t for t in report.targets(results(iperf3_reverse=None))}
+    assert no_reverse["ftp 1 GiB download MiB/s ÷ iperf3 -R"]["value"] is None
 
 
 def test_render_has_every_section_and_the_ratios() -> None:
@@ -98,7 +108,9 @@ def test_render_has_every_section_and_the_ratios() -> None:
     assert "![echo-rps.png](echo-rps.png)" in text
     assert "| epoll | 10 | 10,000 (9,000–11,000) |" in text
     assert "0.50×" in text and "1.25×" in text
-    assert "| 1 GiB | 400.0 | 2.560 | 0.40× | yes |" in text
+    assert "| 1 GiB | put | 400.0 | 2.560 | 0.40× | yes |" in text
+    assert "| 1 GiB | get | 1,500.0 | 0.683 | 0.75× | yes |" in text
+    assert "| ftp-server → client-1 (-R) | 2,000 |" in text
     assert "0.50 before, 0.50–1.50 during, 0.70 after" in text
 
 

@@ -6,15 +6,22 @@ The idle timeout and the farewell are tested over every loop in test_servers_com
 from __future__ import annotations
 
 import errno
+import hashlib
+import json
 import logging
+import os
 import socket
 
 import pytest
 
-from socklab.registry import HELLO
+from socklab.protocol.ftp import AnswerReader
+from socklab.registry import FTP_BANNER, HELLO
 from socklab.servers import base, blocking
 from socklab.servers.base import serve_connection
+from socklab.sessions import FileSpan
 from socklab.sessions.echo import UpperEcho
+from socklab.sessions.ftp import FtpSession
+from socklab.storage import UploadDir
 
 
 class RecordingEcho(UpperEcho):
@@ -190,3 +197,109 @@ def test_accept_failures_log_one_line_per_episode(log, caplog, monkeypatch) -> N
         "accept failed: Too many open files; pausing accept, retrying every 0.1s",
         "accept resumed after 0.4s and 5 failed attempts",
     ]
+
+
+# --- bulk data: an upload's body into a pooled buffer, a download with sendfile -------------
+
+
+def _ftp_put(name: str, body: bytes) -> bytes:
+    return json.dumps({"action": "put", "filename": name, "filesize": len(body)}).encode() + body
+
+
+def _answers(client: socket.socket, count: int) -> list[dict]:
+    reader, answers = AnswerReader(), []
+    while len(answers) < count:
+        answer = reader.next_answer()
+        if answer is None:
+            reader.feed(client.recv(1 << 16))
+        else:
+            answers.append(answer)
+    return answers
+
+
+@pytest.mark.parametrize("buffers", [1, 0], ids=["pooled", "pool-empty"])
+def test_blocking_upload_body_read_into_pooled_buffer(tmp_path, socket_pair, background, log,
+                                                      monkeypatch, buffers: int) -> None:
+    """A 3 MiB body with the next request glued to its end: stored whole, the request
+    answered, the pooled buffer given back; with no buffer free, the same at RECV_SIZE."""
+    pool = base.BufferPool(buffers, base.BODY_RECV)
+    monkeypatch.setattr(base, "BODY_POOL", pool)
+    recv_into_sizes: list[int] = []
+    server, client = socket_pair
+    original = server.recv_into
+
+    class Recording(socket.socket):
+        __slots__ = ()
+
+        def recv_into(self, buffer, nbytes=0, flags=0):  # type: ignore[override]
+            received = original(buffer, nbytes, flags)
+            recv_into_sizes.append(received)
+            return received
+
+    server.__class__ = Recording
+    (tmp_path / "up").mkdir()
+    thread = background.start(serve_connection, server, FtpSession(UploadDir(tmp_path / "up")),
+                              log)
+    client.recv(len(FTP_BANNER))
+    body = os.urandom(3 << 20)
+    client.sendall(_ftp_put("big.bin", body) + b'{"action": "list"}')
+    ok, created, listed = _answers(client, 3)
+    assert (ok["status"], created["status"]) == (200, 201)
+    assert created["sha256"] == hashlib.sha256(body).hexdigest()
+    assert listed["files"] == [{"name": "big.bin", "size": len(body)}]
+    assert (tmp_path / "up" / "big.bin").read_bytes() == body
+    client.close()
+    thread.join(5)
+    assert pool.made == buffers and len(pool._free) == buffers  # given back at the end
+    if buffers:
+        assert sum(recv_into_sizes) <= len(body) and max(recv_into_sizes) > base.RECV_SIZE
+    else:
+        assert recv_into_sizes == []
+
+
+def test_blocking_download_sent_with_sendfile(tmp_path, socket_pair, background, log,
+                                              monkeypatch) -> None:
+    body = os.urandom((2 << 20) + 3)
+    (tmp_path / "d.bin").write_bytes(body)
+    sendfile_calls: list[int] = []
+    real = os.sendfile
+    monkeypatch.setattr(os, "sendfile", lambda *a: sendfile_calls.append(a[3]) or real(*a))
+    server, client = socket_pair
+    thread = background.start(serve_connection, server, FtpSession(UploadDir(tmp_path)), log)
+    client.recv(len(FTP_BANNER))
+    client.sendall(b'{"action": "get", "filename": "d.bin"}{"action": "list"}')
+    reader = AnswerReader()
+    while (answer := reader.next_answer()) is None:
+        reader.feed(client.recv(1 << 16))
+    assert answer["filesize"] == len(body)
+    received = bytearray(reader.buffer)
+    while len(received) < len(body) + 1:
+        received += client.recv(1 << 20)
+    assert bytes(received[:len(body)]) == body and received[len(body):].startswith(b'{"status"')
+    assert sendfile_calls  # the kernel moved the file, not Python
+    client.close()
+    thread.join(5)
+
+
+def test_blocking_download_of_a_file_cut_short_closes(tmp_path, socket_pair, log,
+                                                      caplog) -> None:
+    """A file shorter than announced: what there is, then the close, never a client's wait."""
+    (tmp_path / "f").write_bytes(b"12345")
+
+    class Short(RecordingEcho):
+        def feed(self, data: bytes):
+            file = (tmp_path / "f").open("rb")
+            yield b"header\n"
+            yield FileSpan(file, 8)
+            file.close()
+
+    server, client = socket_pair
+    client.sendall(b"go")
+    client.settimeout(5)
+    with caplog.at_level(logging.INFO, logger=log.name):
+        serve_connection(server, Short(), log)
+    received = b""
+    while chunk := client.recv(100):
+        received += chunk
+    assert received == HELLO + b"header\n12345"
+    assert "3 bytes short of the 8" in caplog.text and "reason=short-file" in caplog.text

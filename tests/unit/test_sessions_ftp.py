@@ -12,6 +12,7 @@ import pytest
 
 from socklab.protocol.ftp import PARTIAL_PREFIX, RequestRefused, ServerFailed
 from socklab.registry import FTP_BANNER
+from socklab.sessions import FileSpan, byte_chunks
 from socklab.sessions.ftp import FtpSession, storage_error
 from socklab.storage import UploadDir
 
@@ -104,10 +105,20 @@ def test_ftp_session_two_puts_and_list_in_one_feed(session, upload_root: Path) -
 def test_ftp_session_get_returns_file_bytes(session, upload_root: Path) -> None:
     body = os.urandom(3000)
     (upload_root / "g.bin").write_bytes(body)
-    first, *rest = session.feed(request(action="get", filename="g.bin") + LIST)
+    first, *rest = byte_chunks(session.feed(request(action="get", filename="g.bin") + LIST))
     assert json.loads(first) == {"status": 200, "filename": "g.bin", "filesize": 3000}
     assert b"".join(rest[:-1]) == body
     assert json.loads(rest[-1])["status"] == 200
+
+
+def test_ftp_session_get_hands_the_file_to_the_loop(session, upload_root: Path) -> None:
+    """The body is a FileSpan (a loop may sendfile it), open until the reply goes on."""
+    (upload_root / "g.bin").write_bytes(b"12345")
+    replies = session.feed(request(action="get", filename="g.bin"))
+    next(replies)
+    span = next(replies)
+    assert isinstance(span, FileSpan) and span.count == 5 and span.file.read() == b"12345"
+    assert list(replies) == [] and span.file.closed
 
 
 @pytest.mark.parametrize("kind", ["missing", "directory", "symlink"])

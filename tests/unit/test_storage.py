@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from socklab.protocol.ftp import PARTIAL_PREFIX, FtpError
-from socklab.storage import READ_CHUNK, UploadDir, read_chunks
+from socklab.sessions import FILE_READ_CHUNK, FileSpan
+from socklab.storage import UploadDir
 
 
 @pytest.fixture
@@ -75,7 +76,7 @@ def test_storage_open_read_returns_file_and_size(uploads: UploadDir) -> None:
     file, size = uploads.open_read("r")
     assert size == 5
     with file:
-        assert b"".join(read_chunks(file)) == b"12345"
+        assert file.read() == b"12345"
 
 
 def test_storage_open_read_refuses_symlink_outside(uploads: UploadDir, tmp_path: Path) -> None:
@@ -109,18 +110,28 @@ def test_storage_listing_sorted_hides_partials_links_and_dirs(uploads: UploadDir
     pending.abort()
 
 
-def test_storage_read_chunks_spans_chunk_boundary(uploads: UploadDir) -> None:
-    data = os.urandom(READ_CHUNK + 1)
+def test_file_span_pieces_span_chunk_boundary(uploads: UploadDir) -> None:
+    data = os.urandom(FILE_READ_CHUNK + 1)
     (uploads.root / "big").write_bytes(data)
-    chunks = list(read_chunks(uploads.open_read("big")[0]))
-    assert [len(c) for c in chunks] == [READ_CHUNK, 1]
+    file, size = uploads.open_read("big")
+    with file:
+        chunks = list(FileSpan(file, size).pieces())
+    assert [len(c) for c in chunks] == [FILE_READ_CHUNK, 1]
     assert b"".join(chunks) == data
+
+
+def test_file_span_shorter_than_announced_raises(uploads: UploadDir) -> None:
+    """A file cut short under a download ends the connection, never a client's wait."""
+    (uploads.root / "f").write_bytes(b"12345")
+    file, _ = uploads.open_read("f")
+    with file, pytest.raises(EOFError, match="3 bytes short of the 8"):
+        list(FileSpan(file, 8).pieces(size=2))
 
 
 def test_ftp_get_closes_file_when_client_leaves_before_first_byte(uploads: UploadDir) -> None:
     from socklab.sessions.ftp import FtpSession
 
-    (uploads.root / "f").write_bytes(b"x" * (READ_CHUNK + 1))
+    (uploads.root / "f").write_bytes(b"x" * (FILE_READ_CHUNK + 1))
     open_before = len(os.listdir("/proc/self/fd"))
     replies = FtpSession(uploads).feed(b'{"action": "get", "filename": "f"}')
     assert next(replies).startswith(b'{"status": 200')

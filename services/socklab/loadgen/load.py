@@ -3,7 +3,7 @@
     python3 -m socklab.loadgen.load echo --host H --port P --size N --concurrency C ...
     python3 -m socklab.loadgen.load echo --host H --versus R --port P --size N ...
     python3 -m socklab.loadgen.load hold --host H --port P --count K --state FILE
-    python3 -m socklab.loadgen.load ftp --host H --port P --size N --runs R
+    python3 -m socklab.loadgen.load ftp --host H --port P --size N --runs R [--downloads D]
     python3 -m socklab.loadgen.load exec --host H --mode framed --duration D --runs R
     python3 -m socklab.loadgen.load udp --host H --port P --rate R --duration D --runs R
 
@@ -37,6 +37,7 @@ import contextlib
 import hashlib
 import json
 import math
+import mmap
 import multiprocessing
 import os
 import select
@@ -491,7 +492,8 @@ def run_hold(args: argparse.Namespace) -> dict[str, Any]:
     return state
 
 
-def _ftp_put(host: str, port: int, size: int, digest: str, block: bytes) -> dict[str, Any]:
+def _ftp_put(host: str, port: int, name: str, size: int, digest: str,
+             block: bytes) -> dict[str, Any]:
     from socklab.clients.core import FtpClient
 
     def chunks() -> Any:
@@ -503,7 +505,7 @@ def _ftp_put(host: str, port: int, size: int, digest: str, block: bytes) -> dict
     with socket.create_connection((host, port), timeout=120) as sock:
         client = FtpClient(sock)
         started = time.monotonic()
-        answer = client.put(f"bench-{size}.bin", size, chunks(), sha256=digest)
+        answer = client.put(name, size, chunks(), sha256=digest)
         seconds = time.monotonic() - started
     ok = answer.get("status") == 201 and answer.get("sha256") == digest
     return {"seconds": seconds, "mib_s": size / seconds / (1 << 20), "verified": ok,
@@ -511,17 +513,62 @@ def _ftp_put(host: str, port: int, size: int, digest: str, block: bytes) -> dict
             "status": answer.get("status"), "server_sha256": answer.get("sha256")}
 
 
+def _ftp_get(host: str, port: int, name: str, size: int, digest: str) -> dict[str, Any]:
+    """One timed download; its sha256 is checked after the clock stops.
+
+    The bytes go straight from the socket into memory mapped and touched
+    before the clock starts (``MAP_POPULATE``), as iperf3's do into its
+    buffer: written to a file instead, the client's own disk writes, not the
+    server, set the pace (about 500 MiB/s in a client container here).
+    """
+    from socklab.clients.core import FtpClient
+
+    flags = mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | getattr(mmap, "MAP_POPULATE", 0)
+    with socket.create_connection((host, port), timeout=120) as sock, \
+            mmap.mmap(-1, max(size, 1), flags=flags) as memory, memoryview(memory) as view:
+        client = FtpClient(sock)
+        started = time.monotonic()
+        answer = client.request({"action": "get", "filename": name})
+        received = 0
+        if answer.get("status") == 200 and answer.get("filesize") == size:
+            early = client.reader.buffer[:size]
+            view[:len(early)] = early
+            received = len(early)
+            while received < size:
+                count = sock.recv_into(view[received:size])
+                if not count:
+                    break
+                received += count
+        seconds = time.monotonic() - started
+        got = hashlib.sha256(view[:received]).hexdigest()
+    ok = answer.get("status") == 200 and received == size and got == digest
+    return {"seconds": seconds, "mib_s": received / seconds / (1 << 20), "verified": ok,
+            "window": [started, started + seconds], "status": answer.get("status"),
+            "received": received, "sha256": got}
+
+
 def run_ftp(args: argparse.Namespace) -> dict[str, Any]:
-    """Upload ``size`` bytes ``runs`` times; the sha256 is computed before the clock starts."""
+    """Upload ``size`` bytes ``runs`` times, then download the file ``downloads`` times.
+
+    Every upload's sha256 is computed before the clock starts (the server
+    checks it and answers its own); every download is received into memory
+    (``size`` bytes of it) and hashed after the clock stops, so the client's
+    hashing is in no window.
+    """
     block = os.urandom(FTP_BLOCK)
     digest = hashlib.sha256()
     left = args.size
     while left > 0:
         digest.update(block[:min(left, len(block))])
         left -= len(block)
-    return {"size": args.size, "sha256": digest.hexdigest(),
-            "runs": [_ftp_put(args.host, args.port, args.size, digest.hexdigest(), block)
-                     for _ in range(args.runs)]}
+    name = f"bench-{args.size}.bin"
+    uploads = [_ftp_put(args.host, args.port, name, args.size, digest.hexdigest(), block)
+               for _ in range(args.runs)]
+    stored = any(run["verified"] for run in uploads)
+    downloads = [_ftp_get(args.host, args.port, name, args.size, digest.hexdigest())
+                 for _ in range(args.downloads if stored else 0)]
+    return {"size": args.size, "sha256": digest.hexdigest(), "runs": uploads,
+            "downloads": downloads}
 
 
 def _exec_client(host: str, mode: str) -> tuple[socket.socket, Any]:
@@ -619,7 +666,7 @@ def parser() -> argparse.ArgumentParser:
     commands = top.add_subparsers(dest="command", required=True)
     echo = commands.add_parser("echo", help="closed-loop echo load")
     hold = commands.add_parser("hold", help="hold idle connections open")
-    ftp = commands.add_parser("ftp", help="timed uploads, sha256 verified")
+    ftp = commands.add_parser("ftp", help="timed uploads and downloads, sha256 verified")
     exec_ = commands.add_parser("exec", help="commands/s on one framing")
     udp = commands.add_parser("udp", help="datagrams/s answered and loss")
     for sub in (echo, hold, ftp, exec_, udp):
@@ -647,6 +694,8 @@ def parser() -> argparse.ArgumentParser:
     hold.add_argument("--state", required=True, help="JSON written once all are open")
     hold.add_argument("--max-seconds", type=float, default=900.0)
     ftp.add_argument("--size", type=int, required=True)
+    ftp.add_argument("--downloads", type=int, default=0,
+                     help="timed downloads of the uploaded file, after the uploads")
     exec_.add_argument("--mode", choices=("naive", "handshake", "framed"), required=True)
     udp.add_argument("--rate", type=int, default=0)
     udp.add_argument("--size", type=int, default=64)

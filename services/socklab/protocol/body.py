@@ -6,6 +6,11 @@ body and the bytes after it, which belong to whatever message comes next.
 
 from __future__ import annotations
 
+from typing import TypeVar
+
+# A memoryview is split without copying (a loop's own receive buffer).
+Data = TypeVar("Data", bytes, memoryview)
+
 
 class SizedBody:
     """Counts down the bytes of a body whose size was announced up front."""
@@ -16,7 +21,7 @@ class SizedBody:
         self.size = size
         self.remaining = size
 
-    def feed(self, data: bytes) -> tuple[bytes, bytes]:
+    def feed(self, data: Data) -> tuple[Data, Data]:
         """Return ``(part of the body, bytes after the body)``."""
         take = data[: self.remaining]
         self.remaining -= len(take)

@@ -158,7 +158,7 @@ class Request:
 
 @dataclass(frozen=True)
 class BodyData:
-    data: bytes
+    data: bytes | memoryview  # a view of the loop's buffer, valid while the event is handled
 
 
 @dataclass(frozen=True)
@@ -187,13 +187,18 @@ class FtpServerConnection:
         self._readers = {State.AWAIT_REQUEST: self._read_requests,
                          State.AWAIT_VERDICT: self._hold, State.RECEIVING_BODY: self._read_body}
 
-    def receive(self, data: bytes) -> list[Event]:
+    def receive(self, data: bytes | memoryview) -> list[Event]:
         """Take bytes from the client; the events they complete."""
         events: list[Event] = []
-        rest: bytes | None = data
+        rest: bytes | memoryview | None = data
         while rest is not None:
             rest = self._readers[self.state](rest, events)
         return events
+
+    @property
+    def body_remaining(self) -> int:
+        """Bytes of the upload body still to come (0 outside a body)."""
+        return self._body.remaining if self._body is not None else 0
 
     def expect_body(self, size: int) -> list[Event]:
         """After answering 200 to a put: the next ``size`` bytes are the file."""
@@ -215,7 +220,7 @@ class FtpServerConnection:
             message = f"{trigger.value} is not allowed in {self.state.value}"
             raise LocalProtocolError(message) from None
 
-    def _read_requests(self, data: bytes, events: list[Event]) -> bytes | None:
+    def _read_requests(self, data: bytes | memoryview, events: list[Event]) -> bytes | None:
         self._buffer += data
         try:
             request = self._next_request()
@@ -230,11 +235,12 @@ class FtpServerConnection:
         self._move(Trigger.PUT if request.action == "put" else Trigger.REQUEST)
         return b""
 
-    def _hold(self, data: bytes, events: list[Event]) -> bytes | None:
+    def _hold(self, data: bytes | memoryview, events: list[Event]) -> bytes | None:
         self._buffer += data
         return None
 
-    def _read_body(self, data: bytes, events: list[Event]) -> bytes | None:
+    def _read_body(self, data: bytes | memoryview,
+                   events: list[Event]) -> bytes | memoryview | None:
         assert self._body is not None
         part, rest = self._body.feed(data)
         if part:

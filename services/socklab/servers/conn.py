@@ -27,6 +27,8 @@ EOF = "eof"
 FINISHED = "finished"
 IDLE_TIMEOUT = "idle-timeout"
 SERVER_STOP = "server-stop"
+# A file under a download ended before the size its answer announced.
+SHORT_FILE = "short-file"
 
 
 def error_reason(error: OSError) -> str:

@@ -35,7 +35,7 @@ from socklab.servers.base import (
     AcceptFailures,
 )
 from socklab.servers.conn import EOF, FINISHED, IDLE_TIMEOUT, SERVER_STOP, Connection, error_reason
-from socklab.sessions import SessionFactory
+from socklab.sessions import SessionFactory, byte_chunks
 
 # Bytes one connection may read in one turn before the loop serves the others:
 # a client streaming at full speed must not starve the rest (16 recvs).
@@ -297,7 +297,7 @@ class ReadinessServer:
             return BLOCKED
         conn.bytes_in += len(data)
         conn.last_active = time.monotonic()
-        for chunk in conn.session.feed(data):
+        for chunk in byte_chunks(conn.session.feed(data)):
             conn.out += chunk
         return FULL if len(data) == RECV_SIZE else SHORT
 

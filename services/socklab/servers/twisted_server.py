@@ -30,7 +30,7 @@ from zope.interface import implementer
 
 from socklab.log import peer_name
 from socklab.servers.conn import Connection
-from socklab.sessions import Session, SessionFactory
+from socklab.sessions import Session, SessionFactory, byte_chunks
 
 
 @implementer(interfaces.IHalfCloseableProtocol, interfaces.IPushProducer)
@@ -58,7 +58,7 @@ class SessionProtocol(policies.TimeoutMixin, protocol.Protocol):
     def dataReceived(self, data: bytes) -> None:  # noqa: N802
         self.resetTimeout()
         self.connection.bytes_in += len(data)
-        self._write(self.session.feed(data))
+        self._write(byte_chunks(self.session.feed(data)))
         if self.session.finished:
             self._close()
 

@@ -15,8 +15,8 @@ from collections.abc import Iterator
 
 from socklab.protocol import ftp
 from socklab.registry import FTP_BANNER
-from socklab.sessions import FLUSH, Session
-from socklab.storage import Upload, UploadDir, read_chunks
+from socklab.sessions import FLUSH, Chunk, FileSpan, Session
+from socklab.storage import Upload, UploadDir
 
 # An empty upload is complete as soon as it is announced, so the 201 would
 # follow the 200 at once and the tutorial's client, which reads the 200 with a
@@ -51,11 +51,14 @@ class FtpSession(Session):
     def greeting(self) -> bytes:
         return FTP_BANNER
 
-    def feed(self, data: bytes) -> Iterator[bytes]:
+    def feed(self, data: bytes | memoryview) -> Iterator[Chunk]:
         # A queue, not recursion: a thousand pipelined requests are a loop.
         self.pending.extend(self.connection.receive(data))
         while self.pending:
             yield from self._handle(self.pending.popleft())
+
+    def body_expected(self) -> int:
+        return self.connection.body_remaining
 
     def close(self) -> None:
         if self.upload is not None:
@@ -77,7 +80,7 @@ class FtpSession(Session):
                 "upload stalled: no data within the idle timeout; nothing kept"))
         return ftp.answer(ftp.REQUEST_TIMEOUT, message="idle for too long; connection closed")
 
-    def _handle(self, event: ftp.Event) -> Iterator[bytes]:
+    def _handle(self, event: ftp.Event) -> Iterator[Chunk]:
         if isinstance(event, ftp.Request):
             yield from self._request(event)
         elif isinstance(event, ftp.BodyData):
@@ -87,7 +90,7 @@ class FtpSession(Session):
         else:
             yield event.error.answer()
 
-    def _request(self, request: ftp.Request) -> Iterator[bytes]:
+    def _request(self, request: ftp.Request) -> Iterator[Chunk]:
         handler = {"put": self._put, "get": self._get, "list": self._list}.get(request.action)
         if handler is None:
             yield ftp.answer(ftp.BAD_REQUEST, message=f"unknown action {request.action!r}",
@@ -114,7 +117,7 @@ class FtpSession(Session):
             time.sleep(EMPTY_UPLOAD_PAUSE)  # ...and the 201 a little later
         self.pending.extend(self.connection.expect_body(put.filesize))
 
-    def _write(self, data: bytes) -> None:
+    def _write(self, data: bytes | memoryview) -> None:
         if self.upload is None or self.upload_failure is not None:
             return  # a failed upload's remaining bytes are read and dropped
         try:
@@ -141,7 +144,7 @@ class FtpSession(Session):
             return storage_error(error).answer()
         return ftp.answer(ftp.CREATED, filename=upload.name, filesize=upload.size, sha256=digest)
 
-    def _get(self, fields: dict[str, object]) -> Iterator[bytes]:
+    def _get(self, fields: dict[str, object]) -> Iterator[Chunk]:
         name = ftp.check_filename(fields.get("filename"))
         try:
             file, size = self.uploads.open_read(name)
@@ -149,7 +152,8 @@ class FtpSession(Session):
             raise storage_error(error) from error
         with file:  # closed even when the client leaves before the first byte
             yield ftp.answer(ftp.OK, filename=name, filesize=size)
-            yield from read_chunks(file)
+            # The loop sends it (sendfile where it can) before this generator goes on.
+            yield FileSpan(file, size)
 
     def _list(self, fields: dict[str, object]) -> Iterator[bytes]:
         try:

@@ -108,6 +108,7 @@ def run_workloads(lab: BenchLab, params: Params, results: dict[str, Any],
     bulk = _attempt(results, "iperf3 and ftp",
                     lambda: workloads.run_iperf_and_ftp(lab, client_1, params, step)) or {}
     results["iperf3"], results["ftp"] = bulk.get("iperf3"), bulk.get("ftp", [])
+    results["iperf3_reverse"] = bulk.get("iperf3_reverse")
     results["exec"] = _attempt(results, "exec",
                                lambda: workloads.run_exec(lab, client_1, params, step)) or []
     results["udp"] = _attempt(results, "udp",

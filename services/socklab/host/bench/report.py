@@ -3,8 +3,8 @@
 Every figure is the median of N runs with the min-max range beside it. Echo
 servers are compared at the same message size and concurrency with the
 uvloop and asyncio references; uploads with iperf3 between the same two
-containers. The targets (docs/bench.md, "The targets") are reported, never
-asserted.
+containers, downloads with iperf3 -R (the server sending). The targets
+(docs/bench.md, "The targets") are reported, never asserted.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ REFERENCES = ("uvloop", "asyncio")
 EPOLL_VS_ASYNCIO = 1.0
 EPOLL_VS_UVLOOP = 0.8
 FTP_VS_IPERF = 0.5
+FTP_GET_VS_IPERF = 0.7
 IDLE_LATENCY_GROWTH = 1.10
 TARGET_SIZE, TARGET_CONCURRENCY = 1024, 10
 FTP_TARGET_SIZE = 1 << 30
@@ -151,21 +152,32 @@ def memory_table(memory: list[Mapping[str, Any]]) -> list[str]:
 
 
 def bulk_tables(results: Mapping[str, Any]) -> list[str]:
-    iperf = results.get("iperf3")
-    iperf_mib = median(iperf["summary"], "mib_s") if iperf else None
+    """iperf3 both ways, then each file's upload and download beside their iperf3 direction."""
+    ways = (("client-1 → ftp-server", results.get("iperf3")),
+            ("ftp-server → client-1 (-R)", results.get("iperf3_reverse")))
     lines = ["", "### iperf3 between client-1 and ftp-server's container", ""]
-    lines += table(["MiB/s", "Gbit/s", "runs"], [[
-        spread_text(iperf["summary"]["mib_s"]) if iperf else "–",
+    lines += table(["direction", "MiB/s", "Gbit/s", "runs"], [[
+        way, spread_text(iperf["summary"]["mib_s"]) if iperf else "–",
         spread_text(iperf["summary"]["gbit_s"], 2) if iperf else "–",
-        str(len(iperf["runs"])) if iperf else "0"]])
-    lines += ["", "### ftp uploads (sha256 verified by the server)", ""]
-    rows = [[human_size(u["size"]), spread_text(u["summary"]["mib_s"], 1),
-             spread_text(u["summary"]["seconds"], 3),
-             ratio_text(safe_ratio(median(u["summary"], "mib_s"), iperf_mib)),
-             "yes" if u["verified"] else "NO", spread_text(u["summary"]["server_cpu"], 0, 100)]
-            for u in results.get("ftp") or []]
-    return lines + table(["file", "MiB/s", "seconds", "× iperf3", "sha256 verified",
-                          "server CPU %"], rows)
+        str(len(iperf["runs"])) if iperf else "0"] for way, iperf in ways])
+    lines += ["", "### ftp uploads (sha256 checked by the server) and downloads (sha256 "
+              "checked by the client after the clock stops)", ""]
+    rows = []
+    for transfer in results.get("ftp") or []:
+        for direction, figures, verified, (_, iperf) in (
+                ("put", transfer["summary"], transfer["verified"], ways[0]),
+                ("get", transfer.get("download_summary"), transfer.get("downloads_verified"),
+                 ways[1])):
+            if not figures or not figures.get("mib_s"):
+                continue
+            iperf_mib = median(iperf["summary"], "mib_s") if iperf else None
+            rows.append([human_size(transfer["size"]), direction,
+                         spread_text(figures["mib_s"], 1), spread_text(figures["seconds"], 3),
+                         ratio_text(safe_ratio(median(figures, "mib_s"), iperf_mib)),
+                         "yes" if verified else "NO",
+                         spread_text(figures["server_cpu"], 0, 100)])
+    return lines + table(["file", "way", "MiB/s", "seconds", "× iperf3 that way",
+                          "sha256 verified", "server CPU %"], rows)
 
 
 def exec_table(execs: list[Mapping[str, Any]]) -> list[str]:
@@ -185,20 +197,24 @@ def udp_table(udp: list[Mapping[str, Any]]) -> list[str]:
 
 
 def targets(results: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """The issue's three targets: figure, goal, and whether it was met (None: unmeasured)."""
+    """The targets of docs/bench.md: figure, goal, and whether it was met (None: unmeasured)."""
     index = echo_index(results.get("echo") or [])
     found = []
     for reference, goal in (("asyncio", EPOLL_VS_ASYNCIO), ("uvloop", EPOLL_VS_UVLOOP)):
         value = echo_ratio(index, "epoll", TARGET_SIZE, TARGET_CONCURRENCY, reference)
         found.append({"target": f"epoll 1 KiB c=10 requests/s ÷ {reference}", "value": value,
                       "goal": f"≥ {goal:.2f}", "met": None if value is None else value >= goal})
-    iperf = results.get("iperf3")
-    upload = next((u for u in results.get("ftp") or [] if u["size"] == FTP_TARGET_SIZE), None)
-    value = safe_ratio(median(upload["summary"], "mib_s"), median(iperf["summary"], "mib_s")) \
-        if upload and iperf else None
-    found.append({"target": "ftp 1 GiB upload MiB/s ÷ iperf3", "value": value,
-                  "goal": f"≥ {FTP_VS_IPERF:.2f}",
-                  "met": None if value is None else value >= FTP_VS_IPERF})
+    transfer = next((u for u in results.get("ftp") or [] if u["size"] == FTP_TARGET_SIZE), None)
+    for name, figures_key, iperf_key, goal in (
+            ("ftp 1 GiB upload MiB/s ÷ iperf3", "summary", "iperf3", FTP_VS_IPERF),
+            ("ftp 1 GiB download MiB/s ÷ iperf3 -R", "download_summary", "iperf3_reverse",
+             FTP_GET_VS_IPERF)):
+        iperf = results.get(iperf_key)
+        figures = (transfer or {}).get(figures_key)
+        value = safe_ratio(median(figures, "mib_s"), median(iperf["summary"], "mib_s")) \
+            if figures and iperf else None
+        found.append({"target": name, "value": value, "goal": f"≥ {goal:.2f}",
+                      "met": None if value is None else value >= goal})
     epoll = [p for p in results.get("idle") or [] if p["target"] == "epoll"]
     value = safe_ratio(median(epoll[-1]["summary"], "latency_ms.p50"),
                        median(epoll[0]["summary"], "latency_ms.p50")) if len(epoll) > 1 else None
@@ -256,9 +272,9 @@ def header_lines(results: Mapping[str, Any]) -> list[str]:
         f"- Image {results['image']}: Python {versions.get('python', '?')}, Twisted "
         f"{versions.get('twisted', '?')}, uvloop {versions.get('uvloop', '?')}, "
         f"{versions.get('iperf3', 'iperf3 ?')}.",
-        f"- Every cell ran {p['runs']} times (uploads {p['ftp_runs']}): median (min–max). Echo "
-        f"runs: {p['warmup']} s warm-up, then {p['duration']} s measured; up to "
-        f"{p['max_processes']} load-generator processes on client-1.",
+        f"- Every cell ran {p['runs']} times (ftp uploads and downloads {p['ftp_runs']}): "
+        f"median (min–max). Echo runs: {p['warmup']} s warm-up, then {p['duration']} s "
+        f"measured; up to {p['max_processes']} load-generator processes on client-1.",
         pinning_line(results.get("pinning")),
         f"- Whole run: {results.get('seconds', 0):.0f} s.",
     ]

@@ -47,6 +47,7 @@ def measured(server: BenchHost, client: BenchHost, *args: str) -> dict[str, Any]
     with sampling_cpu(server) as samples:
         raw = client.json(*args)
     _with_server_cpu(raw["runs"], samples)
+    _with_server_cpu(raw.get("downloads") or [], samples)
     return raw
 
 
@@ -194,13 +195,16 @@ def run_memory(lab: BenchLab, holder: BenchHost, name: str, count: int,
             "per_connection": summary.per_connection(before, after, state["open"])}
 
 
-def _iperf_once(client: BenchHost, server: BenchHost, seconds: float) -> dict[str, Any]:
+def _iperf_once(client: BenchHost, server: BenchHost, seconds: float,
+                reverse: bool = False) -> dict[str, Any]:
+    """One iperf3 run from the client to the server (``reverse``: the server sends)."""
     server.start_detached("iperf3", "-s", "-1", "-p", str(IPERF_PORT))
     deadline = time.monotonic() + IPERF_WAIT
     while True:
         try:
             data = client.json("iperf3", "-c", server.alias, "-p", str(IPERF_PORT), "-t",
-                               f"{seconds:g}", "-J", timeout=int(seconds) + 30, whole=True)
+                               f"{seconds:g}", "-J", *(["-R"] if reverse else []),
+                               timeout=int(seconds) + 30, whole=True)
             break
         except ExecError:  # the server is not listening yet
             if time.monotonic() > deadline:
@@ -214,28 +218,37 @@ def _iperf_once(client: BenchHost, server: BenchHost, seconds: float) -> dict[st
 
 def run_iperf_and_ftp(lab: BenchLab, client: BenchHost, params: Params,
                       step: Step) -> dict[str, Any]:
-    """iperf3 from the client host to ftp-server's container, then the timed uploads."""
+    """iperf3 both ways between the client host and ftp-server's container, then the timed
+    uploads and downloads of each size (iperf3 -R, the server sending, is the downloads'
+    reference)."""
     ftp = VARIANTS["ftp"]
     server = lab.start(ftp.host)
+    bulk = ("mib_s", "seconds", "server_cpu")
     try:
-        step("iperf3 client -> ftp-server")
-        iperf_runs = [_iperf_once(client, server, params.iperf_seconds)
-                      for _ in range(params.runs)]
-        iperf = {"runs": iperf_runs, "summary": summary.summarize(iperf_runs, ("mib_s",
-                                                                              "gbit_s"))}
-        uploads = []
+        iperf = {}
+        for key, reverse, way in (("iperf3", False, "client -> ftp-server"),
+                                  ("iperf3_reverse", True, "ftp-server -> client (-R)")):
+            step(f"iperf3 {way}")
+            runs = [_iperf_once(client, server, params.iperf_seconds, reverse)
+                    for _ in range(params.runs)]
+            iperf[key] = {"runs": runs, "summary": summary.summarize(runs, ("mib_s", "gbit_s"))}
+        transfers = []
         for size in params.ftp_sizes:
-            step(f"ftp upload {summary.human_size(size)}")
+            step(f"ftp upload and download {summary.human_size(size)}")
             raw = measured(server, client, *LOAD, "ftp", "--host", server.alias, "--port",
                            str(ftp.main_port), "--size", str(size), "--runs",
-                           str(params.ftp_runs))
-            uploads.append({"size": size, "sha256": raw["sha256"], "runs": raw["runs"],
-                            "verified": all(r["verified"] for r in raw["runs"]),
-                            "summary": summary.summarize(raw["runs"], ("mib_s", "seconds",
-                                                                       "server_cpu"))})
+                           str(params.ftp_runs), "--downloads", str(params.ftp_runs))
+            downloads = raw.get("downloads") or []
+            transfers.append({
+                "size": size, "sha256": raw["sha256"], "runs": raw["runs"],
+                "verified": all(r["verified"] for r in raw["runs"]),
+                "summary": summary.summarize(raw["runs"], bulk),
+                "downloads": downloads,
+                "downloads_verified": bool(downloads) and all(r["verified"] for r in downloads),
+                "download_summary": summary.summarize(downloads, bulk)})
     finally:
         lab.remove(server)
-    return {"iperf3": iperf, "ftp": uploads}
+    return {**iperf, "ftp": transfers}
 
 
 def run_exec(lab: BenchLab, client: BenchHost, params: Params, step: Step) -> list[dict[str, Any]]:
