@@ -132,18 +132,23 @@ def test_a_starting_server_already_listening_counts_as_up(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """make up need not wait for the first health check (5 s): the host sees the port."""
     def host(name: str, health: str, pid: int) -> dict:
-        return {"Name": f"/socklab_{name}_1", "State": {"Status": "running", "Pid": pid,
-                                                        "Health": {"Status": health}},
+        return {"Name": f"/socklab_{name}_1", "Id": f"{pid:064x}",
+                "State": {"Status": "running", "Pid": pid, "Health": {"Status": health}},
                 "Config": {"Labels": {"com.docker.compose.service": name},
                            "Healthcheck": {"Test": ["CMD", "socklab-listening", "9000"]}}}
 
-    listening = {101: ("0.0.0.0",), 102: ()}
+    listening = {101: ("0.0.0.0",), 102: (), 104: ("0.0.0.0",)}
+    # 104's PID is not in its container here (an engine on another machine): not trusted.
+    cgroups = {f"/proc/{pid}/cgroup": f"0::/system.slice/docker-{pid:064x}.scope\n"
+               for pid in (101, 102, 103)} | {"/proc/104/cgroup": "0::/user.slice\n"}
+    monkeypatch.setattr(hostctl.containers, "read_host_file", cgroups.get)
     monkeypatch.setattr(hostctl.procfs, "listening",
                         lambda pid, port, transport: hostctl.procfs.Listening(
                             port, listening[pid]))
     states = hostctl.lab_states([host("tcp-server", "starting", 101),
                                  host("select-server", "starting", 102),
-                                 host("epoll-server", "healthy", 103)])
+                                 host("epoll-server", "healthy", 103),
+                                 host("udp-server", "starting", 104)])
     assert states == {"tcp-server": hostctl.LISTENING, "select-server": "starting",
-                      "epoll-server": "healthy"}
-    assert hostctl.sort_states(states) == (["select-server"], [])
+                      "epoll-server": "healthy", "udp-server": "starting"}
+    assert hostctl.sort_states(states) == (["select-server", "udp-server"], [])

@@ -172,17 +172,27 @@ def health_ports(container: dict[str, Any]) -> tuple[list[int], str] | None:
     return (ports, "udp" if "udp" in args else "tcp") if ports else None
 
 
+def is_local_process(container: dict[str, Any]) -> bool:
+    """Whether the engine's PID for ``container`` is a process of this machine inside it:
+    its /proc/PID/cgroup names the container's id. An engine elsewhere (DOCKER_HOST on
+    another machine) gives PIDs of its own machine, which here are someone else's."""
+    pid, container_id = container["State"].get("Pid"), container.get("Id")
+    if not pid or not container_id:
+        return False
+    return container_id in (containers.read_host_file(f"/proc/{pid}/cgroup") or "")
+
+
 def listening_now(container: dict[str, Any]) -> bool:
     """Whether a starting server already listens where its health check will look: read
     from this machine's /proc (the check's first run is up to an interval away, 5 s)."""
     looked_for = health_ports(container)
-    pid = container["State"].get("Pid")
-    if looked_for is None or not pid:
-        return False
+    if looked_for is None or not is_local_process(container):
+        return False  # the health check will tell
     ports, transport = looked_for
+    pid = container["State"]["Pid"]
     try:
         return all(procfs.listening(pid, port, transport).addresses for port in ports)
-    except OSError:  # not this machine's engine, or no right to read: wait for the check
+    except OSError:  # no right to read: wait for the check
         return False
 
 
