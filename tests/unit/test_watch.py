@@ -48,6 +48,39 @@ def test_an_answer_is_read_as_sockets_until_done() -> None:
         diag.parse(error)
 
 
+def test_the_tail_of_an_earlier_dump_is_not_taken_for_this_one() -> None:
+    """A dump cut short leaves its tail (sockets, its end, an error) queued: skipped."""
+    stale = (diag_message(10, 7000, 1, 1) + netlink.message(netlink.NLMSG_DONE, 2, bytes(4), 1)
+             + netlink.message(netlink.NLMSG_ERROR, 0, struct.pack("=i", -1) + bytes(16), 1))
+    assert diag.parse(stale, sequence=2) == ([], False)
+    mine = netlink.message(diag.SOCK_DIAG_BY_FAMILY, 2, diag_message(10, 9000, 5, 6)[16:], 2)
+    sockets, finished = diag.parse(stale + mine, sequence=2)
+    assert [s.local_port for s in sockets] == [9000] and not finished
+
+
+def test_a_dump_cut_short_does_not_spoil_the_next() -> None:
+    """Over a real sock_diag socket: a dump abandoned after its first socket, then a whole
+    one on the same socket, which lists each listener once and ends at its own end."""
+    listeners = []
+    try:
+        for _ in range(600):  # enough for the answer to span several reads
+            listener = socket.socket()
+            listeners.append(listener)
+            listener.bind(("127.0.0.1", 0))
+            listener.listen(1)
+        ports = {listener.getsockname()[1] for listener in listeners}
+        with diag.open_socket() as sock:
+            cut_short = diag.dump(sock, socket.AF_INET)
+            next(cut_short)
+            del cut_short  # its tail stays queued on the socket
+            listed = [s.local_port for s in diag.all_sockets(sock, ipv6=False)
+                      if s.state == "LISTEN" and s.local_port in ports]
+        assert sorted(listed) == sorted(ports)
+    finally:
+        for listener in listeners:
+            listener.close()
+
+
 def test_the_kernel_reports_a_listeners_queue_and_its_limit() -> None:
     """In this test's own namespace: listen(3), two connections never accepted."""
     with socket.socket() as listener:
@@ -109,6 +142,19 @@ def test_states_listeners_and_ports_in_use() -> None:
     ports = kernel.ports_in_use(sockets, kernel.port_range("40000\t40009"))
     assert ports == {"in_use": 2, "first": 40000, "last": 40009, "size": 10}
     assert kernel.port_range("garbage") is None
+
+
+def test_a_half_open_connection_is_counted_once_at_its_listener() -> None:
+    """Port 9000 over IPv4 and IPv6: an IPv4 client's SYN_RECV is the IPv4 listener's,
+    an IPv6 client's the IPv6 one's; with only an IPv6 (dual-stack) listener, both its."""
+    v4 = diag.Socket("LISTEN", 9000, 0, 0, 5, socket.AF_INET, "0.0.0.0")
+    v6 = diag.Socket("LISTEN", 9000, 0, 0, 5, socket.AF_INET6, "::")
+    from_v4 = diag.Socket("SYN_RECV", 9000, 41000, 0, 0, socket.AF_INET, "172.18.0.2")
+    from_v6 = diag.Socket("SYN_RECV", 9000, 41001, 0, 0, socket.AF_INET6, "fd00::2")
+    both = kernel.listeners([v4, v6, from_v4, from_v4, from_v6])
+    assert [entry["syn_recv"] for entry in both] == [2, 1]  # not 3 and 3
+    assert [entry["syn_recv"] for entry in kernel.listeners([v6, from_v4, from_v6])] == [2]
+    assert kernel.listeners([from_v4]) == []
 
 
 def test_process_files() -> None:

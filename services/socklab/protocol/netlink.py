@@ -30,15 +30,21 @@ def message(kind: int, flags: int, body: bytes, sequence: int = 0) -> bytes:
     return HEADER.pack(HEADER.size + len(body), kind, flags, sequence, 0) + body
 
 
-def messages(datagram: bytes) -> Iterator[tuple[int, bytes]]:
-    """(type, payload) of each message of ``datagram``; an error message raises."""
+def messages(datagram: bytes, sequence: int | None = None) -> Iterator[tuple[int, bytes]]:
+    """(type, payload) of each message of ``datagram``; an error message raises.
+
+    With ``sequence``, messages answering another request (the tail of an
+    earlier dump that was cut short) are skipped.
+    """
     offset = 0
     while offset + HEADER.size <= len(datagram):
-        length, kind, _flags, _sequence, _port = HEADER.unpack_from(datagram, offset)
+        length, kind, _flags, answered, _port = HEADER.unpack_from(datagram, offset)
         if length < HEADER.size:
             raise RemoteProtocolError(f"netlink message of length {length}")
         payload = datagram[offset + HEADER.size: offset + length]
-        if kind == NLMSG_ERROR:
+        if sequence is not None and answered != sequence:
+            pass
+        elif kind == NLMSG_ERROR:
             (code,) = struct.unpack_from("=i", payload)
             if code:
                 raise NetlinkError(-code, f"netlink: the kernel refused the request, "

@@ -15,6 +15,7 @@ Building the request and reading the answer are pure (``request``,
 
 from __future__ import annotations
 
+import itertools
 import socket
 import struct
 from collections.abc import Iterator
@@ -67,11 +68,12 @@ def request(family: int, sequence: int = 1) -> bytes:
                            body, sequence)
 
 
-def parse(data: bytes) -> tuple[list[Socket], bool]:
+def parse(data: bytes, sequence: int | None = None) -> tuple[list[Socket], bool]:
     """The sockets in one ``recv`` of the answer, and whether the dump is done; an
-    error answer raises ``NetlinkError``."""
+    error answer raises ``NetlinkError``. With ``sequence``, only the answer to that
+    request counts."""
     sockets, done = [], False
-    for kind, payload in netlink.messages(data):
+    for kind, payload in netlink.messages(data, sequence):
         if kind == netlink.NLMSG_DONE:
             done = True
         elif kind == SOCK_DIAG_BY_FAMILY:
@@ -84,11 +86,30 @@ def parse(data: bytes) -> tuple[list[Socket], bool]:
     return sockets, done
 
 
+# Each dump has a sequence number of its own: a dump cut short (an error, a reader that
+# stopped) leaves its tail queued on the socket, and the next dump must not take that
+# tail, or its end, for its own answer.
+SEQUENCES = itertools.count(1)
+
+
+def _drain(sock: socket.socket) -> None:
+    """Read and drop what a dump cut short left: the kernel goes on with that dump (and
+    refuses a new one, EBUSY) until its end has been read."""
+    while True:
+        try:
+            if not sock.recv(1 << 17, socket.MSG_DONTWAIT):
+                return
+        except BlockingIOError:
+            return
+
+
 def dump(sock: socket.socket, family: int) -> Iterator[Socket]:
     """Every TCP socket of ``family`` in ``sock``'s network namespace."""
-    sock.send(request(family))
+    sequence = next(SEQUENCES) & 0xFFFFFFFF
+    _drain(sock)
+    sock.send(request(family, sequence))
     while True:
-        sockets, done = parse(sock.recv(1 << 17))
+        sockets, done = parse(sock.recv(1 << 17), sequence)
         yield from sockets
         if done:
             return

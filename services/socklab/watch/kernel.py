@@ -99,14 +99,27 @@ def listeners(sockets: Iterable[Socket]) -> list[dict[str, int]]:
     """Each listening port: its accept queue now, the queue's limit, its half-open count.
 
     A port listened on over IPv4 and IPv6 (two sockets) is listed once per
-    socket; the engine's DNS listener is left out.
+    socket, and each half-open connection is counted once, at the listener
+    that will accept it (``half_open_owner``); the engine's DNS listener is
+    left out.
     """
     sockets = list(sockets)
-    half_open = Counter(s.local_port for s in sockets if s.state == "SYN_RECV")
+    listening = [s for s in sockets if s.state == "LISTEN" and s.local_address != ENGINE_DNS]
+    half_open = Counter(half_open_owner(s, listening) for s in sockets if s.state == "SYN_RECV")
     return sorted(({"port": s.local_port, "queued": s.rqueue, "limit": s.wqueue,
-                    "syn_recv": half_open.get(s.local_port, 0)}
-                   for s in sockets if s.state == "LISTEN" and s.local_address != ENGINE_DNS),
+                    "syn_recv": half_open.get(index, 0)} for index, s in enumerate(listening)),
                   key=lambda listener: listener["port"])
+
+
+def half_open_owner(half_open: Socket, listening: list[Socket]) -> int | None:
+    """The index in ``listening`` of the listener a half-open connection belongs to: of
+    its port, the same family before the other (an IPv6 listener also takes IPv4
+    clients), its own address before a wildcard; None when no listener has its port."""
+    candidates = [i for i, s in enumerate(listening) if s.local_port == half_open.local_port]
+    if not candidates:
+        return None
+    return min(candidates, key=lambda i: (listening[i].family != half_open.family,
+                                          listening[i].local_address != half_open.local_address))
 
 
 def states(sockets: Iterable[Socket]) -> dict[str, int]:
