@@ -20,6 +20,7 @@ import contextlib
 import os
 import shlex
 import tempfile
+import threading
 import urllib.parse
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -61,20 +62,27 @@ def ssh_home(ssh_config: Path, into: Path) -> Path:
     return into
 
 
+# The Docker SDK's ssh transport reads ~/.ssh (config, known hosts) only while a client
+# is made, with no way to name another directory: HOME points at ``home`` for that
+# moment. HOME is the process's, so the moments are taken one at a time.
+_HOME_LOCK = threading.Lock()
+
+
 @contextlib.contextmanager
 def _home(home: Path | None) -> Iterator[None]:
     if home is None:
         yield
         return
-    before = os.environ.get("HOME")
-    os.environ["HOME"] = str(home)
-    try:
-        yield
-    finally:
-        if before is None:
-            os.environ.pop("HOME", None)
-        else:
-            os.environ["HOME"] = before
+    with _HOME_LOCK:
+        before = os.environ.get("HOME")
+        os.environ["HOME"] = str(home)
+        try:
+            yield
+        finally:
+            if before is None:
+                os.environ.pop("HOME", None)
+            else:
+                os.environ["HOME"] = before
 
 
 def connect(url: str | None, home: Path | None = None, timeout: int = 120) -> Any:
