@@ -128,14 +128,21 @@ def test_serve_connection_survives_a_connection_reset_in_the_queue(log) -> None:
 
 
 class RecordingSocket:
-    """Records each send call (all of it taken at once): what the kernel would get per write."""
+    """Records each send call (all of it taken at once): what the kernel would get per write;
+    a sendfile call is recorded as ``("sendfile", offset, count)``."""
 
     def __init__(self) -> None:
-        self.writes: list[bytes] = []
+        self.writes: list[object] = []
+        self.flags: list[int] = []
 
-    def send(self, data: bytes) -> int:
+    def send(self, data: bytes, flags: int = 0) -> int:
         self.writes.append(bytes(data))
+        self.flags.append(flags)
         return len(data)
+
+    def sendfile(self, file, offset: int, count: int) -> int:
+        self.writes.append(("sendfile", offset, count))
+        return count
 
 
 def test_send_all_gathers_small_chunks_into_one_write() -> None:
@@ -153,6 +160,38 @@ def test_send_all_flushes_at_an_empty_chunk() -> None:
     sock = RecordingSocket()
     send_all(sock, [b"200", FLUSH, b"201"])  # type: ignore[arg-type]
     assert sock.writes == [b"200", b"201"]
+
+
+def test_send_all_sends_a_small_file_with_its_answer_in_one_write(tmp_path) -> None:
+    """Sent apart, the file's few bytes would wait (Nagle) for the ACK of the answer,
+    which the client delays up to 40 ms."""
+    (tmp_path / "f").write_bytes(b"12345")
+    sock = RecordingSocket()
+    with (tmp_path / "f").open("rb") as file:
+        base.send_all(sock, [b"200\n", FileSpan(file, 5), b"next"])  # type: ignore[arg-type]
+    assert sock.writes == [b"200\n12345next"]
+
+
+def test_send_all_sends_a_large_file_with_sendfile_right_behind_its_answer(tmp_path) -> None:
+    size = base.COALESCE_LIMIT + 1
+    (tmp_path / "f").write_bytes(bytes(size))
+    sock = RecordingSocket()
+    with (tmp_path / "f").open("rb") as file:
+        base.send_all(sock, [b"200\n", FileSpan(file, size), b"next"])  # type: ignore[arg-type]
+    assert sock.writes == [b"200\n", ("sendfile", 0, size), b"next"]
+    assert sock.flags == [base.MSG_MORE, 0] and base.MSG_MORE  # the answer waits for the file
+
+
+def test_buffer_pool_lends_at_most_count_and_survives_a_failed_allocation() -> None:
+    pool = base.BufferPool(2, 16)
+    first, second = pool.take(), pool.take()
+    assert first is not None and second is not None and pool.take() is None
+    pool.give(first)
+    assert pool.take() is first
+    huge = base.BufferPool(1, 1 << 62)
+    with pytest.raises(MemoryError):
+        huge.take()
+    assert huge.made == 0  # the failed allocation did not use up the pool
 
 
 def test_send_fully_times_out_only_without_progress(socket_pair) -> None:
@@ -281,17 +320,19 @@ def test_blocking_download_sent_with_sendfile(tmp_path, socket_pair, background,
     thread.join(5)
 
 
-def test_blocking_download_of_a_file_cut_short_closes(tmp_path, socket_pair, log,
-                                                      caplog) -> None:
-    """A file shorter than announced: what there is, then the close, never a client's wait."""
-    (tmp_path / "f").write_bytes(b"12345")
+@pytest.mark.parametrize("size", [5, base.COALESCE_LIMIT + 1], ids=["small", "sendfile"])
+def test_blocking_download_of_a_file_cut_short_closes(tmp_path, socket_pair, log, caplog,
+                                                      size: int) -> None:
+    """A file shorter than announced: at most what there is, then the close, never a
+    client's wait for bytes that will not come."""
+    body = os.urandom(size)
+    (tmp_path / "f").write_bytes(body)
 
     class Short(RecordingEcho):
         def feed(self, data: bytes):
-            file = (tmp_path / "f").open("rb")
-            yield b"header\n"
-            yield FileSpan(file, 8)
-            file.close()
+            with (tmp_path / "f").open("rb") as file:
+                yield b"header\n"
+                yield FileSpan(file, size + 3)
 
     server, client = socket_pair
     client.sendall(b"go")
@@ -299,7 +340,10 @@ def test_blocking_download_of_a_file_cut_short_closes(tmp_path, socket_pair, log
     with caplog.at_level(logging.INFO, logger=log.name):
         serve_connection(server, Short(), log)
     received = b""
-    while chunk := client.recv(100):
+    while chunk := client.recv(1 << 20):
         received += chunk
-    assert received == HELLO + b"header\n12345"
-    assert "3 bytes short of the 8" in caplog.text and "reason=short-file" in caplog.text
+    # sendfile sends what there is; a small file is read first, and found short before
+    # anything of the reply went out
+    sent = b"header\n" + body if size > base.COALESCE_LIMIT else b""
+    assert received == HELLO + sent
+    assert "3 bytes short of the" in caplog.text and "reason=short-file" in caplog.text

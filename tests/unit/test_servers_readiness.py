@@ -32,6 +32,7 @@ from socklab.servers.readiness import (
     ReadinessServer,
     SelectPoller,
 )
+from socklab.sessions import FileSpan
 from socklab.sessions.echo import UpperEcho
 
 IO_TIMEOUT = 5.0
@@ -128,6 +129,29 @@ def recv_to_eof(sock: socket.socket) -> bytes:
     while chunk := sock.recv(RECV_SIZE):
         data += chunk
     return bytes(data)
+
+
+def test_readiness_closes_a_reply_whose_file_is_short_and_serves_the_others(
+        running: Running, tmp_path) -> None:
+    """A FileSpan longer than its file ends that connection, not the loop."""
+    (tmp_path / "f").write_bytes(b"12345")
+    normal = running.server.new_session
+
+    class Short(UpperEcho):
+        def feed(self, data: bytes):
+            with (tmp_path / "f").open("rb") as file:
+                yield b"header\n"
+                yield FileSpan(file, 8)
+
+    running.server.new_session = functools.partial(Short, HELLO)
+    with running.connect() as short:
+        short.sendall(b"get")
+        assert recv_to_eof(short).startswith(HELLO)  # closed, not left waiting
+    running.server.new_session = normal
+    with running.connect() as client:
+        assert recv_exact(client, len(HELLO)) == HELLO
+        client.sendall(b"abc")
+        assert recv_exact(client, 3) == b"ABC"
 
 
 def test_readiness_greets_with_hello(running: Running) -> None:

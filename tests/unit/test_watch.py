@@ -155,6 +155,9 @@ def test_a_half_open_connection_is_counted_once_at_its_listener() -> None:
     assert [entry["syn_recv"] for entry in both] == [2, 1]  # not 3 and 3
     assert [entry["syn_recv"] for entry in kernel.listeners([v6, from_v4, from_v6])] == [2]
     assert kernel.listeners([from_v4]) == []
+    loopback = diag.Socket("LISTEN", 9000, 0, 0, 5, socket.AF_INET, "127.0.0.1")
+    # a loopback listener cannot take a client of 172.18.0.2: the IPv6 wildcard one does
+    assert [entry["syn_recv"] for entry in kernel.listeners([loopback, v6, from_v4])] == [0, 1]
 
 
 def test_process_files() -> None:
@@ -375,3 +378,22 @@ def test_a_restarted_container_is_entered_again_and_its_old_socket_closed(
     engine.containers_now.clear()  # the container is gone
     collector.discover()
     assert collector.hosts == {} and made[1].diag.closed
+
+
+def test_a_failed_dump_shows_the_problem_and_the_next_refresh_has_a_new_socket(
+        entered: tuple[list[Any], set[int]], monkeypatch: pytest.MonkeyPatch) -> None:
+    made, alive = entered
+    alive.add(10)
+    engine = FakeEngine({"a": ("tcp-server", 10)})
+    collector = collect.Collector(engine, {}, "x", follow_logs=False)  # type: ignore[arg-type]
+    collector.discover()
+    host = collector.hosts["tcp-server"]
+
+    def refused(sock: Any, ipv6: bool = True) -> list[Any]:
+        raise netlink.NetlinkError(16, "netlink: the kernel refused the request, errno 16")
+
+    monkeypatch.setattr(collect.diag, "all_sockets", refused)
+    answer = collector.read_host(host, 1.0)
+    assert "errno 16" in answer["problem"]
+    assert [n.pid for n in made] == [10, 10] and made[0].diag.closed
+    assert host.namespace is made[1] and not made[1].diag.closed

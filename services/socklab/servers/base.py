@@ -54,8 +54,9 @@ class BufferPool:
                 return self._free.pop()
             if self.made == self.count:
                 return None
+            buffer = memoryview(bytearray(self.size))  # a MemoryError leaves the count as it was
             self.made += 1
-        return memoryview(bytearray(self.size))
+        return buffer
 
     def give(self, buffer: memoryview) -> None:
         with self._lock:
@@ -163,6 +164,9 @@ class AcceptFailures:
             self.since, self.count = None, 0
 
 
+# Linux's "more is coming" flag for send(); 0 (no effect) where the socket module lacks it.
+MSG_MORE = getattr(socket, "MSG_MORE", 0)
+
 # Small chunks of one reply are sent together, up to this many bytes. Sent
 # one by one, the second would wait for the ACK of the first (Nagle's
 # algorithm) while the client delays that ACK (up to 40 ms on Linux): a
@@ -170,7 +174,7 @@ class AcceptFailures:
 COALESCE_LIMIT = 64 << 10
 
 
-def send_fully(conn: socket.socket, data: bytes | bytearray) -> None:
+def send_fully(conn: socket.socket, data: bytes | bytearray, flags: int = 0) -> None:
     """``sendall``, but the socket's timeout bounds each wait for progress, not the whole.
 
     ``sendall``'s timeout covers the entire call, so a client reading a large
@@ -179,7 +183,7 @@ def send_fully(conn: socket.socket, data: bytes | bytearray) -> None:
     """
     view = memoryview(data)
     while view:
-        view = view[conn.send(view):]
+        view = view[conn.send(view, flags):]
 
 
 def send_file(conn: socket.socket, span: FileSpan) -> int:
@@ -200,15 +204,21 @@ def send_all(conn: socket.socket, chunks: Iterable[Chunk]) -> int:
     """Send every chunk, small ones in one write; close a generator even when sending fails.
 
     An empty chunk (``sessions.FLUSH``) sends what is pending at once; a
-    ``FileSpan`` goes out with ``sendfile``, after what is pending.
+    ``FileSpan`` goes out with ``sendfile``, right behind what is pending (a
+    small one is read and sent with it).
     """
     sent = 0
     pending = bytearray()
     try:
         for chunk in chunks:
             if isinstance(chunk, FileSpan):
+                if chunk.count <= COALESCE_LIMIT:  # small: with what precedes, one write
+                    pending += b"".join(chunk.pieces())
+                    continue
                 if pending:
-                    send_fully(conn, pending)
+                    # MSG_MORE: what precedes (a download's answer) waits for the file's
+                    # first bytes instead of going alone, whose ACK the client delays.
+                    send_fully(conn, pending, MSG_MORE)
                     sent += len(pending)
                     pending.clear()
                 sent += send_file(conn, chunk)

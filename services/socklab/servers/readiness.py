@@ -34,7 +34,15 @@ from socklab.servers.base import (
     RECV_SIZE,
     AcceptFailures,
 )
-from socklab.servers.conn import EOF, FINISHED, IDLE_TIMEOUT, SERVER_STOP, Connection, error_reason
+from socklab.servers.conn import (
+    EOF,
+    FINISHED,
+    IDLE_TIMEOUT,
+    SERVER_STOP,
+    SHORT_FILE,
+    Connection,
+    error_reason,
+)
 from socklab.sessions import SessionFactory, byte_chunks
 
 # Bytes one connection may read in one turn before the loop serves the others:
@@ -279,6 +287,10 @@ class ReadinessServer:
             if error.errno not in PEER_GONE_ERRNOS:
                 raise
             self._close(conn, error_reason(error))
+            return
+        except EOFError as error:  # a file under a reply was cut short: only a close tells
+            self.log.warning("reply cut short peer=%s: %s", conn.peer, error)
+            self._close(conn, SHORT_FILE)
             return
         if not conn.out and (conn.eof or conn.session.finished):
             self._close(conn, EOF if conn.eof else FINISHED)

@@ -58,7 +58,13 @@ class SessionProtocol(policies.TimeoutMixin, protocol.Protocol):
     def dataReceived(self, data: bytes) -> None:  # noqa: N802
         self.resetTimeout()
         self.connection.bytes_in += len(data)
-        self._write(byte_chunks(self.session.feed(data)))
+        try:
+            self._write(byte_chunks(self.session.feed(data)))
+        except EOFError as error:  # a file under a reply was cut short: only a close tells
+            self.connection.log.warning("reply cut short peer=%s: %s", self.connection.peer,
+                                        error)
+            self._close()
+            return
         if self.session.finished:
             self._close()
 

@@ -188,6 +188,7 @@ class Collector:
         try:
             sockets = diag.all_sockets(host.namespace.diag, ipv6)
         except OSError as error:
+            self._reenter(host)
             return {"role": host.role, "container": host.container,
                     "problem": f"sock_diag: {error}"}
         files = {name: read_text(f"/proc/{pid}/net/{name}") for name in ("snmp", "netstat")}
@@ -204,6 +205,15 @@ class Collector:
                                 per_second=per_second, processes=processes, cpu=cpu,
                                 events=list(host.events))
         return {"container": host.container, **view}
+
+    def _reenter(self, host: Host) -> None:
+        """After a failed dump, a new sock_diag socket for the next refresh: a dump the
+        kernel could not finish (ENOBUFS) keeps an old socket refusing every new one."""
+        with contextlib.suppress(OSError):
+            fresh = netns.enter(host.namespace.pid)
+            old, host.namespace = host.namespace, fresh
+            with contextlib.suppress(OSError):
+                old.diag.close()
 
     def snapshot(self) -> dict[str, Any]:
         """Every host now: the schema of docs/watch.md."""

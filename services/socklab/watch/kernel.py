@@ -111,11 +111,16 @@ def listeners(sockets: Iterable[Socket]) -> list[dict[str, int]]:
                   key=lambda listener: listener["port"])
 
 
+WILDCARDS = ("0.0.0.0", "::")
+
+
 def half_open_owner(half_open: Socket, listening: list[Socket]) -> int | None:
     """The index in ``listening`` of the listener a half-open connection belongs to: of
-    its port, the same family before the other (an IPv6 listener also takes IPv4
-    clients), its own address before a wildcard; None when no listener has its port."""
-    candidates = [i for i, s in enumerate(listening) if s.local_port == half_open.local_port]
+    the listeners on its port and its address (or every address), the same family
+    before the other (an IPv6 listener also takes IPv4 clients), its own address before
+    a wildcard; None when no listener can take it."""
+    candidates = [i for i, s in enumerate(listening) if s.local_port == half_open.local_port
+                  and s.local_address in (half_open.local_address, *WILDCARDS)]
     if not candidates:
         return None
     return min(candidates, key=lambda i: (listening[i].family != half_open.family,
