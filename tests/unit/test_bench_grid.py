@@ -73,7 +73,8 @@ def test_processes_never_outnumber_connections() -> None:
 def test_step_count_covers_every_workload() -> None:
     steps = count_steps(FULL)
     assert steps == (len(echo_cells(FULL)) * FULL.runs + len(idle_points(FULL))
-                     + len(FULL.ftp_sizes) + 1 + len(FULL.exec_modes) + len(FULL.udp_rates)
+                     + FULL.paired_runs * 2  # epoll with asyncio, and with uvloop
+                     + len(FULL.ftp_sizes) + 2 + len(FULL.exec_modes) + len(FULL.udp_rates)
                      + len(FULL.memory_targets))
 
 

@@ -114,6 +114,27 @@ def test_render_has_every_section_and_the_ratios() -> None:
     assert "0.50 before, 0.50–1.50 during, 0.70 after" in text
 
 
+def paired(reference: str, ratios: list[float]) -> dict[str, Any]:
+    runs = [{"ratio": r, "rps": 1000.0 * r, "reference_rps": 1000.0} for r in ratios]
+    return {"target": "epoll", "reference": reference, "size": 1024, "concurrency": 10,
+            "turn": 0.2, "seconds": 2.4, "runs": runs,
+            "summary": summarize(runs, ("ratio", "rps", "reference_rps"))}
+
+
+def test_targets_take_the_ratios_measured_in_turns_where_the_run_has_them() -> None:
+    both = results(paired=[paired("asyncio", [0.9, 0.95, 2.2]), paired("uvloop", [0.85])])
+    found = {t["target"]: t for t in report.targets(both)}
+    asyncio = found["epoll 1 KiB c=10 requests/s ÷ asyncio (in turns)"]
+    assert asyncio["value"] == pytest.approx(0.95)  # the median in turns, not the cells 1.25
+    assert asyncio["met"] is False
+    assert found["epoll 1 KiB c=10 requests/s ÷ uvloop (in turns)"]["met"] is True
+    text = report.render(both, [])
+    assert "### The target ratios, measured in turns" in text
+    row = "| epoll ÷ asyncio | 0.950 (0.900–2.200) | 950 (900–2,200) | 1,000 (1,000–1,000) |"
+    assert row in text
+    assert "Not measured in this run." in report.render(results(), [])
+
+
 def test_render_lists_errors() -> None:
     text = report.render(results(errors=[{"workload": "udp", "error": "boom"}]), [])
     assert "## Errors" in text and "- udp: boom" in text

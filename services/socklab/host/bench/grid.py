@@ -45,6 +45,11 @@ class Params:
     memory_targets: tuple[str, ...] = ()
     # QUICK: the one concurrency non-blocking servers are measured at (None: all of them).
     quick_concurrency: int | None = None
+    # The target ratios measured again with both servers in one run, taking turns of
+    # ``paired_turn`` seconds (load.py echo --versus): this many runs per reference.
+    paired_runs: int = 5
+    paired_seconds: float = 2.4
+    paired_turn: float = 0.2
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -77,8 +82,14 @@ QUICK = Params(
     udp_rates=(10_000,), udp_duration=0.3, udp_size=64,
     idle_counts={"epoll": (100, 1000)}, idle_duration=0.3, idle_runs=2,
     memory_connections=100, memory_targets=(),
-    quick_concurrency=10,
+    quick_concurrency=10, paired_runs=1, paired_seconds=0.8,
 )
+
+# The server the targets are about, the references it is measured against in turns,
+# and the cell (message size, connections) they name.
+PAIRED_TARGET = "epoll"
+PAIRED_REFERENCES = ("asyncio", "uvloop")
+PAIRED_SIZE, PAIRED_CONCURRENCY = 1 * KIB, 10
 
 
 @dataclass(frozen=True)
@@ -121,5 +132,6 @@ def idle_points(params: Params) -> list[tuple[str, int]]:
 def count_steps(params: Params) -> int:
     """How many measured steps a run has: the progress bar's total."""
     return (len(echo_cells(params)) * params.runs + len(idle_points(params))
-            + len(params.ftp_sizes) + 1
+            + params.paired_runs * len(PAIRED_REFERENCES)
+            + len(params.ftp_sizes) + 2  # iperf3 each way
             + len(params.exec_modes) + len(params.udp_rates) + len(params.memory_targets))

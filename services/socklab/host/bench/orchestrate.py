@@ -91,8 +91,10 @@ def run_workloads(lab: BenchLab, params: Params, results: dict[str, Any],
                                   f"{error}", "traceback": traceback.format_exc()[-3000:]})
 
     try:
-        results["echo"] = workloads.run_echo_interleaved(
-            client_1, dict(zip(names, servers, strict=True)), params, step, failed)
+        by_name = dict(zip(names, servers, strict=True))
+        results["echo"] = workloads.run_echo_interleaved(client_1, by_name, params, step, failed)
+        results["paired"] = _attempt(results, "echo in turns", lambda: workloads.run_echo_paired(
+            client_1, by_name, params, step)) or []
     finally:
         for server in servers:
             lab.remove(server)

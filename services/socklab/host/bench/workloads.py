@@ -15,7 +15,16 @@ from collections.abc import Callable
 from typing import Any
 
 from socklab.host.bench import summary
-from socklab.host.bench.grid import EchoCell, Params, echo_cells, processes_for
+from socklab.host.bench.grid import (
+    PAIRED_CONCURRENCY,
+    PAIRED_REFERENCES,
+    PAIRED_SIZE,
+    PAIRED_TARGET,
+    EchoCell,
+    Params,
+    echo_cells,
+    processes_for,
+)
 from socklab.host.bench.lab import BenchHost, BenchLab, ExecError, sampling_cpu
 from socklab.host.bench.targets import ECHO_TARGETS, EchoTarget
 from socklab.registry import VARIANTS
@@ -108,6 +117,43 @@ def run_echo_interleaved(client: BenchHost, servers: dict[str, BenchHost], param
              "concurrency": c.concurrency, "processes": processes_for(c.concurrency, params),
              "runs": runs[c.key], "summary": summary.echo_summary(runs[c.key])}
             for c in cells if runs[c.key]]
+
+
+def paired_args(target: EchoTarget, reference: EchoTarget, params: Params) -> list[str]:
+    """``load.py echo --versus``: the target and a reference in one run, taking turns."""
+    args = echo_args(target, PAIRED_SIZE, PAIRED_CONCURRENCY, params, params.paired_seconds, 1)
+    return [*args, "--versus", reference.alias, "--versus-port", str(reference.port),
+            "--turn", str(params.paired_turn)]
+
+
+def run_echo_paired(client: BenchHost, servers: dict[str, BenchHost], params: Params,
+                    step: Step) -> list[dict[str, Any]]:
+    """PAIRED_TARGET ÷ each reference, measured in turns, ``params.paired_runs`` times each.
+
+    Two rates measured seconds apart on a shared machine differ by a third (the
+    cells above); taking turns every ``paired_turn`` seconds in one run, a drift
+    of the machine weighs on both alike and their ratio moves little. The
+    references take turns run by run as well. Needs the servers of the echo
+    cells, still up.
+    """
+    target = ECHO_TARGETS[PAIRED_TARGET]
+    references = [name for name in PAIRED_REFERENCES if name in servers]
+    if PAIRED_TARGET not in servers or not references:
+        return []
+    runs: dict[str, list[dict[str, Any]]] = {name: [] for name in references}
+    for repeat in range(params.paired_runs):
+        for name in references:
+            step(f"{PAIRED_TARGET} and {name} in turns run {repeat + 1}/{params.paired_runs}")
+            raw = client.json(*paired_args(target, ECHO_TARGETS[name], params))
+            run = raw["runs"][0]
+            runs[name].append({"ratio": run["ratio"], "rps": run["sides"][0]["rps"],
+                               "reference_rps": run["sides"][1]["rps"],
+                               "block_ratios": run["block_ratios"], "window": run["window"]})
+    return [{"target": PAIRED_TARGET, "reference": name, "size": PAIRED_SIZE,
+             "concurrency": PAIRED_CONCURRENCY, "turn": params.paired_turn,
+             "seconds": params.paired_seconds, "runs": runs[name],
+             "summary": summary.summarize(runs[name], ("ratio", "rps", "reference_rps"))}
+            for name in references]
 
 
 def hold_connections(holder: BenchHost, target: EchoTarget, count: int) -> dict[str, Any]:
