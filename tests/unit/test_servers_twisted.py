@@ -11,6 +11,7 @@ from twisted.python.failure import Failure
 
 from socklab.registry import HELLO
 from socklab.servers.twisted_server import SessionFactoryAdapter, SessionProtocol
+from socklab.sessions import FileSpan
 from socklab.sessions.echo import Echo, UpperEcho
 
 
@@ -70,6 +71,24 @@ def test_twisted_read_connection_lost_closes_after_writes(session, transport, lo
     protocol.readConnectionLost()
     assert transport.disconnecting  # loseConnection: the transport flushes, then closes
     assert transport.value() == b"pending"
+
+
+def test_twisted_reply_with_a_short_file_loses_only_that_connection(transport, log, tmp_path,
+                                                                    caplog) -> None:
+    """A FileSpan longer than its file: what there is, then the close, no exception."""
+    (tmp_path / "f").write_bytes(b"12345")
+
+    class Short(Echo):
+        def feed(self, data: bytes):
+            with (tmp_path / "f").open("rb") as file:
+                yield b"header\n"
+                yield FileSpan(file, 8)
+
+    protocol = connected(Short(), transport, log)
+    with caplog.at_level(logging.WARNING, logger=log.name):
+        protocol.dataReceived(b"get")
+    assert transport.value() == b"header\n12345" and transport.disconnecting
+    assert "3 bytes short of the 8" in caplog.text
 
 
 def test_twisted_write_connection_lost_loses_connection(session, transport, log) -> None:
