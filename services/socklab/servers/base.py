@@ -196,7 +196,7 @@ def send_file(conn: socket.socket, span: FileSpan) -> int:
         return 0  # sendfile refuses a count of 0
     sent = conn.sendfile(span.file, span.file.tell(), span.count)
     if sent < span.count:
-        raise EOFError(f"file ended {span.count - sent} bytes short of the {span.count} announced")
+        raise span.cut_short(sent)
     return sent
 
 

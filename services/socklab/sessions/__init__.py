@@ -41,9 +41,14 @@ class FileSpan:
         while left > 0:
             piece = self.file.read(min(size, left))
             if not piece:
-                raise EOFError(f"file ended {left} bytes short of the {self.count} announced")
+                raise self.cut_short(self.count - left)
             left -= len(piece)
             yield piece
+
+    def cut_short(self, sent: int) -> EOFError:
+        """The error of a span whose file ended after ``sent`` of its bytes."""
+        return EOFError(f"file ended {self.count - sent} bytes short of the {self.count} "
+                        "announced")
 
 
 Chunk = bytes | FileSpan

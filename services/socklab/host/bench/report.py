@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from socklab.host.bench.summary import human_size
+from socklab.registry import CLIENTS, VARIANTS
 
 REFERENCES = ("uvloop", "asyncio")
 # The targets of docs/bench.md: what the lab's servers should reach against the references.
@@ -153,8 +154,9 @@ def memory_table(memory: list[Mapping[str, Any]]) -> list[str]:
 
 def bulk_tables(results: Mapping[str, Any]) -> list[str]:
     """iperf3 both ways, then each file's upload and download beside their iperf3 direction."""
-    ways = (("client-1 → ftp-server", results.get("iperf3")),
-            ("ftp-server → client-1 (-R)", results.get("iperf3_reverse")))
+    client, server = CLIENTS[0], VARIANTS["ftp"].host
+    ways = ((f"{client} → {server}", results.get("iperf3")),
+            (f"{server} → {client} (-R)", results.get("iperf3_reverse")))
     lines = ["", "### iperf3 between client-1 and ftp-server's container", ""]
     lines += table(["direction", "MiB/s", "Gbit/s", "runs"], [[
         way, spread_text(iperf["summary"]["mib_s"]) if iperf else "–",

@@ -272,8 +272,9 @@ def run_iperf_and_ftp(lab: BenchLab, client: BenchHost, params: Params,
     bulk = ("mib_s", "seconds", "server_cpu")
     try:
         iperf = {}
-        for key, reverse, way in (("iperf3", False, "client -> ftp-server"),
-                                  ("iperf3_reverse", True, "ftp-server -> client (-R)")):
+        for key, reverse, way in (("iperf3", False, f"{client.alias} -> {server.alias}"),
+                                  ("iperf3_reverse", True,
+                                   f"{server.alias} -> {client.alias} (-R)")):
             step(f"iperf3 {way}")
             runs = [_iperf_once(client, server, params.iperf_seconds, reverse)
                     for _ in range(params.runs)]
