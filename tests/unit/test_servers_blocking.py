@@ -194,6 +194,17 @@ def test_buffer_pool_lends_at_most_count_and_survives_a_failed_allocation() -> N
     assert huge.made == 0  # the failed allocation did not use up the pool
 
 
+def test_buffer_pool_take_many_lends_all_or_none() -> None:
+    pool = base.BufferPool(3, 4096)
+    first = pool.take_many(2)
+    assert len(first) == 2 and all(len(b) == 4096 for b in first)
+    assert pool.take_many(2) == []  # one is free, two were asked: none lent
+    assert len(pool.take_many(1)) == 1
+    for buffer in first:
+        pool.give(buffer)
+    assert len(pool.take_many(2)) == 2
+
+
 def test_send_fully_times_out_only_without_progress(socket_pair) -> None:
     """A reader slower than the whole reply per timeout, but steady, is not dropped."""
     import threading

@@ -7,10 +7,13 @@ import errno
 import hashlib
 import os
 import stat
+import time
 from pathlib import Path
 
 import pytest
 
+from socklab import storage
+from socklab.buffers import BufferPool
 from socklab.protocol.ftp import PARTIAL_PREFIX, FtpError
 from socklab.sessions import FILE_READ_CHUNK, FileSpan
 from socklab.storage import UploadDir
@@ -249,3 +252,158 @@ def test_storage_open_read_of_fifo_does_not_wait_for_a_writer(uploads: UploadDir
         with contextlib.suppress(OSError):  # a reader stuck in open() is let go
             os.close(os.open(uploads.root / "pipe", os.O_WRONLY | os.O_NONBLOCK))
     assert len(outcome) == 1 and isinstance(outcome[0], IsADirectoryError)
+
+
+def direct_capable(directory: Path) -> bool:
+    probe = directory / "probe"
+    probe.touch()
+    try:
+        os.close(os.open(probe, os.O_WRONLY | os.O_DIRECT))
+    except OSError:
+        return False
+    finally:
+        probe.unlink()
+    return True
+
+
+@pytest.fixture
+def small_direct(monkeypatch, uploads: UploadDir) -> BufferPool:
+    """Direct writes from the first byte, from a pool of its own (to count its blocks)."""
+    if not direct_capable(uploads.root):
+        pytest.skip("the test directory's file system has no O_DIRECT")
+    pool = BufferPool(storage.DIRECT_DEPTH, storage.DIRECT_BLOCK)
+    monkeypatch.setattr(storage, "STAGING_POOL", pool)
+    monkeypatch.setattr(storage, "DIRECT_MIN_SIZE", 1)
+    return pool
+
+
+def free_blocks(pool: BufferPool) -> int:
+    return len(pool._free) + pool.count - pool.made
+
+
+def uneven_pieces(data: bytes) -> list[bytes]:
+    """``data`` cut at sizes that straddle block boundaries, as recv() would."""
+    pieces, start, step = [], 0, 1
+    while start < len(data):
+        pieces.append(data[start:start + step])
+        start += step
+        step = step * 7 % 1_300_001 + 1
+    return pieces
+
+
+def test_storage_large_upload_written_direct_whole(uploads: UploadDir,
+                                                   small_direct: BufferPool) -> None:
+    """Ten full blocks go through the writer thread, the 12,345-byte tail through the
+    page cache; the file and its digest are the bytes sent, the blocks go back."""
+    data = os.urandom(10 * storage.DIRECT_BLOCK + 12_345)
+    upload = uploads.begin("big.bin", len(data))
+    assert upload.direct is not None and free_blocks(small_direct) == 0
+    for piece in uneven_pieces(data):
+        upload.write(memoryview(piece))
+    assert upload.commit() == hashlib.sha256(data).hexdigest()
+    assert (uploads.root / "big.bin").read_bytes() == data and names(uploads) == ["big.bin"]
+    assert free_blocks(small_direct) == storage.DIRECT_DEPTH
+
+
+def test_storage_upload_shorter_than_a_block_is_all_tail(uploads: UploadDir,
+                                                         small_direct: BufferPool) -> None:
+    upload = uploads.begin("small.bin", 10)
+    upload.write(b"0123456789")
+    upload.commit()
+    assert (uploads.root / "small.bin").read_bytes() == b"0123456789"
+
+
+def test_storage_direct_write_error_surfaces_and_abort_leaves_nothing(
+        uploads: UploadDir, small_direct: BufferPool, monkeypatch) -> None:
+    """A block the disk refused (ENOSPC) shows at a later write or at commit; the
+    upload is then aborted whole and the blocks go back to the pool."""
+    upload = uploads.begin("refused.bin", 8 * storage.DIRECT_BLOCK)
+    assert upload.direct is not None
+    direct_fd, real_pwrite = upload.direct.fd, os.pwrite
+
+    def pwrite(fd: int, data, offset: int) -> int:
+        if fd == direct_fd:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_pwrite(fd, data, offset)
+
+    monkeypatch.setattr(os, "pwrite", pwrite)
+    with pytest.raises(OSError) as caught:
+        for _ in range(8):
+            upload.write(b"x" * storage.DIRECT_BLOCK)
+        upload.commit()
+    assert caught.value.errno == errno.ENOSPC
+    upload.abort()
+    assert names(uploads) == [] and free_blocks(small_direct) == storage.DIRECT_DEPTH
+
+
+def test_storage_abort_with_blocks_in_flight_gives_them_back(uploads: UploadDir,
+                                                             small_direct: BufferPool) -> None:
+    upload = uploads.begin("left.bin", 100 * storage.DIRECT_BLOCK)
+    for _ in range(6):
+        upload.write(b"y" * storage.DIRECT_BLOCK)
+    upload.abort()
+    upload.abort()
+    assert names(uploads) == [] and free_blocks(small_direct) == storage.DIRECT_DEPTH
+
+
+def test_storage_upload_through_page_cache_when_no_block_is_free(uploads: UploadDir,
+                                                                 small_direct: BufferPool) -> None:
+    held = small_direct.take_many(1)
+    assert held
+    upload = uploads.begin("cached.bin", 3 * storage.DIRECT_BLOCK)
+    assert upload.direct is None and free_blocks(small_direct) == storage.DIRECT_DEPTH - 1
+    upload.write(b"z" * (3 * storage.DIRECT_BLOCK))
+    upload.commit()
+    assert (uploads.root / "cached.bin").stat().st_size == 3 * storage.DIRECT_BLOCK
+
+
+def test_storage_upload_through_page_cache_without_o_direct(uploads: UploadDir,
+                                                            small_direct: BufferPool,
+                                                            monkeypatch) -> None:
+    """A file system that refuses O_DIRECT (EINVAL at open): the page cache, blocks back."""
+    real_open = os.open
+
+    def open_(path, flags, *args, **kwargs):
+        if flags & os.O_DIRECT:
+            raise OSError(errno.EINVAL, "Invalid argument")
+        return real_open(path, flags, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", open_)
+    upload = uploads.begin("plain.bin", 2 * storage.DIRECT_BLOCK)
+    assert upload.direct is None and free_blocks(small_direct) == storage.DIRECT_DEPTH
+    upload.write(b"p" * 100)
+    upload.commit()
+    assert (uploads.root / "plain.bin").read_bytes() == b"p" * 100
+
+
+def test_storage_replaced_large_file_freed_after_the_rename(uploads: UploadDir) -> None:
+    """The file a commit replaces is held open across the rename, so its blocks are
+    freed at the close, on another thread; a small one is not held at all."""
+    large, small = uploads.root / "large", uploads.root / "small"
+    with open(large, "wb") as file:
+        file.truncate(storage.DIRECT_MIN_SIZE)  # sparse: the size is what counts
+    small.write_bytes(b"s")
+    held = storage.hold_replaced(large)
+    assert held is not None and storage.hold_replaced(small) is None
+    assert storage.hold_replaced(uploads.root / "absent") is None
+    os.replace(small, large)
+    assert os.fstat(held).st_nlink == 0 and os.fstat(held).st_size == storage.DIRECT_MIN_SIZE
+    storage.release_replaced(held)
+    for _ in range(200):
+        try:
+            os.fstat(held)
+        except OSError as error:
+            assert error.errno == errno.EBADF
+            break
+        time.sleep(0.01)
+    else:
+        pytest.fail("the held descriptor was never closed")
+
+
+def test_storage_commit_over_a_large_file_replaces_it(uploads: UploadDir) -> None:
+    with open(uploads.root / "again", "wb") as file:
+        file.truncate(storage.DIRECT_MIN_SIZE)
+    upload = uploads.begin("again")
+    upload.write(b"new")
+    upload.commit()
+    assert (uploads.root / "again").read_bytes() == b"new" and names(uploads) == ["again"]

@@ -13,11 +13,11 @@ import errno
 import logging
 import signal
 import socket
-import threading
 import time
 from collections.abc import Generator, Iterable, Iterator
 from types import FrameType
 
+from socklab.buffers import BufferPool
 from socklab.log import peer_name
 from socklab.servers.conn import EOF, FINISHED, IDLE_TIMEOUT, SHORT_FILE, Connection, error_reason
 from socklab.sessions import Chunk, FileSpan, Session
@@ -35,35 +35,8 @@ BODY_RECV = 1 << 20
 # take the server past its memory limit (16 MiB here): a connection that finds
 # none free reads RECV_SIZE at a time, as before.
 BODY_BUFFERS = 16
-
-
-class BufferPool:
-    """A bounded set of reusable receive buffers, made on first need, shared by threads."""
-
-    def __init__(self, count: int, size: int) -> None:
-        self.count = count
-        self.size = size
-        self.made = 0
-        self._free: list[memoryview] = []
-        self._lock = threading.Lock()
-
-    def take(self) -> memoryview | None:
-        """A buffer of ``size`` bytes, or None when ``count`` are in use."""
-        with self._lock:
-            if self._free:
-                return self._free.pop()
-            if self.made == self.count:
-                return None
-            buffer = memoryview(bytearray(self.size))  # a MemoryError leaves the count as it was
-            self.made += 1
-        return buffer
-
-    def give(self, buffer: memoryview) -> None:
-        with self._lock:
-            self._free.append(buffer)
-
-
 BODY_POOL = BufferPool(BODY_BUFFERS, BODY_RECV)
+
 
 # A client that sends nothing and reads nothing for this long is disconnected,
 # so silent clients cannot pin threads or descriptors for ever. Ten minutes:
