@@ -40,6 +40,18 @@ def healthcheck(spec: dict[str, Any], interval_ns: int, timeout_ns: int) -> dict
             "retries": int(check.get("retries", 3))}
 
 
+def check_command(spec: dict[str, Any]) -> list[str] | None:
+    """The argv of the service's health check, to run by hand (None: it has none)."""
+    test = (spec.get("healthcheck") or {}).get("test")
+    if isinstance(test, str):
+        return ["/bin/sh", "-c", test]
+    if not test or test[0] == "NONE":
+        return None
+    if test[0] == "CMD-SHELL":
+        return ["/bin/sh", "-c", test[1]]
+    return list(test[1:] if test[0] == "CMD" else test)
+
+
 def host_config(api: Any, spec: dict[str, Any], binds: dict[str, dict[str, str]],
                 **extra: Any) -> Any:
     """The HostConfig of a service: limits, kernel settings, mounts, as Compose would set them.
@@ -109,6 +121,30 @@ def wait_ready(container: Any, alias: str, timeout: float) -> None:
         time.sleep(0.1)
     logs = container.logs().decode("utf-8", "replace")
     raise TimeoutError(f"{alias} not healthy after {timeout:.0f} s:\n{logs}")
+
+
+def wait_answering(container: Any, alias: str, command: list[str] | None,
+                   timeout: float) -> None:
+    """Wait until the container runs and ``command`` (its health check) succeeds in it.
+
+    For a container made without a Docker health check: the check runs only
+    until it first passes, not every interval for the container's life (a
+    process started in the container each time, on the container's CPUs).
+    Raises with the container's log when it exits or ``timeout`` passes.
+    """
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        container.reload()
+        status = container.attrs["State"]["Status"]
+        if status in FAILED_STATES:
+            logs = container.logs().decode("utf-8", "replace")
+            exit_code = container.attrs["State"]["ExitCode"]
+            raise RuntimeError(f"{alias} {status} ({exit_code}):\n{logs}")
+        if status == "running" and (command is None or container.exec_run(command)[0] == 0):
+            return
+        time.sleep(0.1)
+    logs = container.logs().decode("utf-8", "replace")
+    raise TimeoutError(f"{alias} not answering its health check after {timeout:.0f} s:\n{logs}")
 
 
 def sweep(engine: docker.DockerClient, labels: dict[str, str]) -> int:
