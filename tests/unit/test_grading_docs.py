@@ -136,3 +136,16 @@ def test_the_familys_page_names_every_check(family: str) -> None:
     ids = sorted({c.id for variant in FAMILIES[family] for c in spec.checks(variant)})
     missing = [check_id for check_id in ids if f"`{check_id}`" not in text]
     assert not missing, f"{spec.PAGES[family]} does not name {missing}"
+
+
+def test_the_ftp_page_says_how_large_the_timed_upload_is() -> None:
+    """A learner's size limit must let the performance upload in: the page says its size,
+    and names no other size for it."""
+    from socklab.grading.spec_ftp import THROUGHPUT_UPLOAD
+
+    text = (ROOT / spec.PAGES["ftp"]).read_text()
+    said = set(re.findall(r"performance check uploads (\d+) MiB|client uploads (\d+) MiB", text))
+    sizes = {int(size) for pair in said for size in pair if size}
+    assert sizes == {THROUGHPUT_UPLOAD >> 20}, (
+        f"{spec.PAGES['ftp']} gives the timed upload as {sorted(sizes)} MiB; the grader "
+        f"uploads {THROUGHPUT_UPLOAD >> 20} MiB")

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from socklab import __version__
-from socklab.grading import spec
+from socklab.grading import spec, spec_ftp
 from socklab.grading.run import reproduce
 from socklab.host.grade import procfs
 from socklab.host.grade.lab import REFERENCE_ALIAS, GradeLab
@@ -57,8 +57,6 @@ TURN = 0.2
 PAIR_SECONDS = 2.4
 # The other variants (one client, or an upload): rounds taking turns, the order swapped.
 PERFORMANCE_ROUNDS = 3
-# One upload takes ~0.15 s at 64 MiB: too short to measure steadily (0.95-1.54 seen).
-FTP_LOAD_BYTES = 256 << 20
 PERFORMANCE_SECONDS = 2.0  # one measured window
 # An echo run opens with a warm-up and has no tail (the benchmark's, which samples the
 # server's CPU on both sides of the window's edges).
@@ -329,7 +327,7 @@ class Grading:
                     "--mode", "framed", "--duration", str(PERFORMANCE_SECONDS)]
         if v.name == "ftp":
             return ["python3", "-m", "socklab.loadgen.load", "ftp", "--host", host, "--port",
-                    str(v.main_port), "--size", str(FTP_LOAD_BYTES)]
+                    str(v.main_port), "--size", str(spec_ftp.THROUGHPUT_UPLOAD)]
         if v.transport == "udp":
             return ["python3", "-m", "socklab.loadgen.load", "udp", "--host", host, "--port",
                     str(v.main_port), "--duration", str(PERFORMANCE_SECONDS)]
@@ -356,7 +354,7 @@ class Grading:
         if self.variant.name == "exec":
             return "commands/s", "echo ok on the framed port, one client"
         if self.variant.name == "ftp":
-            return "MiB/s", f"one {FTP_LOAD_BYTES >> 20} MiB upload, sha256 checked"
+            return "MiB/s", f"one {spec_ftp.THROUGHPUT_UPLOAD >> 20} MiB upload, sha256 checked"
         if self.variant.transport == "udp":
             return "datagrams/s", "64-byte datagrams, one client"
         clients = "one client" if self.clients == 1 else f"{self.clients} clients"
