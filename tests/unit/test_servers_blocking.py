@@ -182,6 +182,40 @@ def test_send_all_sends_a_large_file_with_sendfile_right_behind_its_answer(tmp_p
     assert sock.flags == [base.MSG_MORE, 0] and base.MSG_MORE  # the answer waits for the file
 
 
+@pytest.mark.parametrize("size", [base.DROP_BEHIND_SIZE - 1, base.DROP_BEHIND_SIZE + 5],
+                         ids=["kept-cached", "dropped-behind"])
+def test_send_file_goes_in_slices_dropping_a_large_file_behind(tmp_path, monkeypatch,
+                                                                 size: int) -> None:
+    """Slices from the file's position to the span's end; a file of DROP_BEHIND_SIZE or
+    more is dropped from the page cache slice by slice, a smaller one is left cached."""
+    path = tmp_path / "f"
+    with path.open("wb") as file:
+        file.truncate(size + 100)  # sparse; longer than the span, which stops at its count
+    advice: list[tuple[int, int, int]] = []
+    monkeypatch.setattr(os, "posix_fadvise",
+                        lambda fd, offset, length, how: advice.append((offset, length, how)))
+    sock = RecordingSocket()
+    with path.open("rb") as file:
+        file.seek(100)
+        assert base.send_file(sock, FileSpan(file, size)) == size  # type: ignore[arg-type]
+    slices = [(100 + start, min(base.SENDFILE_SLICE, size - start))
+              for start in range(0, size, base.SENDFILE_SLICE)]
+    assert sock.writes == [("sendfile", offset, count) for offset, count in slices]
+    dropped = [(offset, count, os.POSIX_FADV_DONTNEED) for offset, count in slices]
+    assert advice == (dropped if size >= base.DROP_BEHIND_SIZE else [])
+
+
+def test_send_file_of_a_file_cut_short_raises_after_what_was_sent(tmp_path) -> None:
+    class Short(RecordingSocket):
+        def sendfile(self, file, offset: int, count: int) -> int:
+            super().sendfile(file, offset, count)
+            return count if offset == 0 else 7
+
+    (tmp_path / "f").write_bytes(b"")
+    with (tmp_path / "f").open("rb") as file, pytest.raises(EOFError, match="short"):
+        base.send_file(Short(), FileSpan(file, base.SENDFILE_SLICE + 100))  # type: ignore[arg-type]
+
+
 def test_buffer_pool_lends_at_most_count_and_survives_a_failed_allocation() -> None:
     pool = base.BufferPool(2, 16)
     first, second = pool.take(), pool.take()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import logging
+import os
 import signal
 import socket
 import time
@@ -36,6 +37,14 @@ BODY_RECV = 1 << 20
 # none free reads RECV_SIZE at a time, as before.
 BODY_BUFFERS = 16
 BODY_POOL = BufferPool(BODY_BUFFERS, BODY_RECV)
+
+# A file is sent this much at a time; from DROP_BEHIND_SIZE up, the pages sent
+# are dropped from the page cache behind it (POSIX_FADV_DONTNEED). Such a file
+# cannot stay cached in ftp-server's 256 MiB anyway, and each page it read
+# made the kernel reclaim another from the container's full cache first: 1 GiB
+# downloads went out at 1,099-1,422 MiB/s, and at 1,458-1,725 dropping behind.
+SENDFILE_SLICE = 16 << 20
+DROP_BEHIND_SIZE = 128 << 20
 
 
 # A client that sends nothing and reads nothing for this long is disconnected,
@@ -162,14 +171,24 @@ def send_fully(conn: socket.socket, data: bytes | bytearray, flags: int = 0) -> 
 def send_file(conn: socket.socket, span: FileSpan) -> int:
     """Send a ``FileSpan`` with ``sendfile`` (the kernel copies the file; Python never sees it).
 
+    A large file goes in slices, each dropped from the page cache once sent.
+
     The socket's timeout bounds each wait for room, as in ``send_fully``. A
     file shorter than announced raises ``EOFError``.
     """
     if span.count == 0:
         return 0  # sendfile refuses a count of 0
-    sent = conn.sendfile(span.file, span.file.tell(), span.count)
-    if sent < span.count:
-        raise span.cut_short(sent)
+    start, sent = span.file.tell(), 0
+    while sent < span.count:
+        piece = min(SENDFILE_SLICE, span.count - sent)
+        done = conn.sendfile(span.file, start + sent, piece)
+        if span.count >= DROP_BEHIND_SIZE and done:
+            with contextlib.suppress(OSError):  # advice; a file system may ignore it
+                os.posix_fadvise(span.file.fileno(), start + sent, done,
+                                 os.POSIX_FADV_DONTNEED)
+        sent += done
+        if done < piece:
+            raise span.cut_short(sent)
     return sent
 
 
