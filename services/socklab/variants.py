@@ -80,12 +80,13 @@ def serve_ftp(args: argparse.Namespace, log: logging.Logger) -> None:
     from socklab.sessions.ftp import FtpSession
     from socklab.storage import UploadDir
 
-    uploads = UploadDir(Path(args.upload_dir))
+    uploads = UploadDir(Path(args.upload_dir), direct=not args.page_cache_only)
     swept = uploads.sweep_partials()
     new_session = functools.partial(FtpSession, uploads, args.max_size)
     server = SessionServer((args.host, args.port), new_session, log, args.backlog, idle(args))
-    log.info("listen %s:%d backlog=%d uploads=%s swept_partials=%d", args.host, args.port,
-             args.backlog, args.upload_dir, swept)
+    log.info("listen %s:%d backlog=%d uploads=%s swept_partials=%d%s", args.host, args.port,
+             args.backlog, args.upload_dir, swept,
+             " page_cache_only" if args.page_cache_only else "")
     serve_threaded([server], log)
 
 

