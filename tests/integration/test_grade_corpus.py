@@ -120,8 +120,11 @@ def _grade_class(image: str, entries: list[Entry], work: Path) -> ClassGraded:
     env = {**os.environ, "PYTHONPATH": str(harness.ROOT / "services")}
     started = time.monotonic()
     with open(work / "stopped.log", "w+") as log:
+        # SIGINT as a terminal's Ctrl-C gives it, even where the suite was started in the
+        # background (an asynchronous command of a non-interactive shell ignores SIGINT).
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, text=True,
-                                   env=env)
+                                   env=env, preexec_fn=lambda: signal.signal(
+                                       signal.SIGINT, signal.SIG_DFL))
         learners: dict[str, dict[str, Any]] = {}
         try:
             while process.poll() is None:

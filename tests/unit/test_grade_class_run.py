@@ -197,8 +197,11 @@ def test_a_run_stopped_midway_resumes_and_finishes(tmp_path: Path,
             " '--jobs', '2'), engine=no_engine, command=fake_command))")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(
         [str(Path(__file__).parent), *sys.path])}
+    # Ctrl-C as a terminal gives it, even where this suite was started in the background
+    # (an asynchronous command of a non-interactive shell inherits SIGINT ignored).
     process = subprocess.Popen([sys.executable, "-c", code, str(subs), str(out)], env=env,
-                               stderr=subprocess.PIPE, text=True)
+                               stderr=subprocess.PIPE, text=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     # Stop it once a1 and a2 are done and b1, b2 are running (they hold for 60 s).
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
