@@ -78,7 +78,7 @@ EXEC_CHECKS: tuple[Check, ...] = (
           f"a 40 MiB output is cut at {size(EXEC_OUTPUT_CAP)} and marked truncated; the server "
           "keeps serving",
           "Read at most the cap, then stop the command: an output kept whole could be "
-          "larger than the server's memory.", "exec", budget=60.0),
+          "larger than the server's memory.", "exec", budget=75.0),
     Check("security.time-limit", 5,
           f"sleep 1000 is killed at the {EXEC_TIMEOUT:.0f} s limit: status -9, timed_out true",
           "Wait for a command with a deadline and kill its process group (SIGKILL) when "
